@@ -1,0 +1,51 @@
+"""The `vlmkit` command line: one typer app assembled from one module per area.
+
+Each area module only imports typer at import time; torch/transformers are imported inside the
+command bodies, so `vlmkit --help` stays fast. Every command is a thin layer over a library function.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import VlmkitError
+from . import data, evaluate, infer, models, quickstart, serve, train
+
+app = typer.Typer(
+    name="vlmkit",
+    help="From a VQA dataset to a fine-tuned, evaluated and served vision-language model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+for area in (data, models, train, infer, evaluate, serve, quickstart):
+    area.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one clear line and exit 2, never a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except VlmkitError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,1 @@
+"""Datasets as plain files: samples.jsonl + media/ (see shared/ARCHITECTURE.md)."""

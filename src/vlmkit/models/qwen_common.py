@@ -1,0 +1,95 @@
+"""What the Qwen VL families share: special tokens, the ChatML-style template, pixel settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import FamilyAdapter
+
+# Added tokens in Qwen2-VL / Qwen2.5-VL / Qwen3-VL order; with the real vocabulary they start at 151643,
+# so <|image_pad|> = 151655 and <|video_pad|> = 151656 exactly as in the released checkpoints.
+QWEN_SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
+    "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>",
+    "</tool_response>", "<think>", "</think>",
+]
+
+# The chat template released with Qwen2-VL-*-Instruct and Qwen2.5-VL-*-Instruct (default system prompt).
+QWEN2_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Qwen3-VL's template (tool-calling branches omitted): no default system prompt, text parts of
+# list-form system/assistant content rendered, same vision markers.
+QWEN3_VL_TEMPLATE = (
+    "{%- set image_count = namespace(value=0) %}{%- set video_count = namespace(value=0) %}"
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\n' }}"
+    "{%- if message['content'] is string %}{{- message['content'] }}"
+    "{%- else %}{%- for content in message['content'] %}"
+    "{%- if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{%- set image_count.value = image_count.value + 1 %}{%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif content['type'] == 'video' or 'video' in content %}{%- set video_count.value = video_count.value + 1 %}"
+    "{%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}<|vision_start|><|video_pad|><|vision_end|>"
+    "{%- elif 'text' in content %}{{- content['text'] }}{%- endif %}{%- endfor %}{%- endif %}"
+    "{{- '<|im_end|>\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+)
+
+# Tiny-model resolution: small images stay a handful of vision tokens.
+TINY_MIN_PIXELS = 28 * 28 * 4
+TINY_MAX_PIXELS = 28 * 28 * 64
+
+
+class QwenFamily(FamilyAdapter):
+    """Shared behaviour of the Qwen VL families (processor pixel bounds, tokenizer specials)."""
+
+    def processor_kwargs(self, min_pixels: int | None = None, max_pixels: int | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if min_pixels is not None:
+            kwargs["min_pixels"] = int(min_pixels)
+        if max_pixels is not None:
+            kwargs["max_pixels"] = int(max_pixels)
+        return kwargs
+
+    def tiny_special_tokens(self) -> list[str]:
+        return list(QWEN_SPECIAL_TOKENS)
+
+    def tiny_tokenizer_kwargs(self) -> dict[str, str]:
+        return {"eos": "<|im_end|>", "pad": "<|endoftext|>"}
+
+    def tiny_token_ids(self, tokenizer: Any) -> dict[str, int]:
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+        return {
+            "image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+            "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
+            "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+        }
+
+
+def tiny_text_dims(vocab_size: int, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2) -> dict[str, Any]:
+    return dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=4096)
+
+
+def mrope(head_dim: int, theta: float = 1_000_000.0, **extra: Any) -> dict[str, Any]:
+    """Multimodal RoPE parameters: the t/h/w sections must sum to head_dim / 2."""
+    half = head_dim // 2
+    t = half // 4          # head_dim 128 -> [16, 24, 24], the released Qwen2-VL split
+    hw = (half - t) // 2
+    return {"rope_type": "default", "rope_theta": theta, "mrope_section": [t, hw, half - t - hw], **extra}

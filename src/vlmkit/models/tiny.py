@@ -1,0 +1,55 @@
+"""Tiny random-weight checkpoints of every family, built offline for tests and the quickstart.
+
+Each is a real `save_pretrained` folder (config, safetensors, tokenizer, processor, chat template) that the
+ordinary `from_pretrained(path)` path loads with HF_HUB_OFFLINE=1; users point the same code at real weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from .registry import get_family
+
+
+def build_tiny(family: str, out_dir: str | os.PathLike, *, vocab: str = "small", seed: int = 0,
+               corpus: Iterable[str] | None = None, text_hidden: int | None = None) -> Path:
+    """Build, save and return the folder of a tiny `family` checkpoint.
+
+    vocab: "small" trains a ~1k-token byte-level BPE (fast); "qwen" uses the real Qwen vocabulary so
+    special-token ids match the released checkpoints (<|image_pad|> = 151655).
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, GenerationConfig
+
+    from .tokenizers import build_tokenizer
+
+    adapter = get_family(family)
+    tokenizer = build_tokenizer(vocab, adapter.tiny_special_tokens(), corpus=corpus, **adapter.tiny_tokenizer_kwargs())
+    ids = adapter.tiny_token_ids(tokenizer)
+    vocab_size = 151936 if vocab == "qwen" and family.startswith("qwen") else _round_up(len(tokenizer), 64)
+    config = adapter.tiny_config(vocab_size, ids)
+    if text_hidden:
+        _set_text_hidden(config, text_hidden)
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    processor = adapter.build_processor(tokenizer, config)
+    stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in adapter.stop_tokens]
+    model.generation_config = GenerationConfig(eos_token_id=stop_ids, pad_token_id=ids["pad_token_id"],
+                                               bos_token_id=ids.get("bos_token_id"), do_sample=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return (n + multiple - 1) // multiple * multiple
+
+
+def _set_text_hidden(config, hidden: int) -> None:
+    text = config.get_text_config()
+    text.hidden_size = hidden
+    text.intermediate_size = hidden * 2
