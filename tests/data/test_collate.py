@@ -182,3 +182,19 @@ def test_video_on_a_family_without_video_is_a_clear_error(loaded, tmp_path):
     lm = loaded("llava")
     with pytest.raises(VlmkitError, match="llava does not take video input"):
         VlmCollator(lm.processor, lm.family)([s])
+
+
+@pytest.mark.parametrize("family", QWEN_FAMILIES)
+def test_min_and_max_pixels_change_the_number_of_image_tokens(family, loaded, images):
+    lm = loaded(family)
+    s = sample("px", [("Color?", "red")], images["big"])
+    image_id = lm.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    factor = 32 if family == "qwen3_vl" else 28
+    counts = {}
+    for max_pixels in (factor * factor * 4, factor * factor * 16):
+        media = MediaSettings(min_pixels=factor * factor, max_pixels=max_pixels)
+        batch = VlmCollator(lm.processor, lm.family, media=media)([s])
+        counts[max_pixels] = int((batch["input_ids"] == image_id).sum())
+        assert counts[max_pixels] <= max_pixels // (factor * factor)
+    small, large = counts.values()
+    assert small < large

@@ -114,7 +114,7 @@ class VlmCollator:
 
     def _process(self, texts: list[str], images: list[list[Any]], videos: list[list[Any]], padding_side: str):
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
-        kwargs.update(self.family.processor_kwargs(self.media.min_pixels, self.media.max_pixels))
+        kwargs.update(self.family.processor_kwargs(self.media.min_pixels, self.media.max_pixels, self.processor))
         flat_images = [img for row in images for img in row]
         if flat_images:
             kwargs["images"] = images if self.family.name == "smolvlm" else flat_images

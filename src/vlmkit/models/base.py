@@ -77,7 +77,8 @@ class FamilyAdapter:
         return rf"(?:.*\.)?{path}\..*\.(?:{alt})"
 
     # --- processor settings ----------------------------------------------------------------
-    def processor_kwargs(self, min_pixels: int | None = None, max_pixels: int | None = None) -> dict[str, Any]:
+    def processor_kwargs(self, min_pixels: int | None = None, max_pixels: int | None = None,
+                         processor: Any = None) -> dict[str, Any]:
         """Per-call processor kwargs for image resolution; empty for families with fixed-size inputs."""
         return {}
 

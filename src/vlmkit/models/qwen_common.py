@@ -59,13 +59,18 @@ TINY_MAX_PIXELS = 28 * 28 * 64
 class QwenFamily(FamilyAdapter):
     """Shared behaviour of the Qwen VL families (processor pixel bounds, tokenizer specials)."""
 
-    def processor_kwargs(self, min_pixels: int | None = None, max_pixels: int | None = None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        if min_pixels is not None:
-            kwargs["min_pixels"] = int(min_pixels)
-        if max_pixels is not None:
-            kwargs["max_pixels"] = int(max_pixels)
-        return kwargs
+    def processor_kwargs(self, min_pixels: int | None = None, max_pixels: int | None = None,
+                         processor: Any = None) -> dict[str, Any]:
+        """`size={"shortest_edge": min_pixels, "longest_edge": max_pixels}` (the processor's own bound fills a
+        missing side); images only: a video's pixel budget stays the video processor's."""
+        if min_pixels is None and max_pixels is None:
+            return {}
+        default = dict(getattr(getattr(processor, "image_processor", None), "size", None) or {})
+        size = {"shortest_edge": int(min_pixels) if min_pixels is not None else default.get("shortest_edge"),
+                "longest_edge": int(max_pixels) if max_pixels is not None else default.get("longest_edge")}
+        if None in size.values():
+            raise ValueError("set both min_pixels and max_pixels for a processor without defaults")
+        return {"images_kwargs": {"size": size}}
 
     def tiny_special_tokens(self) -> list[str]:
         return list(QWEN_SPECIAL_TOKENS)
