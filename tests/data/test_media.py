@@ -251,6 +251,14 @@ def test_bad_data_urls(url, words):
     expect_media_error("image", url, *words)
 
 
+def test_unsupported_url_scheme_is_not_taken_for_a_path():
+    expect_media_error("image", "s3://bucket/cat.png", "unsupported URL scheme")
+
+
+def test_float_pixels_are_scaled_not_blackened():
+    assert load_image(Image.fromarray(np.full((3, 3), 0.5, np.float32))).getpixel((0, 0)) == (128, 128, 128)
+
+
 def test_unsupported_source_type():
     with pytest.raises(MediaError, match="unsupported source type"):
         load_image(12345)
@@ -392,7 +400,9 @@ def test_encode_image_round_trips_and_suffixes():
         image_suffix("NOT-A-FORMAT")
 
 
-@pytest.mark.parametrize("size", [(48, 64), (1080, 1920), (20, 2000), (3000, 4000), (10, 10), (333, 555)])
+@pytest.mark.parametrize(
+    "size", [(48, 64), (1080, 1920), (20, 2000), (3000, 4000), (10, 10), (333, 555), (10, 1000), (5, 300)]
+)
 def test_fit_size_matches_qwens_smart_resize(size):
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
@@ -478,6 +488,27 @@ def test_a_header_that_overstates_the_frame_count_is_resampled(tmp_path):
     video = load_video(cut, nframes=4)
     assert video.total_frames == 12 and video.frame_indices == [0, 4, 7, 11]
     assert markers(video) == [0, 4, 7, 11]
+
+
+def test_a_decode_error_part_way_keeps_the_frames_before_it(tmp_path, caplog):
+    path = synthetic.write_video(tmp_path / "v.avi", n_frames=30, fps=10.0)
+    with av.open(str(path)) as container:
+        packets = [(packet.pos, packet.size) for packet in container.demux(container.streams.video[0]) if packet.size]
+    data = bytearray(path.read_bytes())
+    start, size = packets[15]
+    data[start : start + size] = b"\xab" * size  # frame 15 is garbage; the container around it is intact
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    video = load_video(damaged, nframes=30)
+    assert video.total_frames == 15 and markers(video) == list(range(15))
+    assert "decoding stopped after 15 frames" in caplog.text
+
+
+def test_display_rotation_is_applied(tmp_path):
+    path = synthetic.write_video(tmp_path / "phone.mp4", n_frames=4, rotation=90)
+    video = load_video(path, nframes=2)
+    assert video.frames.shape == (2, 64, 48, 3)  # coded 64 wide x 48 high, shown turned a quarter
+    assert [synthetic.frame_index(np.rot90(frame, -1)) for frame in video.frames] == [0, 3]
 
 
 def test_probe_video_reads_headers(clip):
@@ -580,3 +611,8 @@ def test_synthetic_media_is_deterministic(tmp_path):
 def test_describe_bytes_names_videos():
     assert "MP4" in describe_bytes(b"\x00\x00\x00\x20ftypisom")
     assert "Matroska" in describe_bytes(b"\x1aE\xdf\xa3rest")
+
+
+def test_describe_bytes_reads_long_non_ascii_text():
+    vietnamese = ("Câu hỏi: màu gì? Trả lời: đỏ. " * 40).encode()  # multi-byte characters across byte 512
+    assert describe_bytes(vietnamese) == "looks like plain text"

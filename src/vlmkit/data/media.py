@@ -15,8 +15,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import math
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import ConfigError, MediaError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PIXEL_CAP = 8192 * 8192  # 67 Mpx: a 600 dpi A4 scan fits; ~200 MB once decoded to RGB
 DEFAULT_MAX_BYTES = 64 * 2**20
@@ -68,7 +72,7 @@ def decode_image_bytes(
     data: bytes, source_name: str, *, max_pixels_cap: int = DEFAULT_PIXEL_CAP, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Image.Image:
     """Decode encoded image bytes (e.g. a parquet `{bytes, path}` cell) into a clean RGB image."""
-    return _to_clean_rgb(_open_fully(data, source_name, max_pixels_cap, max_bytes))
+    return _to_clean_rgb(_open_fully(data, source_name, max_pixels_cap, max_bytes), source_name)
 
 
 def read_image_source(
@@ -93,6 +97,8 @@ def read_image_source(
             return _decode_data_url(source, max_bytes), source
         if scheme.startswith("file://"):
             source = unquote(urlparse(source).path)
+        elif _has_url_scheme(source):
+            raise MediaError("image", source, "unsupported URL scheme (use a path, file://, http(s):// or data: URL)")
         if not source:
             raise MediaError("image", "''", "empty path")
     elif not isinstance(source, os.PathLike):
@@ -101,6 +107,11 @@ def read_image_source(
     if base_dir is not None and not path.is_absolute():
         path = Path(base_dir) / path
     return read_media_file(path, "image", max_bytes=max_bytes), str(path)
+
+
+def _has_url_scheme(text: str) -> bool:
+    """'s3://...', 'gs://...': an RFC 3986 scheme of two or more characters (so 'C://x' stays a path)."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", text) is not None
 
 
 def storable_image(
@@ -128,7 +139,7 @@ def storable_image(
     raw = _open_fully(data, name, max_pixels_cap, max_bytes)
     if raw.format in KEEP_AS_IS_FORMATS and _exif_orientation(raw) in (0, 1):
         return data, image_suffix(raw.format)
-    return encode_image(_to_clean_rgb(raw), "PNG"), ".png"
+    return encode_image(_to_clean_rgb(raw, name), "PNG"), ".png"
 
 
 def _exif_orientation(image: Image.Image) -> int:
@@ -207,24 +218,31 @@ def _clean_pil_image(image: Image.Image, max_pixels_cap: int) -> Image.Image:
         image = image.copy()  # forces a full decode of a lazily opened image
     except Exception as exc:
         raise MediaError("image", name, f"corrupt or truncated image data ({exc})") from None
-    return _to_clean_rgb(image)
+    return _to_clean_rgb(image, name)
 
 
-def _to_clean_rgb(image: Image.Image) -> Image.Image:
+def _to_clean_rgb(image: Image.Image, name: object) -> Image.Image:
     """EXIF orientation applied; transparency composited on white; 16-bit scaled, not clipped; RGB."""
     try:
         ImageOps.exif_transpose(image, in_place=True)
     except Exception:
         pass  # malformed EXIF: the pixels are still valid, keep them as stored
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
-        # PIL's convert() clips 16-bit values at 255, which turns most 16-bit images white.
-        levels = np.asarray(image, dtype=np.float32) / 257.0
-        image = Image.fromarray(levels.clip(0, 255).round().astype(np.uint8), "L")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    try:
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
+            # PIL's convert() clips 16-bit values at 255, which turns most 16-bit images white.
+            levels = np.asarray(image, dtype=np.float32) / 257.0
+            image = Image.fromarray(levels.clip(0, 255).round().astype(np.uint8), "L")
+        elif image.mode == "F":  # float pixels: 0..1 is the usual range; convert() would make them black
+            levels = np.asarray(image, dtype=np.float32)
+            levels = levels * 255.0 if levels.size and levels.max() <= 1.0 else levels
+            image = Image.fromarray(levels.clip(0, 255).round().astype(np.uint8), "L")
+        return image if image.mode == "RGB" else image.convert("RGB")
+    except ValueError as exc:  # e.g. LAB: Pillow has no direct conversion to RGB
+        raise MediaError("image", name, f"colour mode {image.mode} can't be converted to RGB ({exc})") from None
 
 
 def fit_size(
@@ -232,18 +250,20 @@ def fit_size(
 ) -> tuple[int, int]:
     """Qwen's `smart_resize` rule, as (height, width).
 
-    Each side is rounded to the nearest multiple of `factor` (at least `factor`). If that area is above
-    `max_pixels`, both sides are scaled by sqrt(h*w / max_pixels) and floored to multiples of `factor`; if it
-    is below `min_pixels`, scaled up and ceiled. The aspect ratio is kept as closely as the grid allows; an
-    extreme aspect ratio can end above `max_pixels` because no side goes below `factor`. Qwen2/2.5-VL use
-    factor 28 (patch 14 x merge 2), Qwen3-VL 32 (patch 16 x merge 2).
+    Each side is rounded to the nearest multiple of `factor`. If that area is above `max_pixels`, both sides
+    are scaled by sqrt(h*w / max_pixels) and floored to multiples of `factor`; if it is below `min_pixels`,
+    scaled up and ceiled. Finally no side is below `factor` (without a min_pixels a tiny side would round to
+    0). The aspect ratio is kept as closely as the grid allows; an extreme aspect ratio can end above
+    `max_pixels` because of that floor. With the same bounds this equals transformers' Qwen2-VL
+    `smart_resize` (which also refuses aspect ratios over 200; we don't). Qwen2/2.5-VL use factor 28
+    (patch 14 x merge 2), Qwen3-VL 32 (patch 16 x merge 2).
     """
     if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
         raise ConfigError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
     if height < 1 or width < 1 or factor < 1:
         raise ConfigError(f"cannot fit a {width}x{height} image to multiples of {factor}")
-    new_h = max(factor, round(height / factor) * factor)
-    new_w = max(factor, round(width / factor) * factor)
+    new_h = round(height / factor) * factor
+    new_w = round(width / factor) * factor
     if max_pixels is not None and new_h * new_w > max_pixels:
         beta = math.sqrt(height * width / max_pixels)
         new_h = max(factor, math.floor(height / beta / factor) * factor)
@@ -252,7 +272,7 @@ def fit_size(
         beta = math.sqrt(min_pixels / (height * width))
         new_h = math.ceil(height * beta / factor) * factor
         new_w = math.ceil(width * beta / factor) * factor
-    return new_h, new_w
+    return max(factor, new_h), max(factor, new_w)
 
 
 def fit_pixels(
@@ -301,7 +321,9 @@ def fetch_url(url: str, *, timeout: float = 10.0, max_bytes: int = DEFAULT_MAX_B
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     try:
-        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+        # Some hosts (Wikimedia among them) refuse httpx's default User-Agent.
+        headers = {"User-Agent": "vlmkit-media-loader"}
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True, headers=headers) as response:
             if response.status_code >= 400:
                 raise MediaError(kind, url, f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
             declared = response.headers.get("content-length", "")
@@ -371,14 +393,16 @@ def describe_bytes(data: bytes) -> str:
         if brand in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"):
             return "looks like a HEIC/HEIF image, which this Pillow cannot read (convert it to JPEG/PNG)"
         if brand in (b"avif", b"avis"):
-            return "looks like an AVIF image, which this Pillow cannot read (convert it to JPEG/PNG)"
+            return "looks like an AVIF image that this Pillow could not decode (convert it to JPEG/PNG)"
         return "looks like an MP4/MOV video"
     if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"WAVE"):
         return "looks like " + ("an AVI video" if head[8:12] == b"AVI " else "a WAV audio file")
     try:
         text = head.decode("utf-8").lstrip()
-    except UnicodeDecodeError:
-        return f"unrecognised bytes starting {head[:8].hex(' ')}"
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a multi-byte character cut by the 512-byte window
+            return f"unrecognised bytes starting {head[:8].hex(' ')}"
+        text = head[: exc.start].decode("utf-8").lstrip()
     if text.startswith("<"):
         return "looks like HTML/XML text"
     if text.startswith(("{", "[")):
@@ -471,8 +495,9 @@ def load_video(
     `max_frames` (a long video gets `max_frames` evenly spaced frames). Neither: fps=DEFAULT_VIDEO_FPS.
     `max_pixels_cap` refuses videos whose frames are larger, before decoding; `max_frame_pixels` downscales
     each kept frame (aspect ratio kept) to bound memory. Frames are counted by demuxing when the container
-    does not state a count (Matroska/WebM, variable frame rate), and if the stated count proves too high the
-    indices are resampled over the frames that really decode.
+    does not state a count (Matroska/WebM, variable frame rate), and if the stated count proves too high (a
+    cut-off file, or a decode error part-way, which is logged) the indices are resampled over the frames that
+    really decode. A phone video's display rotation is applied, so frames come out the way players show them.
     """
     if nframes is not None and fps is not None:
         raise ConfigError("load_video: pass nframes or fps, not both")
@@ -504,6 +529,8 @@ def load_video(
         total = decoded
         indices = _sample_indices(path, total, source_fps, nframes, fps, min_frames, max_frames)
         frames, _ = _decode_frames(path, indices, out_size)
+        if len(frames) < len(indices):
+            raise MediaError("video", path, f"only {len(frames)} of {len(indices)} sampled frames decode")
     return Video(
         frames=np.stack(frames),
         fps=source_fps,
@@ -605,7 +632,11 @@ def _frame_size(width: int, height: int, max_frame_pixels: int | None) -> tuple[
 
 
 def _decode_frames(path: Path, indices: list[int], out_size: tuple[int, int] | None) -> tuple[list[np.ndarray], int]:
-    """Decode in order, keeping the wanted indices; returns (frames, frames decoded before stopping)."""
+    """Decode in order, keeping the wanted indices; returns (frames, frames decoded before stopping).
+
+    Only wanted frames are converted to RGB, and decoding stops after the last one. A decode error after
+    some frames ends the stream there (the frames before it are valid and kept); before any, it is fatal.
+    """
     wanted, last = set(indices), indices[-1]
     frames: list[np.ndarray] = []
     decoded = 0
@@ -614,14 +645,24 @@ def _decode_frames(path: Path, indices: list[int], out_size: tuple[int, int] | N
             for index, frame in enumerate(container.decode(stream)):
                 decoded = index + 1
                 if index in wanted:
-                    if out_size:
-                        frame = frame.reformat(width=out_size[0], height=out_size[1])
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(_frame_to_rgb(frame, out_size))
                 if index >= last:
                     break
         except Exception as exc:
-            raise MediaError("video", path, f"decoding failed after {decoded} frames ({_av_reason(exc)})") from None
+            if decoded == 0:
+                raise MediaError("video", path, f"decoding failed at the first frame ({_av_reason(exc)})") from None
+            logger.warning("video %s: decoding stopped after %d frames (%s)", path, decoded, _av_reason(exc))
     return frames, decoded
+
+
+def _frame_to_rgb(frame: Any, out_size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 [H, W, 3], scaled to `out_size` (width, height) and turned upright by the display rotation."""
+    if out_size:
+        frame = frame.reformat(width=out_size[0], height=out_size[1])
+    pixels = frame.to_ndarray(format="rgb24")
+    # `rotation` is the counter-clockwise turn (degrees) a player applies; np.rot90 also turns counter-clockwise.
+    quarter_turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(pixels, quarter_turns)) if quarter_turns else pixels
 
 
 def _av_reason(exc: Exception) -> str:

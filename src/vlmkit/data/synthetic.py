@@ -89,9 +89,12 @@ def write_video(
     size: tuple[int, int] = (64, 48),
     fps: float = 4.0,
     codec: str | None = None,
+    rotation: int = 0,
 ) -> Path:
     """Encode `n_frames` synthetic frames (see `video_frame`) at `fps`; the container follows the suffix
-    (.mp4 states its frame count, .mkv/.webm do not). Sides must be even (yuv420p)."""
+    (.mp4 states its frame count, .mkv/.webm do not). Sides must be even (yuv420p). `rotation` (degrees,
+    counter-clockwise) is stored as display metadata, like a phone does; the pixels stay unrotated.
+    Written to a temporary name and renamed, so a crash never leaves a half-written video behind."""
     import av
 
     width, height = size
@@ -101,13 +104,20 @@ def write_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     codec = codec or ("libvpx" if path.suffix.lower() == ".webm" else default_video_codec())
     options = {"preset": "ultrafast"} if codec == "libx264" else {}
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(video_frame(index, n_frames, size), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # same suffix: it picks the container
+    try:
+        with av.open(str(partial), "w") as container:
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            if rotation:
+                stream.set_display_rotation(rotation)
+            for index in range(n_frames):
+                frame = av.VideoFrame.from_ndarray(video_frame(index, n_frames, size), format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
