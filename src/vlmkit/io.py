@@ -104,26 +104,30 @@ def truncate_torn_tail(path: Path) -> None:
 
 
 def iter_jsonl(path: str | os.PathLike, *, skip_torn_tail: bool = False) -> Iterator[tuple[int, Any]]:
-    """Yield (line_number, object) for each non-blank line; a bad line raises DataError naming it."""
+    """Stream (line_number, object) for each non-blank line; a bad line raises DataError naming it.
+
+    skip_torn_tail: a final line with no newline that fails to parse is the remains of a crashed append
+    (kill -9 mid-write); skip it instead of failing.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", path=path)
     with open(path, "rb") as handle:
-        lines = handle.read().split(b"\n")
-    last = len(lines)
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, record=f"line {number}")
-        try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as exc:
-            if skip_torn_tail and number == last:
-                return
-            raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, record=f"line {number}")
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path,
+                                record=f"line {number}") from None
+            try:
+                yield number, json.loads(text)
+            except json.JSONDecodeError as exc:
+                if skip_torn_tail and not raw.endswith(b"\n"):
+                    return
+                raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path,
+                                record=f"line {number}") from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Any]:

@@ -29,7 +29,10 @@ for area in (data, models, train, infer, evaluate, serve, quickstart):
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one clear line and exit 2, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False hands typer.Exit codes back as a return value instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except VlmkitError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(2)

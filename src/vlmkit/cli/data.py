@@ -1,0 +1,141 @@
+"""CLI: `vlmkit data import|export|stats|split|check-leakage`, thin layers over vlmkit.data.
+
+Only typer is imported at module level; pyarrow, datasets, PIL and matplotlib load inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+data_app = typer.Typer(help="Import, inspect, split and export datasets (samples.jsonl + media/).", no_args_is_help=True)
+
+FORMAT_HELP = ("auto, vitextvqa, docvqa, infovqa, chartqa, vizwiz, textvqa, llava, sharegpt, video-captions "
+               "(auto detects from the columns/keys)")
+
+
+@data_app.command("import")
+def import_cmd(
+    source: str = typer.Argument(..., help="A file, a folder (parquet shards, save_to_disk, JSON + images) or a hub id."),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (samples.jsonl, media/, import_report.json)."),
+    turns: Optional[str] = typer.Option(None, "--turns", help="split: one sample per QA pair; keep: whole conversations. "
+                                        "Default: split for vitextvqa, keep for llava/sharegpt."),
+    on_error: str = typer.Option("fail", "--on-error", help="fail: stop at the first bad record (exit 2); "
+                                 "skip: import every valid record and list the bad ones in the report."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only this split (shard prefix, DatasetDict key, hub split)."),
+    config: Optional[str] = typer.Option(None, "--config", help="Hub config / subfolder, e.g. DocVQA or InfographicVQA."),
+    media_root: Optional[Path] = typer.Option(None, "--media-root", help="Folder that relative image/video paths point into."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="video-captions: the question the caption answers."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing samples.jsonl in OUT."),
+) -> None:
+    """Turn a distributed dataset into samples.jsonl + content-addressed media/."""
+    from ..data.importers import import_dataset
+
+    report = import_dataset(source, out, format=format, turns=turns, on_error=on_error, split=split, config=config,
+                            media_root=media_root, prompt=prompt, overwrite=overwrite)
+    typer.echo(
+        f"{report['format']}: {report['records_read']:,} records -> {report['samples_written']:,} samples, "
+        f"{report['samples_skipped']:,} skipped; {report['images_stored']:,} image(s) stored "
+        f"({report['duplicates']['images']:,} repeated reference(s))"
+        + (f", {report['videos_stored']:,} video(s)" if report["video_references"] else "")
+    )
+    for entry in report["skipped"][:5]:
+        typer.echo(f"  skipped {entry['source']} {entry['location']}: {entry['reason']}")
+    if len(report["skipped"]) > 5:
+        typer.echo(f"  ... and {len(report['skipped']) - 5} more")
+    if report.get("warning"):
+        typer.secho(f"warning: {report['warning']}", fg="yellow")
+    typer.echo(f"report: {out / 'import_report.json'}")
+
+
+@data_app.command("export")
+def export_cmd(
+    dataset: Path = typer.Argument(..., help="A vlmkit dataset folder."),
+    format: str = typer.Option(..., "--format", "-f", help="llava or sharegpt (LLaMA-Factory)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.json, or .jsonl for one record per line)."),
+    absolute_paths: bool = typer.Option(False, "--absolute-paths", help="Write absolute media paths instead of paths "
+                                        "relative to the output file's folder."),
+) -> None:
+    """Write the dataset as LLaVA or LLaMA-Factory ShareGPT JSON for other trainers."""
+    import json
+
+    from ..data.export import export_dataset
+
+    result = export_dataset(dataset, out, format=format, absolute_paths=absolute_paths)
+    typer.echo(f"wrote {result['samples']:,} samples to {out} ({format})")
+    typer.echo("LLaMA-Factory dataset_info.json entry:\n" + json.dumps(result["dataset_info"], indent=2))
+
+
+@data_app.command("stats")
+def stats_cmd(
+    dataset: Path = typer.Argument(..., help="A vlmkit dataset folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: DATASET/stats)."),
+    tokenizer: str = typer.Option("qwen", "--tokenizer", help="'qwen' (offline Qwen vocabulary), a transformers "
+                                  "tokenizer name/folder, or 'none'."),
+    top: int = typer.Option(20, "--top", help="How many top answers / leading words to list."),
+) -> None:
+    """EDA: counts, lengths, answer coverage at top-K with a verdict, question types, image sizes."""
+    from rich.console import Console
+
+    from ..data.stats import dataset_stats, summary_table, write_stats
+
+    stats = dataset_stats(dataset, tokenizer=tokenizer, top=top)
+    report_dir = out or dataset / "stats"
+    write_stats(stats, report_dir)
+    Console().print(summary_table(stats))
+    typer.echo(f"report: {report_dir / 'stats.md'} (+ stats.json, plots)")
+
+
+@data_app.command("split")
+def split_cmd(
+    dataset: Path = typer.Argument(..., help="A vlmkit dataset folder."),
+    val: float = typer.Option(0.1, "--val", help="Share of samples for validation."),
+    test: float = typer.Option(0.1, "--test", help="Share of samples for test."),
+    group_by: str = typer.Option("image", "--group-by", help="image: no image in two splits; doc: no document "
+                                 "(meta.doc_id) and no image in two splits."),
+    seed: int = typer.Option(0, "--seed", help="Same data + same seed = same split."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where train/ val/ test/ go (default: DATASET/splits)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing split folders."),
+) -> None:
+    """Group-aware, deterministic train/val/test split."""
+    from ..data.split import split_dataset
+
+    report = split_dataset(dataset, val=val, test=test, group_by=group_by, seed=seed, out=out, overwrite=overwrite)
+    parts = ", ".join(f"{name} {n:,} ({report['fractions'][name]:.1%})" for name, n in report["samples"].items())
+    typer.echo(f"{parts}; grouped by {group_by}, seed {seed}")
+    typer.echo(f"report: {Path(report['out']) / 'split_report.json'}")
+
+
+@data_app.command("check-leakage")
+def check_leakage_cmd(
+    train: Path = typer.Argument(..., help="Training dataset folder."),
+    eval: Path = typer.Argument(..., help="Evaluation dataset folder."),
+    threshold: int = typer.Option(5, "--threshold", help="Near duplicate: perceptual hashes differ in at most this many of 64 bits."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when anything leaks."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file (default: EVAL/leakage_report.json)."),
+) -> None:
+    """Exact and near-duplicate images, and identical (image, question) pairs, between train and eval."""
+    from ..data.leakage import check_leakage, summary_lines
+    from ..io import write_json
+
+    report = check_leakage(train, eval, threshold=threshold)
+    path = out or eval / "leakage_report.json"
+    write_json(path, report)
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(f"report: {path}")
+    if report["leaks"]:
+        typer.secho("leakage found", fg="red", err=True)
+        if strict:
+            # SystemExit, not typer.Exit: main() runs click with standalone_mode=False, which turns
+            # typer.Exit into a return value that is then dropped.
+            raise SystemExit(1)
+    else:
+        typer.echo("no leakage found")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
