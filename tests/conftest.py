@@ -10,10 +10,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest
 
-FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "smolvlm"]
-QWEN_FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """Factory: tiny_model("qwen2_vl", vocab="small") -> path of a saved tiny checkpoint (built once per session)."""

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import FAMILIES, QWEN_FAMILIES
+from families import FAMILIES, QWEN_FAMILIES
 from vlmkit.data.collate import IGNORE_INDEX, MediaSettings, VlmCollator
 from vlmkit.data.schema import Sample
 from vlmkit.errors import VlmkitError

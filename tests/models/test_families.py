@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import FAMILIES, QWEN_FAMILIES
+from families import FAMILIES, QWEN_FAMILIES
 from vlmkit.errors import VlmkitError
 from vlmkit.models.loading import load_model
 from vlmkit.models.registry import detect_family, family_for_model_type, get_family

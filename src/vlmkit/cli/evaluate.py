@@ -1,0 +1,180 @@
+"""CLI: `vlmkit eval`, `vlmkit score`, `vlmkit compare` — thin layers over vlmkit.eval.
+
+Only typer is imported here; the eval package (numpy, matplotlib, pycocoevalcap) and the inference engine
+(torch, transformers) are imported inside the commands, so `vlmkit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+TASK_HELP = ("Task name (docvqa, infovqa, chartqa, vizwiz, textvqa, vitextvqa, video-caption) or the path of a "
+             "task YAML file.")
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}, ensure_ascii=False, default=str))
+        return
+    counts = summary["counts"]
+    typer.echo(f"task {summary['task']}: {counts['scored']} scored of {counts['predictions']} predictions"
+               + (f", {counts['errors']} engine errors" if counts["errors"] else ""))
+    width = max(len(m) for m in summary["metrics"])
+    for metric in summary["metrics"]:
+        mark = "  (primary)" if metric == summary["primary"] else ""
+        typer.echo(f"  {metric:<{width}}  {100 * summary['overall'][metric]:8.2f}{mark}")
+    for key, table in summary["groups"].items():
+        primary = summary["primary"]
+        cells = ", ".join(f"{label} {100 * row[primary]:.1f} (n={row['n']})" for label, row in list(table.items())[:8])
+        typer.echo(f"  by {key}: {cells}")
+    failures = summary.get("failures")
+    if failures and failures["wrong"]:
+        cells = ", ".join(f"{c} {n}" for c, n in failures["counts"].items())
+        typer.echo(f"  wrong answers: {failures['wrong']} ({cells})")
+    for name, path in summary.get("files", {}).items():
+        typer.echo(f"  wrote {name}: {path}")
+
+
+def score_cmd(
+    predictions: Path = typer.Argument(..., help="predictions.jsonl (or a run folder holding one), from vlmkit or "
+                                                 "any tool: one JSON object per line with id, prediction, answers "
+                                                 "(meta, question, latency_s optional)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help=TASK_HELP),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Metric to compute (repeatable); "
+                                               "replaces the task's metrics, or scores without a task. Known: "
+                                               "vqa_accuracy, vqa_accuracy_lmms, anls, relaxed_accuracy, exact_match, "
+                                               "token_f1, bleu, rouge_l, cider, meteor, similarity."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write scores.json, sample_scores.jsonl, "
+                                       "report.md and plots/ (default: the folder of PREDICTIONS)."),
+    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Meta key to break scores down by "
+                                                 "(repeatable; default: the task's keys plus every categorical "
+                                                 "meta key)."),
+    price_per_hour: float = typer.Option(1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost "
+                                         "per 1,000 images."),
+    tokenizer: str = typer.Option("auto", help="Caption tokenizer for BLEU/ROUGE-L/CIDEr/METEOR: ptb (java, as "
+                                  "published), simple (java-free approximation), none, or auto (ptb if java is "
+                                  "installed)."),
+    submission: Optional[Path] = typer.Option(None, "--submission", help="Also write the task's submission file "
+                                              "(VizWiz / DocVQA / TextVQA formats); predictions without answers "
+                                              "are then allowed."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON line."),
+) -> None:
+    """Score an existing predictions file against its reference answers and write a report."""
+    from ..eval import score
+
+    summary = score(predictions, task, metrics=metric or None, out_dir=out, group_by=group_by or None,
+                    price_per_hour=price_per_hour, tokenizer=tokenizer, submission=submission,
+                    make_plots=not no_plots)
+    if "overall" not in summary:
+        typer.echo(f"no reference answers: wrote the submission file {summary['files']['submission']}")
+        return
+    _print_summary(summary, as_json)
+
+
+def compare_cmd(
+    runs: list[Path] = typer.Argument(..., help="Scored run folders (each with scores.json and "
+                                                "sample_scores.jsonl); the first is the base."),
+    name: Optional[list[str]] = typer.Option(None, "--name", "-n", help="Display name per run, in order "
+                                             "(default: folder names)."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Only these metrics (default: all "
+                                               "that every run has)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for compare.md, compare.json and "
+                                       "compare.png (default: print the Markdown only)."),
+    resamples: int = typer.Option(1000, help="Paired bootstrap resamples for the delta intervals."),
+    confidence: float = typer.Option(0.95, help="Confidence level of the intervals."),
+    seed: int = typer.Option(0, help="Bootstrap random seed."),
+) -> None:
+    """Side-by-side table of runs (e.g. base vs fine-tuned, LoRA-rank ablation) with deltas to the first run
+    and paired bootstrap confidence intervals."""
+    from ..eval import compare
+
+    if not 0 < confidence < 1:
+        raise typer.BadParameter("must be between 0 and 1", param_hint="--confidence")
+    if resamples < 10:
+        raise typer.BadParameter("use at least 10", param_hint="--resamples")
+    result = compare(runs, out_dir=out, names=name or None, metrics=metric or None, resamples=resamples,
+                     seed=seed, confidence=confidence)
+    typer.echo(result["markdown"])
+    for kind, path in result.get("files", {}).items():
+        typer.echo(f"wrote {kind}: {path}")
+
+
+def eval_cmd(
+    model: str = typer.Option(..., "--model", help="Model folder or hub id (local files only when offline)."),
+    task: str = typer.Option(..., "--task", "-t", help=TASK_HELP),
+    data: Path = typer.Option(..., "--data", help="Dataset folder (samples.jsonl + media/) or a samples.jsonl."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: predictions.jsonl, scores.json, report.md, "
+                             "plots/, manifest.json. Re-running with the same arguments resumes."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder to apply."),
+    slice_: Optional[str] = typer.Option(None, "--slice", help="Evaluate samples a:b only (Python slice on the "
+                                         "file order), e.g. 0:200."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per generate call."),
+    submission: Optional[Path] = typer.Option(None, "--submission", help="Write the task's submission file "
+                                              "(for test splits without answers)."),
+    price_per_hour: float = typer.Option(1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost "
+                                         "per 1,000 images."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),
+    tokenizer: str = typer.Option("auto", help="Caption tokenizer: ptb, simple, none or auto."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="On resume, predict again the samples that "
+                                      "failed before."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out and start over."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
+) -> None:
+    """Run MODEL on a task's samples, write predictions.jsonl as it goes (resumable), then score and report."""
+    run_eval_cli(model=model, task=task, data=data, out=out, adapter=adapter, slice_=slice_, batch_size=batch_size,
+                 submission=submission, price_per_hour=price_per_hour, max_new_tokens=max_new_tokens,
+                 tokenizer=tokenizer, retry_errors=retry_errors, overwrite=overwrite, make_plots=not no_plots)
+
+
+def run_eval_cli(*, model: str, task: str, data: Path, out: Path, adapter: Path | None = None,
+                 slice_: str | None = None, batch_size: int = 8, submission: Path | None = None,
+                 price_per_hour: float = 1.0, max_new_tokens: int | None = None, tokenizer: str = "auto",
+                 retry_errors: bool = False, overwrite: bool = False, make_plots: bool = True) -> None:
+    """`vlmkit eval` minus typer: load the engine, wrap it as a predict function, hand it to vlmkit.eval.evaluate.
+
+    The engine wiring lives in `vlmkit.eval.engine`; the runner itself is engine-agnostic.
+    """
+    import dataclasses
+
+    from ..errors import VlmkitError
+    from ..eval import evaluate, get_task
+    from ..eval.engine import load_predict_fn
+    from ..eval.runner import parse_slice
+
+    if batch_size < 1:
+        raise VlmkitError(f"--batch-size must be at least 1 (got {batch_size})")
+    resolved = get_task(task)
+    if max_new_tokens is not None:
+        resolved = dataclasses.replace(resolved, generation=dataclasses.replace(resolved.generation,
+                                                                                max_new_tokens=max_new_tokens))
+    from ..data.schema import read_samples
+
+    samples = read_samples(data)  # bad data fails here, before a model is loaded
+    resolved_slice = parse_slice(slice_)
+    predict, run_facts = load_predict_fn(model, adapter=adapter, batch_size=batch_size)
+    run_facts = {**run_facts, "data": str(data)}
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"\r{done}/{total} samples", nl=done == total, err=True)
+
+    result = evaluate(predict, resolved, samples, out, batch_size=batch_size, slice=resolved_slice, manifest=run_facts,
+                      price_per_hour=price_per_hour, tokenizer=tokenizer, submission=submission,
+                      retry_errors=retry_errors, overwrite=overwrite, make_plots=make_plots, progress=progress)
+    typer.echo(f"{result.predicted} new predictions, {result.total} in {result.out_dir}")
+    if result.summary is not None:
+        _print_summary({**result.summary, "files": {k: str(v) for k, v in result.files.items()}}, False)
+    elif "submission" in result.files:
+        typer.echo(f"no reference answers: wrote the submission file {result.files['submission']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval", help="Run a model on an evaluation task (resumable), then score and report.")(eval_cmd)
+    app.command("score", help="Score an existing predictions file (from vlmkit or any tool) and write a report."
+                )(score_cmd)
+    app.command("compare", help="Compare scored runs side by side with paired bootstrap confidence intervals."
+                )(compare_cmd)

@@ -1,0 +1,189 @@
+"""Compare scored runs side by side (base vs fine-tuned, a LoRA-rank ablation, ...).
+
+The first run is the base. For every other run and metric: the score, the delta to the base and a paired
+bootstrap confidence interval over the samples both runs scored (matched by id). For corpus BLEU and METEOR
+the interval comes from per-sample scores and is shifted onto the corpus delta (marked approximate).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import VlmkitError
+from ..io import iter_jsonl, write_json
+from .manifest import MANIFEST_FILE
+from .report import md, pct
+from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE
+from .stats import paired_bootstrap
+
+APPROXIMATE = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor")
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    summary: dict[str, Any]
+    samples: dict[str, dict[str, float]]
+    manifest: dict[str, Any] | None
+
+
+def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
+    path = Path(path)
+    scores = path / SCORES_FILE
+    if not scores.exists():
+        hint = (" (it has predictions.jsonl: run `vlmkit score` on it first)"
+                if (path / "predictions.jsonl").exists() else "")
+        raise VlmkitError(f"{path} is not a scored run: no {SCORES_FILE}{hint}")
+    summary = json.loads(scores.read_text(encoding="utf-8"))
+    samples = {}
+    sample_file = path / SAMPLE_SCORES_FILE
+    if not sample_file.exists():
+        raise VlmkitError(f"{path}: no {SAMPLE_SCORES_FILE}; re-run `vlmkit score` to create it")
+    for _, row in iter_jsonl(sample_file):
+        if row.get("scores"):
+            samples[str(row["id"])] = row["scores"]
+    manifest = None
+    if (path / MANIFEST_FILE).exists():
+        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return Run(name or path.name, path, summary, samples, manifest)
+
+
+def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | None = None,
+                 metrics: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> dict[str, Any]:
+    if len(paths) < 2:
+        raise VlmkitError("compare needs at least two run folders (the first is the base)")
+    if names and len(names) != len(paths):
+        raise VlmkitError(f"{len(names)} names for {len(paths)} runs")
+    runs = [load_run(p, names[i] if names else None) for i, p in enumerate(paths)]
+    if len({r.name for r in runs}) < len(runs):
+        runs = [Run(f"{r.name} ({r.path})", r.path, r.summary, r.samples, r.manifest) for r in runs]
+    base = runs[0]
+    shared = [m for m in base.summary["metrics"] if all(m in r.summary["metrics"] for r in runs[1:])]
+    if metrics:
+        missing = [m for m in metrics if m not in shared]
+        if missing:
+            raise VlmkitError(f"metric(s) {missing} not scored in every run (shared: {', '.join(shared) or 'none'})")
+        shared = list(metrics)
+    if not shared:
+        raise VlmkitError("the runs share no metric; compare runs of the same task")
+    tasks = sorted({r.summary.get("task") for r in runs})
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"name": run.name, "path": str(run.path), "task": run.summary.get("task"),
+                               "n": run.summary["counts"]["scored"],
+                               "overall": {m: run.summary["overall"].get(m) for m in shared},
+                               "latency_p50_s": run.summary["latency"].get("p50_s"),
+                               "samples_per_s": run.summary["throughput"].get("samples_per_s"),
+                               "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
+                               "model": (run.manifest or {}).get("model"),
+                               "adapter": (run.manifest or {}).get("adapter"), "deltas": {}}
+        if run is not base:
+            common = [i for i in base.samples if i in run.samples]
+            if not common:
+                raise VlmkitError(f"runs '{base.name}' and '{run.name}' have no scored sample id in common")
+            row["common"] = len(common)
+            for metric in shared:
+                a = [base.samples[i][metric] for i in common]
+                b = [run.samples[i][metric] for i in common]
+                stats = paired_bootstrap(a, b, resamples=resamples, seed=seed, confidence=confidence)
+                if metric in APPROXIMATE:  # corpus score is not a mean: move the interval onto its delta
+                    corpus_delta = row["overall"][metric] - base.summary["overall"][metric]
+                    shift = corpus_delta - stats["delta"]
+                    stats.update(delta=corpus_delta, ci_low=stats["ci_low"] + shift, ci_high=stats["ci_high"] + shift,
+                                 approximate=True)
+                row["deltas"][metric] = stats
+        rows.append(row)
+    return {"base": base.name, "tasks": tasks, "metrics": shared, "runs": rows,
+            "bootstrap": {"resamples": resamples, "seed": seed, "confidence": confidence}}
+
+
+def _delta_cell(stats: dict[str, Any]) -> str:
+    mark = "†" if stats.get("approximate") else ""
+    sig = "*" if stats["ci_low"] > 0 or stats["ci_high"] < 0 else ""
+    return (f"{100 * stats['delta']:+.2f}{sig} [{100 * stats['ci_low']:+.2f}, {100 * stats['ci_high']:+.2f}]{mark}")
+
+
+def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["run", "n"]
+    for metric in result["metrics"]:
+        header += [metric, f"Δ {metric}"]
+    header += ["p50 latency", "samples/s", "$/1K images"]
+    rows = []
+    for run in result["runs"]:
+        cells = [md(run["name"], 40), str(run["n"])]
+        for metric in result["metrics"]:
+            cells.append(pct(run["overall"][metric]))
+            cells.append(_delta_cell(run["deltas"][metric]) if metric in run["deltas"] else "base")
+        p50 = run["latency_p50_s"]
+        cells += [f"{1000 * p50:.1f} ms" if p50 is not None else "–",
+                  f"{run['samples_per_s']:.2f}" if run["samples_per_s"] else "–",
+                  f"${run['usd_per_1k_images']:.4f}" if run["usd_per_1k_images"] is not None else "–"]
+        rows.append(cells)
+    return header, rows
+
+
+def compare_markdown(result: dict[str, Any]) -> str:
+    header, rows = table_rows(result)
+    conf = int(100 * result["bootstrap"]["confidence"])
+    lines = [f"# Comparison ({', '.join(t or '?' for t in result['tasks'])})", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", f"Scores x100. Δ is each run minus the base (`{md(result['base'])}`) with a {conf} % paired "
+              f"bootstrap interval ({result['bootstrap']['resamples']} resamples over the samples both runs scored); "
+              "* marks an interval that excludes 0; † marks an approximate interval (corpus BLEU/METEOR)."]
+    for run in result["runs"][1:]:
+        if run.get("common") is not None and run["common"] < max(run["n"], result["runs"][0]["n"]):
+            lines.append(f"- `{md(run['name'])}` was compared on the {run['common']} samples both runs scored.")
+    return "\n".join(lines) + "\n"
+
+
+def compare_png(result: dict[str, Any], path: Path) -> Path:
+    """The table as an image, above a bar chart of the first metric with the delta intervals."""
+    from . import plots
+
+    plt = plots._pyplot()
+    header, rows = table_rows(result)
+    metric = result["metrics"][0]
+    runs = result["runs"]
+    fig, (ax_table, ax_bar) = plt.subplots(2, 1, figsize=(max(8, 1.4 * len(header)), 2.2 + 0.45 * len(rows) + 3),
+                                           gridspec_kw={"height_ratios": [0.6 + 0.3 * len(rows), 3]})
+    ax_table.axis("off")
+    table = ax_table.table(cellText=rows, colLabels=header, loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.auto_set_column_width(col=list(range(len(header))))
+    table.scale(1, 1.3)
+    values = [100 * (r["overall"][metric] or 0) for r in runs]
+    errors = [[0, 0]] + [[100 * (r["deltas"][metric]["delta"] - r["deltas"][metric]["ci_low"]),
+                          100 * (r["deltas"][metric]["ci_high"] - r["deltas"][metric]["delta"])] for r in runs[1:]]
+    ax_bar.bar(range(len(runs)), values, yerr=list(zip(*errors)), capsize=6,
+               color=["#8C8C8C"] + ["#4C72B0"] * (len(runs) - 1))
+    ax_bar.set_xticks(range(len(runs)), [r["name"][:24] for r in runs], rotation=15)
+    ax_bar.set_ylabel(f"{metric} (x100)")
+    conf = int(100 * result["bootstrap"]["confidence"])
+    ax_bar.set_title(f"{metric}: whiskers = {conf} % CI of the delta to the base")
+    return plots._save(fig, path)
+
+
+def compare(paths: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | None = None,
+            names: Sequence[str] | None = None, metrics: Sequence[str] | None = None, resamples: int = 1000,
+            seed: int = 0, confidence: float = 0.95, make_png: bool = True) -> dict[str, Any]:
+    """Compare runs; with out_dir, write compare.md, compare.json and compare.png there."""
+    result = compare_runs(paths, names=names, metrics=metrics, resamples=resamples, seed=seed, confidence=confidence)
+    result["markdown"] = compare_markdown(result)
+    if out_dir is not None:
+        from ..io import atomic_write_text
+
+        out = Path(out_dir)
+        files = {"markdown": atomic_write_text(out / "compare.md", result["markdown"]),
+                 "json": write_json(out / "compare.json", {k: v for k, v in result.items() if k != "markdown"})}
+        if make_png:
+            files["png"] = compare_png(result, out / "compare.png")
+        result["files"] = {k: str(v) for k, v in files.items()}
+    return result

@@ -1,0 +1,69 @@
+"""The run manifest (manifest.json): everything needed to know what produced a run and to refuse mixing
+runs on resume: model, adapter, task prompt and generation settings, pixel settings, data hash, versions."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from typing import Any, Iterable
+
+MANIFEST_FILE = "manifest.json"
+PACKAGES = ("vlmkit", "torch", "transformers", "peft", "accelerate", "pycocoevalcap", "numpy", "pillow")
+# Keys that must match for a run directory to be resumed (anything else may differ between invocations).
+RESUME_KEYS = ("task.name", "task.prompt", "task.system_prompt", "task.generation", "data_hash", "model",
+               "adapter", "pixels")
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
+    """Installed versions, read from metadata (nothing is imported)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def data_hash(samples: Iterable[Any]) -> str:
+    """sha256 over the evaluated samples (canonical JSON, in order): equal hash, equal evaluation data."""
+    digest = hashlib.sha256()
+    for sample in samples:
+        obj = sample.to_json() if hasattr(sample, "to_json") else sample
+        digest.update(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def build_manifest(task_info: dict[str, Any], samples: list[Any], **run: Any) -> dict[str, Any]:
+    manifest = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "task": task_info,
+        "generation": task_info.get("generation"),
+        "prompt": task_info.get("prompt"),
+        "data_hash": data_hash(samples),
+        "samples": len(samples),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+    }
+    manifest.update({k: v for k, v in run.items() if v is not None})
+    return manifest
+
+
+def _get(obj: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The first key whose value differs between an existing run's manifest and this one, or None."""
+    for key in RESUME_KEYS:
+        if _get(old, key) != _get(new, key):
+            return key
+    return None

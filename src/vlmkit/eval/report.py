@@ -1,0 +1,133 @@
+"""report.md for a scored run: overall scores, speed and cost, per-group tables with bar charts, failure
+analysis with examples, and the run manifest. Scores are shown x100 (the published convention)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..io import atomic_write_text
+from . import plots
+from .failures import LABELS
+
+REPORT_FILE = "report.md"
+
+
+def md(text: Any, limit: int = 80) -> str:
+    """One Markdown table cell: single line, pipes escaped, long text cut."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def pct(value: Any) -> str:
+    return "–" if value is None or value != value else f"{100 * value:.2f}"
+
+
+def _num(value: Any, fmt: str = "{:.3g}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict[str, Any] | None = None,
+                 latencies: Sequence[float] = (), make_plots: bool = True, title: str | None = None) -> Path:
+    out_dir = Path(out_dir)
+    metrics = summary["metrics"]
+    counts = summary["counts"]
+    lines = [f"# {title or 'Evaluation'}: {summary['task']}", ""]
+    if manifest and manifest.get("model"):
+        lines += [f"Model `{manifest['model']}`"
+                  + (f", adapter `{manifest['adapter']}`" if manifest.get("adapter") else "") + ".", ""]
+    lines += [f"{counts['predictions']} predictions, {counts['scored']} scored, {counts['errors']} engine errors, "
+              f"{counts['without_answers']} without reference answers. Scores x100; primary: "
+              f"**{summary['primary']}**.", ""]
+
+    lines += ["## Scores", ""]
+    lines += _table(["metric", "score"], [[m, f"**{pct(summary['overall'][m])}**" if m == summary["primary"]
+                                           else pct(summary["overall"][m])] for m in metrics])
+    if summary.get("tokenizer"):
+        lines += ["", f"Caption metrics tokenized with the `{summary['tokenizer']}` tokenizer."]
+
+    lat, thr, cost = summary["latency"], summary["throughput"], summary["cost"]
+    lines += ["", "## Speed and cost", ""]
+    lines += _table(["latency p50", "latency p95", "samples/s", f"$ per 1,000 images (at ${cost['usd_per_hour']}/h)"],
+                    [[_num(lat["p50_s"] and 1000 * lat["p50_s"], "{:.1f} ms"),
+                      _num(lat["p95_s"] and 1000 * lat["p95_s"], "{:.1f} ms"),
+                      _num(thr.get("samples_per_s"), "{:.2f}"), _num(cost.get("usd_per_1k_images"), "${:.4f}")]])
+    lines += ["", f"Throughput source: {thr['source']}. Latency is the wall time of the batch that produced "
+              "the answer."]
+    if make_plots and latencies:
+        rel = "plots/latency.png"
+        plots.latency_hist(latencies, out_dir / rel)
+        lines += ["", f"![latency]({rel})"]
+
+    for key, table in summary["groups"].items():
+        lines += ["", f"## By {md(key)}", ""]
+        rows = [[md(label, 50), row["n"], *(pct(row.get(m)) for m in metrics)] for label, row in table.items()]
+        lines += _table([md(key), "n", *metrics], rows)
+        if make_plots and table:
+            rel = f"plots/by_{plots.slug(key)}.png"
+            plots.group_bars(key, table, summary["primary"], out_dir / rel)
+            lines += ["", f"![{md(key)}]({rel})"]
+
+    lines += _failure_section(summary.get("failures"), out_dir, make_plots)
+    if manifest:
+        lines += ["", "## Run", ""]
+        lines += _table(["", ""], [[md(k), f"`{md(v, 120)}`"] for k, v in _manifest_rows(manifest)])
+    timing = summary.get("timing")
+    if timing and timing.get("wall_s"):
+        lines += ["", f"This invocation (until scoring): {timing['wall_s']:.2f} s wall, "
+                  f"{timing['model_s']:.2f} s inside the model, "
+                  f"{100 * timing['outside_model_share']:.1f} % outside it (data, prompts, writing, scoring)."]
+    path = out_dir / REPORT_FILE
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _failure_section(failures: dict[str, Any] | None, out_dir: Path, make_plots: bool) -> list[str]:
+    if failures is None:
+        return ["", "## Failure analysis", "", "Not applicable to this task (free-form output)."]
+    lines = ["", "## Failure analysis", "",
+             f"{failures['wrong']} of {failures['scored']} scored answers are wrong (primary score below "
+             f"{failures['threshold']})."]
+    if not failures["wrong"]:
+        return lines
+    lines += [""]
+    rows = []
+    for category, count in failures["counts"].items():
+        example = (failures["examples"].get(category) or [{}])[0]
+        shown = (f"{md(example.get('prediction', ''), 40)!s} ← {md(' / '.join(example.get('answers', [])[:2]), 40)}"
+                 if example else "")
+        rows.append([LABELS.get(category, category), count, f"{100 * count / failures['wrong']:.1f} %", shown])
+    lines += _table(["category", "count", "share of wrong", "example (predicted ← expected)"], rows)
+    if make_plots:
+        rel = "plots/failures.png"
+        plots.failure_bars(failures["counts"], LABELS, out_dir / rel)
+        lines += ["", f"![failures]({rel})"]
+    lines += ["", "### Examples", ""]
+    for category, examples in failures["examples"].items():
+        for ex in examples:
+            lines.append(f"- **{LABELS.get(category, category)}** `{md(ex['id'], 40)}`: Q: {md(ex['question'], 100)} "
+                         f"— predicted `{md(ex['prediction'], 60) or '(empty)'}`, expected "
+                         f"`{md(' / '.join(ex['answers'][:3]), 60)}`"
+                         + (f" (error: {md(ex['error'], 60)})" if ex.get("error") else ""))
+    return lines
+
+
+def _manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
+    rows = []
+    for key in ("model", "adapter", "task", "prompt", "generation", "pixels", "media", "batch_size", "slice",
+                "data", "data_hash", "samples", "created", "packages"):
+        value = manifest.get(key)
+        if value in (None, "", {}):
+            continue
+        if key == "task" and isinstance(value, dict):
+            value = value.get("name")
+        if key == "packages" and isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items() if v)
+        rows.append((key, value))
+    return rows

@@ -1,0 +1,263 @@
+"""Run a model over a task's samples, writing predictions.jsonl as it goes, then score and report.
+
+`evaluate(predict, task, samples, out_dir)` is model-agnostic: `predict` is any callable that takes a list
+of `EvalRequest` (chat messages with the task prompt applied, generation settings, the Sample) and returns,
+in order, one string or one mapping {"prediction": str, "latency_s"?: float, "error"?: str} per request.
+`vlmkit eval` wraps the inference engine into such a callable (see `engine_predict_fn`).
+
+Crash safety: each prediction line is appended and flushed before the next batch starts, and a torn last
+line (kill -9 mid-write) is dropped on reopen, so a re-run with the same arguments resumes by id and never
+duplicates or loses a sample. The manifest guards against resuming with another model, prompt or data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..data.schema import Sample, read_samples
+from ..errors import DataError, VlmkitError
+from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
+from .manifest import MANIFEST_FILE, build_manifest, resume_mismatch
+from .predictions import PREDICTIONS_FILE, PredictionRecord, parse_prediction
+from .report import REPORT_FILE
+from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE, TIMING_FILE, read_timing, write_scores
+from .scoring import DEFAULT_PRICE_PER_HOUR, score_records
+from .submission import write_submission
+from .tasks import GenerationSettings, Task, get_task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalRequest:
+    """One sample as the model sees it."""
+
+    id: str
+    messages: list[dict[str, Any]]  # HF chat format, media paths absolute
+    generation: GenerationSettings
+    sample: Sample
+
+    @property
+    def question(self) -> str:
+        return self.sample.question()
+
+
+PredictFn = Callable[[list[EvalRequest]], Sequence[Any]]
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    predicted: int  # samples predicted by this invocation
+    total: int
+    summary: dict[str, Any] | None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def parse_slice(spec: str | slice | tuple[int | None, int | None] | None) -> slice | None:
+    """"a:b", ":b", "a:" (Python slice semantics on the sample order) -> slice."""
+    if spec is None or isinstance(spec, slice):
+        return spec
+    if isinstance(spec, tuple):
+        return slice(*spec)
+    parts = str(spec).split(":")
+    if len(parts) != 2:
+        raise VlmkitError(f"--slice must look like a:b, :b or a: (got '{spec}')")
+    try:
+        return slice(*(int(p) if p.strip() else None for p in parts))
+    except ValueError:
+        raise VlmkitError(f"--slice bounds must be integers (got '{spec}')") from None
+
+
+def _slice_text(spec: Any) -> str | None:
+    spec = parse_slice(spec)
+    if spec is None:
+        return None
+    return f"{'' if spec.start is None else spec.start}:{'' if spec.stop is None else spec.stop}"
+
+
+def _load_samples(samples: Iterable[Sample] | str | os.PathLike, spec: slice | None) -> tuple[list[Sample], str | None]:
+    source = None
+    if isinstance(samples, (str, os.PathLike)):
+        source = str(samples)
+        samples = read_samples(samples)
+    samples = list(samples)
+    seen: set[str] = set()
+    for sample in samples:
+        if sample.id in seen:
+            raise DataError(f"duplicate sample id '{sample.id}'", path=source)
+        seen.add(sample.id)
+    if spec is not None:
+        samples = samples[spec]
+    if not samples:
+        raise VlmkitError("no samples to evaluate (empty data or slice)")
+    return samples, source
+
+
+def _existing(path: Path) -> list[PredictionRecord]:
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    records, seen = [], set()
+    for line, obj in iter_jsonl(path, skip_torn_tail=True):
+        record = parse_prediction(obj, path=path, line=line, require_answers=False)
+        if record.id in seen:
+            raise DataError(f"duplicate id '{record.id}' in an existing run", path=path, record=f"line {line}")
+        seen.add(record.id)
+        records.append(record)
+    return records
+
+
+def _to_record(request: EvalRequest, output: Any, batch_seconds: float) -> dict[str, Any]:
+    sample = request.sample
+    row: dict[str, Any] = {"id": sample.id, "question": sample.question(), "prediction": "",
+                           "answers": list(sample.answers), "meta": sample.meta, "latency_s": batch_seconds}
+    if isinstance(output, str):
+        row["prediction"] = output
+    elif isinstance(output, Mapping):
+        text = output.get("prediction", output.get("text"))
+        if output.get("error"):
+            row["error"] = str(output["error"])
+        if isinstance(text, str):
+            row["prediction"] = text
+        elif "error" not in row:
+            row["error"] = f"engine returned no text (got {type(text).__name__})"
+        latency = output.get("latency_s")
+        if isinstance(latency, (int, float)) and not isinstance(latency, bool) and latency >= 0:
+            row["latency_s"] = float(latency)
+    else:
+        row["error"] = f"engine returned {type(output).__name__}, expected a string or a mapping"
+    return row
+
+
+def _predict_batch(predict: PredictFn, requests: list[EvalRequest]) -> list[Any]:
+    """Run one batch; if it fails, retry sample by sample so one bad sample doesn't sink its batch."""
+    try:
+        outputs = list(predict(requests))
+        if len(outputs) != len(requests):
+            raise VlmkitError(f"predict returned {len(outputs)} outputs for {len(requests)} requests")
+        return outputs
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        if len(requests) == 1:
+            log.warning("sample %s failed: %s", requests[0].id, exc)
+            return [{"error": f"{type(exc).__name__}: {exc}"}]
+        log.warning("batch failed (%s); retrying its %d samples one by one", exc, len(requests))
+        return [_predict_batch(predict, [r])[0] for r in requests]
+
+
+def evaluate(predict: PredictFn | Any, task: str | Task, samples: Iterable[Sample] | str | os.PathLike,
+             out_dir: str | os.PathLike, *, batch_size: int = 8,
+             slice: str | slice | tuple[int | None, int | None] | None = None,  # noqa: A002 - CLI name
+             manifest: Mapping[str, Any] | None = None, price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
+             tokenizer: str = "auto", submission: str | os.PathLike | None = None, retry_errors: bool = False,
+             overwrite: bool = False, make_plots: bool = True,
+             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+    """Predict every sample not yet in out_dir/predictions.jsonl, then write scores.json, sample_scores.jsonl,
+    report.md, plots and (optionally) a submission file. `predict` is a predict callable or an inference
+    engine (vlmkit.infer); `manifest` adds run facts (model, adapter, pixels...)."""
+    started = time.perf_counter()
+    task = get_task(task)
+    if not callable(predict) and hasattr(predict, "generate"):  # an inference engine object
+        from .engine import engine_facts, engine_predict_fn
+
+        manifest = {**engine_facts(predict), **(manifest or {})}
+        predict = engine_predict_fn(predict)
+    if batch_size < 1:
+        raise VlmkitError(f"batch size must be at least 1 (got {batch_size})")
+    samples, source = _load_samples(samples, parse_slice(slice))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pred_path, timing_path = out / PREDICTIONS_FILE, out / TIMING_FILE
+
+    run_info = dict(manifest or {})
+    run_info.setdefault("data", source)
+    run_info.setdefault("slice", _slice_text(slice))
+    new_manifest = build_manifest(task.describe(), samples, batch_size=batch_size, **run_info)
+    manifest_path = out / MANIFEST_FILE
+    if overwrite:  # everything a previous run wrote, so no stale score outlives its predictions
+        for name in (PREDICTIONS_FILE, TIMING_FILE, MANIFEST_FILE, SCORES_FILE, SAMPLE_SCORES_FILE, REPORT_FILE):
+            (out / name).unlink(missing_ok=True)
+    elif manifest_path.exists() and pred_path.exists():
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        key = resume_mismatch(old, new_manifest)
+        if key:
+            raise VlmkitError(f"{out} holds a run with a different {key}; use a new --out folder, or --overwrite "
+                              "to start this one again")
+        new_manifest["created"] = old.get("created", new_manifest["created"])
+    write_json(manifest_path, {**new_manifest, "status": "running"})
+
+    by_id = {s.id: s for s in samples}
+    appender = JsonlAppender(pred_path)  # repairs a torn tail left by a crash before we read
+    try:
+        existing = _existing(pred_path)
+        unknown = [r.id for r in existing if r.id not in by_id]
+        if unknown:
+            raise VlmkitError(f"{pred_path} has predictions for ids not in this data (e.g. '{unknown[0]}'); "
+                              "use a new --out folder or --overwrite")
+        if retry_errors and any(r.error for r in existing):
+            appender.close()
+            existing = [r for r in existing if not r.error]
+            write_jsonl(pred_path, [r.to_json() for r in existing])
+            appender = JsonlAppender(pred_path)
+        done = {r.id for r in existing}
+        pending = [s for s in samples if s.id not in done]
+        timing_log = JsonlAppender(timing_path)
+        try:
+            model_s = _run(predict, task, pending, batch_size, appender, timing_log, len(done), len(samples), progress)
+        finally:
+            timing_log.close()
+    finally:
+        appender.close()
+
+    records = {r.id: r for r in _existing(pred_path)}
+    ordered = [records[s.id] for s in samples if s.id in records]
+    if len(ordered) != len(samples):  # cannot happen unless the file was edited while we ran
+        raise VlmkitError(f"{pred_path} is missing {len(samples) - len(ordered)} predictions after the run")
+
+    files: dict[str, Path] = {"predictions": pred_path, "manifest": manifest_path}
+    if submission is not None:
+        files["submission"] = write_submission(ordered, task, submission, source=pred_path)
+    summary = None
+    final_manifest = {**new_manifest, "status": "complete"}
+    predicted = len(pending)
+    if any(r.answers for r in ordered):
+        summary, rows = score_records(ordered, task, tokenizer=tokenizer, price_per_hour=price_per_hour,
+                                      timing=read_timing(out))
+        summary["timing"] = _timing(started, model_s, predicted)
+        files.update(write_scores(out, summary, rows, ordered, manifest=final_manifest, make_plots=make_plots))
+        summary["timing"] = _timing(started, model_s, predicted)  # again, now including the report
+        write_json(out / SCORES_FILE, summary)
+    write_json(manifest_path, final_manifest)
+    return EvalResult(out_dir=out, predicted=predicted, total=len(samples), summary=summary, files=files)
+
+
+def _timing(started: float, model_s: float, predicted: int) -> dict[str, float]:
+    wall = time.perf_counter() - started
+    return {"wall_s": wall, "model_s": model_s, "predicted": predicted,
+            "outside_model_share": (wall - model_s) / wall if wall > 0 else 0.0}
+
+
+def _run(predict: PredictFn, task: Task, pending: list[Sample], batch_size: int, appender: JsonlAppender,
+         timing_log: JsonlAppender, done: int, total: int, progress: Callable[[int, int], None] | None) -> float:
+    model_s = 0.0
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start:start + batch_size]
+        requests = [EvalRequest(s.id, task.build_messages(s), task.generation, s) for s in batch]
+        t0 = time.perf_counter()
+        outputs = _predict_batch(predict, requests)
+        seconds = time.perf_counter() - t0
+        model_s += seconds
+        for request, output in zip(requests, outputs):
+            appender.write(_to_record(request, output, seconds))
+        timing_log.write({"n": len(batch), "model_s": seconds})
+        done += len(batch)
+        if progress:
+            progress(done, total)
+    return model_s

@@ -1,0 +1,75 @@
+"""The built-in tasks. Prompts follow the published evaluations (LLaVA-1.5 / lmms-eval post-prompts)."""
+
+from __future__ import annotations
+
+from .spec import GenerationSettings, Task
+
+SHORT_ANSWER = "{question}\nAnswer the question using a single word or phrase."
+
+BUILTIN_TASKS = [
+    Task(
+        name="docvqa",
+        description="DocVQA: document images, ANLS (threshold 0.5).",
+        prompt=SHORT_ANSWER,
+        metrics=("anls",),
+        generation=GenerationSettings(max_new_tokens=32),
+        group_by=("question_types", "question_type", "doc_type", "document_type"),
+        submission_format="docvqa",
+    ),
+    Task(
+        name="infovqa",
+        description="InfographicVQA: infographics, ANLS (threshold 0.5).",
+        prompt=SHORT_ANSWER,
+        metrics=("anls",),
+        generation=GenerationSettings(max_new_tokens=32),
+        group_by=("answer_type", "evidence", "operation/reasoning", "doc_type"),
+        submission_format="docvqa",
+    ),
+    Task(
+        name="chartqa",
+        description="ChartQA: charts, relaxed accuracy (5% numeric tolerance); human vs augmented split.",
+        prompt="{question}\nAnswer the question with a single word.",
+        metrics=("relaxed_accuracy",),
+        generation=GenerationSettings(max_new_tokens=16),
+        group_by=("type", "split"),  # "human_test" / "augmented_test" as in the ChartQA release
+    ),
+    Task(
+        name="vizwiz",
+        description="VizWiz-VQA: photos by blind people, official VQA accuracy over 10 answers; "
+                    "'unanswerable' is an answer.",
+        prompt="{question}\nWhen the provided information is insufficient, respond with 'Unanswerable'.\n"
+               "Answer the question using a single word or phrase.",
+        metrics=("vqa_accuracy",),
+        postprocess=("strip", "vqa_answer_processor"),
+        generation=GenerationSettings(max_new_tokens=16),
+        group_by=("answer_type", "answerable"),
+        submission_format="vizwiz",
+    ),
+    Task(
+        name="textvqa",
+        description="TextVQA: text in natural images, official VQA accuracy over 10 answers.",
+        prompt=SHORT_ANSWER,
+        metrics=("vqa_accuracy",),
+        postprocess=("strip", "vqa_answer_processor"),
+        generation=GenerationSettings(max_new_tokens=16),
+        group_by=("answer_type", "question_type"),
+        submission_format="vqa",
+    ),
+    Task(
+        name="vitextvqa",
+        description="ViTextVQA (Vietnamese scene-text VQA): exact match, token F1, BLEU, ROUGE-L.",
+        prompt="{question}\nTrả lời câu hỏi bằng một từ hoặc một cụm từ ngắn.",
+        metrics=("exact_match", "token_f1", "bleu", "rouge_l"),
+        generation=GenerationSettings(max_new_tokens=64),
+        group_by=("question_type",),
+    ),
+    Task(
+        name="video-caption",
+        description="Video captioning: BLEU-1..4, ROUGE-L, METEOR, CIDEr-D (pycocoevalcap, PTB tokenizer).",
+        prompt="{question}",
+        metrics=("bleu", "rouge_l", "meteor", "cider"),
+        postprocess=("strip",),
+        generation=GenerationSettings(max_new_tokens=128),
+        failure_threshold=None,  # captions are never "right" or "wrong"; no failure categories
+    ),
+]
