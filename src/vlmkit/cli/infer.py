@@ -1,0 +1,163 @@
+"""CLI: `vlmkit infer` (one question, or a whole dataset to predictions.jsonl) and `vlmkit chat`.
+
+Thin layers over vlmkit.infer (predict_dataset, ChatSession/chat_loop); torch loads inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+# Options shared by both verbs (typer reads these descriptions; each command lists them in its signature).
+MODEL = typer.Option(..., "--model", "-m", help="Hub id, local checkpoint folder, or a merged export.")
+ADAPTER = typer.Option(None, "--adapter", "-a", help="LoRA adapter folder to apply on top of --model.")
+DTYPE = typer.Option("auto", "--dtype", help="auto (float32 on CPU), float32, bfloat16 or float16.")
+DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
+MAX_NEW_TOKENS = typer.Option(None, "--max-new-tokens", help="Longest answer in tokens (infer: 64, chat: 256).")
+DO_SAMPLE = typer.Option(False, "--sample/--greedy", help="Sample with temperature/top-p/top-k, or greedy decoding.")
+TEMPERATURE = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample).")
+TOP_P = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample).")
+TOP_K = typer.Option(0, "--top-k", help="Keep the K most likely tokens; 0 = off (with --sample).")
+NUM_BEAMS = typer.Option(1, "--num-beams", help="Beam search width (1 = no beam search).")
+REPETITION_PENALTY = typer.Option(1.0, "--repetition-penalty", help="Penalty > 1 discourages repeats.")
+STOP = typer.Option(None, "--stop", help="Stop string; the answer ends before it. Repeat for several.")
+SEED = typer.Option(None, "--seed", help="Seed for sampling.")
+MIN_PIXELS = typer.Option(None, "--min-pixels", help="Smallest image area in pixels after resizing (Qwen families).")
+MAX_PIXELS = typer.Option(None, "--max-pixels", help="Largest image area in pixels after resizing (Qwen families).")
+NFRAMES = typer.Option(None, "--nframes", help="Video: this many evenly spaced frames.")
+FPS = typer.Option(None, "--fps", help="Video: frames per second to sample (default 2, when --nframes is unset).")
+MAX_FRAMES = typer.Option(None, "--max-frames", help="Video: at most this many frames with --fps (default 64).")
+CONFIG = typer.Option(None, "--config", "-c", help="Run config (e.g. RUN_DIR/config.yaml) whose data section sets "
+                      "min/max_pixels and frame sampling, so inference matches training; flags override it.")
+
+
+def infer(
+    model: str = MODEL,
+    adapter: Optional[Path] = ADAPTER,
+    image: Optional[List[str]] = typer.Option(None, "--image", "-i", help="Image path or URL (repeat for several)."),
+    video: Optional[List[str]] = typer.Option(None, "--video", help="Video path (Qwen families)."),
+    question: Optional[str] = typer.Option(None, "--question", "-q", help="The question (single-answer mode)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder (samples.jsonl + media/)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="predictions.jsonl to write (resumed if it exists)."),
+    slice_spec: Optional[str] = typer.Option(None, "--slice", help="START:STOP of the dataset, e.g. 0:100."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", help="Requests per generate call."),
+    save_samples: Optional[Path] = typer.Option(None, "--save-samples", help="Also write {id}_in.json, {id}_img.jpg "
+                                                "and {id}_out.json per sample into this folder."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    max_new_tokens: Optional[int] = MAX_NEW_TOKENS, do_sample: bool = DO_SAMPLE, temperature: float = TEMPERATURE,
+    top_p: float = TOP_P, top_k: int = TOP_K, num_beams: int = NUM_BEAMS,
+    repetition_penalty: float = REPETITION_PENALTY, stop: Optional[List[str]] = STOP, seed: Optional[int] = SEED,
+    min_pixels: Optional[int] = MIN_PIXELS, max_pixels: Optional[int] = MAX_PIXELS, nframes: Optional[int] = NFRAMES,
+    fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
+    dtype: str = DTYPE, device: Optional[str] = DEVICE,
+) -> None:
+    """Answer one question (--image/--video + --question), or predict a dataset (--data + --out)."""
+    from ..errors import ConfigError, VlmkitError
+    from ..infer.predict import PredictionRun, single_question
+
+    params = _params(64 if max_new_tokens is None else max_new_tokens, do_sample, temperature, top_p, top_k,
+                     num_beams, repetition_penalty, stop, seed)
+    media = _media(config, min_pixels, max_pixels, nframes, fps, max_frames)
+    if data is None:
+        if out is not None or slice_spec is not None or save_samples is not None:
+            raise ConfigError("--out, --slice and --save-samples go with --data")
+        if question is None:
+            raise ConfigError("give --question (with --image/--video), or --data DIR --out FILE for a dataset")
+        request = single_question(image or (), video or (), question)
+        _check_local_media(image or ())
+        engine = _load(model, adapter, dtype, device, 1, media)
+        result = engine.generate([request], params)[0]
+        if result.error:
+            raise VlmkitError(result.error)
+        typer.echo(result.text)
+        return
+    if question is not None or image or video:
+        raise ConfigError("--question/--image/--video are for one question; with --data the questions come "
+                          "from the dataset")
+    if out is None:
+        raise ConfigError("--data needs --out FILE (predictions.jsonl)")
+    run = PredictionRun(data, out, params, model=model, adapter=str(adapter) if adapter else None, media=media,
+                        slice_spec=slice_spec)  # dataset, slice and resume checked before the model loads
+    if not run.todo:
+        typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
+        return
+    engine = _load(model, adapter, dtype, device, batch_size, media)
+    summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
+    typer.echo(f"{summary.predicted} predicted ({summary.samples_per_s:.2f} samples/s), {summary.already_done} "
+               f"already done, {len(summary.errors)} failed -> {summary.out}", err=True)
+    for sample_id, error in summary.errors[:5]:
+        typer.echo(f"  {sample_id}: {error}", err=True)
+    if len(summary.errors) > 5:
+        typer.echo(f"  ... and {len(summary.errors) - 5} more (lines with \"error\" in {summary.out})", err=True)
+
+
+def chat(
+    model: str = MODEL,
+    adapter: Optional[Path] = ADAPTER,
+    image: Optional[str] = typer.Option(None, "--image", "-i", help="Image (path or URL) for the first message."),
+    video: Optional[str] = typer.Option(None, "--video", help="Video for the first message (Qwen families)."),
+    system: Optional[str] = typer.Option(None, "--system", help="System prompt."),
+    max_new_tokens: Optional[int] = MAX_NEW_TOKENS, do_sample: bool = DO_SAMPLE, temperature: float = TEMPERATURE,
+    top_p: float = TOP_P, top_k: int = TOP_K, num_beams: int = NUM_BEAMS,
+    repetition_penalty: float = REPETITION_PENALTY, stop: Optional[List[str]] = STOP, seed: Optional[int] = SEED,
+    min_pixels: Optional[int] = MIN_PIXELS, max_pixels: Optional[int] = MAX_PIXELS, nframes: Optional[int] = NFRAMES,
+    fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
+    dtype: str = DTYPE, device: Optional[str] = DEVICE,
+) -> None:
+    """Talk to a model in the terminal: streamed answers, history across turns, /image /video /reset /save /quit."""
+    from ..infer.chat import ChatSession, chat_loop
+
+    params = _params(256 if max_new_tokens is None else max_new_tokens, do_sample, temperature, top_p, top_k,
+                     num_beams, repetition_penalty, stop, seed)
+    media = _media(config, min_pixels, max_pixels, nframes, fps, max_frames)
+    _check_local_media([image] if image else [])
+    engine = _load(model, adapter, dtype, device, 1, media)
+    session = ChatSession(engine, params, system=system)
+    if image:
+        session.attach_image(image)
+    if video:
+        session.attach_video(video)
+    typer.echo(f"vlmkit chat: {engine.model_id} ({engine.family.name})"
+               + (f" + adapter {adapter}" if adapter else ""))
+    chat_loop(session)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def _params(max_new_tokens, do_sample, temperature, top_p, top_k, num_beams, repetition_penalty, stop, seed):
+    from ..infer import GenerationParams
+
+    return GenerationParams(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p,
+                            top_k=top_k, num_beams=num_beams, repetition_penalty=repetition_penalty,
+                            stop=tuple(stop or ()), seed=seed)
+
+
+def _media(config, min_pixels, max_pixels, nframes, fps, max_frames):
+    from ..infer import MediaSettings
+    from ..infer.settings import media_from_config, override_media
+
+    base = media_from_config(config) if config is not None else MediaSettings()
+    return override_media(base, min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps,
+                          max_frames=max_frames)
+
+
+def _check_local_media(images) -> None:
+    """Open local images before loading the model, so a typo fails in a second, not after a minute of loading."""
+    from ..data.media import load_image
+
+    for source in images:
+        if "://" not in source and not source.startswith("data:"):
+            load_image(source)
+
+
+def _load(model, adapter, dtype, device, batch_size, media):
+    from ..infer import load_engine
+
+    return load_engine(model, adapter=str(adapter) if adapter else None, dtype=dtype, batch_size=batch_size,
+                       media=media, device=device)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("infer")(infer)
+    app.command("chat")(chat)

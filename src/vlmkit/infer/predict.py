@@ -1,0 +1,226 @@
+"""Predictions for a dataset: one JSON line per sample, crash-safe and resumable, with a run manifest.
+
+Line format (shared with `vlmkit eval` and `vlmkit score`):
+    {"id", "question", "prediction", "answers", "meta", "latency_s"}  plus "error" when the sample failed.
+The run's settings (model, adapter, pixel bounds, generation parameters) go to `<out>.manifest.json`.
+
+Lines are appended (and flushed) as each batch finishes, in the order batches run (longest prompts first),
+so a crash loses at most the batch in flight. Re-running with the same `--out` skips every id that already
+has a prediction; ids whose line holds an error are tried again (their old lines are dropped first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..data.collate import MediaSettings
+from ..data.schema import Sample, read_samples
+from ..errors import ConfigError, VlmkitError
+from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, write_jsonl
+from .engine import Engine, GenerationParams, GenerationResult
+
+# Settings that must match for a resumed run to continue the same predictions.
+RESUME_KEYS = ("model", "adapter", "generation", "media")
+
+
+def manifest_path(out: str | os.PathLike) -> Path:
+    """`predictions.jsonl` -> `predictions.jsonl.manifest.json`, beside it."""
+    return Path(f"{out}.manifest.json")
+
+
+def parse_slice(spec: str | None, total: int) -> slice:
+    """'START:STOP' (either side may be empty) checked against the dataset size."""
+    if spec is None:
+        return slice(0, total)
+    match = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", spec)
+    if not match:
+        raise ConfigError(f"--slice must look like START:STOP with non-negative integers (e.g. 0:100), not '{spec}'")
+    start = int(match[1]) if match[1] else 0
+    stop = int(match[2]) if match[2] else total
+    if start >= total:
+        raise ConfigError(f"--slice {spec} is out of range: the dataset has {total} samples (indices 0 to {total - 1})")
+    if stop > total:
+        raise ConfigError(f"--slice {spec} is out of range: the dataset has {total} samples, so STOP can be at most "
+                          f"{total}")
+    if stop <= start:
+        raise ConfigError(f"--slice {spec} selects nothing: STOP must be greater than START")
+    return slice(start, stop)
+
+
+def prediction_line(sample: Sample, result: GenerationResult) -> dict[str, Any]:
+    line: dict[str, Any] = {"id": sample.id, "question": sample.question(), "prediction": result.text,
+                            "answers": list(sample.answers), "meta": sample.meta,
+                            "latency_s": round(result.latency_s, 4)}
+    if result.error is not None:
+        line["error"] = result.error
+    return line
+
+
+@dataclass
+class PredictionSummary:
+    out: Path
+    manifest: Path
+    selected: int = 0
+    already_done: int = 0
+    predicted: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.predicted / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class PredictionRun:
+    """A dataset prediction run, checked before any model loads: the selection, what is left to do, and
+    whether `out` was made with the same settings (a resumed run must not mix two models' answers)."""
+
+    def __init__(self, data: str | os.PathLike, out: str | os.PathLike, params: GenerationParams, *,
+                 model: str, adapter: str | None = None, media: MediaSettings | None = None,
+                 slice_spec: str | None = None):
+        self.data, self.out, self.params, self.slice_spec = Path(data), Path(out), params, slice_spec
+        samples = read_samples(data)
+        if not samples:
+            raise VlmkitError(f"{data}: the dataset has no samples")
+        self.selected = samples[parse_slice(slice_spec, len(samples))]
+        self.settings = {"model": str(model), "adapter": str(adapter) if adapter else None,
+                         "generation": params.to_dict(), "media": asdict(media or MediaSettings())}
+        done = _resume(self.out, self.settings)
+        self.todo = [s for s in self.selected if s.id not in done]
+
+    def execute(self, engine: Engine, *, save_samples: str | os.PathLike | None = None,
+                progress: bool = True) -> PredictionSummary:
+        from tqdm.auto import tqdm
+
+        summary = PredictionSummary(self.out, manifest_path(self.out), selected=len(self.selected),
+                                    already_done=len(self.selected) - len(self.todo))
+        manifest = {"kind": "predictions", **self.settings, "family": engine.family.name, "engine": engine.info(),
+                    "data": str(self.data), "slice": self.slice_spec, "predictions": str(self.out),
+                    "status": "running", "started_at": _now()}
+        write_json(summary.manifest, manifest)
+        started = time.perf_counter()
+        bar = tqdm(total=len(self.todo), unit="sample", desc="infer", disable=not progress, dynamic_ncols=True)
+        try:
+            with JsonlAppender(self.out) as writer:
+                for index, result in engine.iter_generate(self.todo, self.params):
+                    sample = self.todo[index]
+                    line = prediction_line(sample, result)
+                    writer.write(line)
+                    if save_samples is not None:
+                        save_sample_files(save_samples, sample, line, result)
+                    summary.predicted += 1
+                    if result.error is not None:
+                        summary.errors.append((sample.id, result.error))
+                        bar.set_postfix(errors=len(summary.errors))
+                    bar.update(1)
+        finally:
+            bar.close()
+            summary.elapsed_s = time.perf_counter() - started
+            manifest.update(status="done" if summary.predicted == len(self.todo) else "interrupted",
+                            finished_at=_now(), elapsed_s=round(summary.elapsed_s, 3),
+                            samples_per_s=round(summary.samples_per_s, 3),
+                            counts={"selected": summary.selected, "already_done": summary.already_done,
+                                    "predicted": summary.predicted, "errors": len(summary.errors)})
+            write_json(summary.manifest, manifest)
+        return summary
+
+
+def predict_dataset(engine: Engine, data: str | os.PathLike, out: str | os.PathLike,
+                    params: GenerationParams | None = None, *, media: MediaSettings | None = None,
+                    slice_spec: str | None = None, save_samples: str | os.PathLike | None = None,
+                    progress: bool = True) -> PredictionSummary:
+    """Predict every selected sample of the dataset at `data` into the JSONL file `out` (resuming it).
+
+    `media`: the settings the engine was loaded with, for the manifest (default: what the engine reports).
+    """
+    info = engine.info()
+    if media is None and isinstance(info.get("media"), dict):
+        media = MediaSettings(**info["media"])
+    run = PredictionRun(data, out, params or GenerationParams(), model=engine.model_id, adapter=info.get("adapter"),
+                        media=media, slice_spec=slice_spec)
+    return run.execute(engine, save_samples=save_samples, progress=progress)
+
+
+def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
+    """Ids already predicted in `out`; error lines are removed so those samples run again."""
+    if not out.exists():
+        return set()
+    previous = manifest_path(out)
+    if previous.exists():
+        try:
+            old = json.loads(previous.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        changed = _differences(old, settings)
+        if changed:
+            raise ConfigError(f"{out} holds predictions made with other settings ({'; '.join(changed)}); resume "
+                              f"with the same settings, or write to a new --out")
+    rows = [row for _, row in iter_jsonl(out, skip_torn_tail=True)]
+    foreign = next((row for row in rows if not (isinstance(row, dict) and "id" in row and "prediction" in row)), None)
+    if foreign is not None:
+        raise ConfigError(f"{out} exists and is not a predictions file (a line without 'id' and 'prediction'); "
+                          f"refusing to append to it")
+    kept = [row for row in rows if row.get("error") is None]
+    if len(kept) < len(rows):
+        write_jsonl(out, kept)  # atomic: the failed lines go, every good prediction stays
+    return {str(row["id"]) for row in kept}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    changed = []
+    for key in RESUME_KEYS:
+        if key not in old or old[key] == new[key]:
+            continue
+        if isinstance(old[key], dict) and isinstance(new[key], dict):
+            changed += [f"{key}.{k}: {old[key].get(k)!r} then, {new[key].get(k)!r} now"
+                        for k in sorted(set(old[key]) | set(new[key])) if old[key].get(k) != new[key].get(k)]
+        else:
+            changed.append(f"{key}: {old[key]!r} then, {new[key]!r} now")
+    return changed
+
+
+def save_sample_files(folder: str | os.PathLike, sample: Sample, line: dict[str, Any],
+                      result: GenerationResult) -> None:
+    """`{id}_in.json` (the request), `{id}_img.jpg` (its image; `_img2.jpg`, ... for more), `{id}_out.json`."""
+    from ..data import media
+
+    folder = Path(folder)
+    stem = safe_file_stem(sample.id)
+    write_json(folder / f"{stem}_in.json", sample.to_json())
+    for k, source in enumerate(sample.media("image"), start=1):
+        try:
+            image = media.load_image(source)
+        except VlmkitError:
+            continue  # the failure is already in the output line
+        atomic_write_bytes(folder / f"{stem}_img{'' if k == 1 else k}.jpg", media.encode_image(image, "JPEG"))
+    write_json(folder / f"{stem}_out.json", {**line, "result": asdict(result)})
+
+
+def safe_file_stem(sample_id: str) -> str:
+    """A file name for an id; ids that need changing get a short hash so two ids never share files."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)[:100]
+    if stem != sample_id:
+        stem += "-" + hashlib.sha1(sample_id.encode("utf-8")).hexdigest()[:8]
+    return stem
+
+
+def single_question(image: Sequence[str] = (), video: Sequence[str] = (), question: str = "") -> Sample:
+    """A one-turn request from CLI arguments; the empty question is refused before any model loads."""
+    if not question or not question.strip():
+        raise ConfigError("--question is empty: ask something")
+    content: list[dict[str, str]] = [{"type": "image", "image": str(i)} for i in image]
+    content += [{"type": "video", "video": str(v)} for v in video]
+    content.append({"type": "text", "text": question})
+    return Sample(id="question", messages=[{"role": "user", "content": content}])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,287 @@
+"""The FastAPI app: OpenAI-compatible chat completions, model list, health, and the web page.
+
+Every error leaves as `{"error": {"message", "type", "code", "param"}}` with a 4xx status (5xx only for our own
+bugs, with a generic message; the traceback goes to the server log, never to the client), and the server keeps
+serving. Request bodies are capped before FastAPI reads them; media are checked in a worker thread before a
+request is queued; the engine runs in the batcher's single thread.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import shutil
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import VlmkitError
+from .batcher import DynamicBatcher, StreamHandle
+from .conversation import request_to_params, request_to_sample
+from .errors import ApiError, error_body
+from .openai_schema import (AssistantMessage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice,
+                            ChunkChoice, Delta, ModelCard, ModelList, Usage, new_completion_id, now)
+from .settings import ServeSettings
+
+log = logging.getLogger("vlmkit.serve")
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; "
+            "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+
+
+def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
+    batcher = DynamicBatcher(engine, max_batch=settings.max_batch, max_wait_s=settings.batch_wait_ms / 1000,
+                             max_queue=settings.max_queue)
+    created = now()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    # No /docs, /redoc or /openapi.json: they would be unauthenticated surface, and the docs page loads from a CDN.
+    app = FastAPI(title="vlmkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.batcher, app.state.settings = batcher, settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # added last: runs first
+    _add_error_handlers(app)
+
+    def require_key(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_key.encode()):
+            raise ApiError("missing or wrong API key: send 'Authorization: Bearer <key>'", status=401,
+                           code="invalid_api_key")
+
+    api = [Depends(require_key)]
+    request_problem = getattr(engine, "request_problem", None)  # optional engine check, cheap and load-free
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "auth_required": settings.api_key is not None}
+
+    @app.get("/v1/models", dependencies=api)
+    async def list_models() -> dict[str, Any]:
+        return ModelList(data=[ModelCard(id=settings.model_name, created=created)]).model_dump()
+
+    @app.get("/v1/models/{model_id:path}", dependencies=api)
+    async def get_model(model_id: str) -> dict[str, Any]:
+        _check_model(model_id, settings)
+        return ModelCard(id=settings.model_name, created=created).model_dump()
+
+    @app.get("/v1/stats", dependencies=api)
+    async def stats() -> dict[str, Any]:
+        return {"model": settings.model_name, "max_batch": settings.max_batch, "queue": batcher.queue_depth,
+                **batcher.stats.as_dict()}
+
+    @app.post("/v1/chat/completions", dependencies=api)
+    async def chat_completions(body: ChatCompletionRequest) -> Any:
+        _check_model(body.model, settings)
+        params = request_to_params(body, default_max_tokens=settings.default_max_tokens,
+                                   max_tokens_cap=settings.max_tokens_cap)
+        workdir = Path(tempfile.mkdtemp(prefix="vlmkit-request-"))
+        try:
+            sample = await run_in_threadpool(request_to_sample, body, workdir, settings.media,
+                                             supports_video=engine.family.supports_video)
+            problem = request_problem(sample) if request_problem else None
+            if problem:  # caught before queueing, so a stream fails with a status code, not mid-stream
+                raise ApiError(problem, code="invalid_messages", param="messages")
+            if body.stream:
+                stream = batcher.stream(sample, params)  # queued now, so a full queue is still a plain 429
+                response = StreamingResponse(_sse_events(body, stream, workdir, settings.model_name),
+                                             media_type="text/event-stream",
+                                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                workdir = None  # the stream owns it now
+                return response
+            result = await batcher.generate(sample, params)
+        finally:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        if result.error:
+            raise ApiError(f"generation failed: {result.error}", code="generation_failed")
+        return ChatCompletion(
+            id=new_completion_id(), created=now(), model=settings.model_name,
+            choices=[Choice(message=AssistantMessage(content=result.text), finish_reason=result.finish_reason)],
+            usage=Usage.of(result.prompt_tokens, result.completion_tokens),
+        ).model_dump()
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _check_model(name: str, settings: ServeSettings) -> None:
+    if not settings.accepts_model(name):
+        raise ApiError(f"model '{name}' is not served here; this server serves '{settings.model_name}'",
+                       status=404, code="model_not_found", param="model")
+
+
+# --- streaming -----------------------------------------------------------------------------------
+
+
+async def _sse_events(body: ChatCompletionRequest, stream: StreamHandle, workdir: Path,
+                      model: str) -> AsyncIterator[str]:
+    """OpenAI's chunk sequence: a role chunk, content chunks, a finish chunk, [usage chunk], [DONE]."""
+    completion_id, created = new_completion_id(), now()
+
+    def chunk(delta: Delta | None, finish: str | None = None, usage: Usage | None = None) -> str:
+        choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish)]
+        payload = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=choices, usage=usage)
+        return f"data: {payload.model_dump_json()}\n\n"
+
+    try:
+        yield chunk(Delta(role="assistant", content=""))
+        async for piece in stream:
+            yield chunk(Delta(content=piece))
+        result = stream.result
+        if result is not None and result.error:
+            raise ApiError(f"generation failed: {result.error}", code="generation_failed")
+        yield chunk(Delta(), "length" if result is not None and result.finish_reason == "length" else "stop")
+        if body.include_usage_in_stream():
+            yield chunk(None, usage=Usage.of(result.prompt_tokens, result.completion_tokens) if result else None)
+        yield "data: [DONE]\n\n"
+    except Exception as exc:  # the status line is sent already: report in-band, as OpenAI does
+        _, payload = _error_response(exc)
+        yield f"data: {json.dumps(payload)}\n\n"
+    finally:
+        await stream.aclose()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def _error_response(exc: BaseException) -> tuple[int, dict]:
+    if isinstance(exc, ApiError):
+        return exc.status, exc.body()
+    if isinstance(exc, VlmkitError):  # e.g. the processor refusing a prompt: the request's fault
+        return 400, error_body(str(exc), 400, "invalid_request")
+    log.error("internal error while serving a request", exc_info=exc)
+    return 500, error_body("internal server error (details are in the server log)", 500, "internal_error")
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, str | None]:
+    errors = exc.errors() or [{"msg": "invalid request", "loc": (), "type": ""}]
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        reason = first.get("ctx", {}).get("error", first["msg"])
+        return 400, f"request body is not valid JSON ({reason})", "invalid_json", None
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return 400, "request body is empty; send a JSON object", "invalid_json", None
+    # A value that fits no branch of a union gives one error per branch, each with the branch's type name in
+    # its path ('str', 'list[...]'); report the path they share and every branch's complaint once.
+    paths = [[str(x) for x in e.get("loc", ()) if x != "body"] for e in errors]
+    shared = os.path.commonprefix(paths) if len(paths) > 1 else paths[0]  # element-wise on lists
+    field = ".".join(x for x in shared if not any(c in x for c in "[(")) or None
+    messages = list(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in errors))
+    message = "; or ".join(messages[:3]) + (f" (and {len(messages) - 3} more problems)" if len(messages) > 3 else "")
+    return 422, f"{field}: {message}" if field else message, "invalid_request", field
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message, code, field = _validation_message(exc)
+        return JSONResponse(error_body(message, status, code, field), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(str(exc.detail), exc.status_code, code), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(VlmkitError)
+    async def ours(request: Request, exc: VlmkitError) -> JSONResponse:
+        status, payload = _error_response(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        status, payload = _error_response(exc)
+        return JSONResponse(payload, status_code=status)
+
+
+# --- middleware ----------------------------------------------------------------------------------
+
+
+class HostCheck:
+    """Pure ASGI middleware: answer only requests whose Host header names an allowed host (any port)."""
+
+    def __init__(self, app: Any, allowed: tuple[str, ...]):
+        self.app, self.allowed = app, {h.lower().strip("[]") for h in allowed}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+            # "name:port", "name", or "[v6 address]:port" (an IPv6 Host header is always bracketed)
+            name = host[1:host.find("]")] if host.startswith("[") else host.split(":", 1)[0]
+            if name not in self.allowed:
+                response = JSONResponse(error_body(f"host '{host}' is not served here (allowed: "
+                                                   f"{', '.join(sorted(self.allowed))}; see --allowed-host)",
+                                                   400, "host_not_allowed"), status_code=400)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+
+
+class BodyLimit:
+    """Pure ASGI middleware: refuse bodies over `max_bytes` (413) by header or while reading, before parsing."""
+
+    def __init__(self, app: Any, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(send, int(declared))
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return await self._refuse(send, size)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # after the body: lets streaming responses notice a disconnect
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Any, size: int) -> None:
+        response = JSONResponse(error_body(f"request body is {size:,} bytes or more, over this server's limit of "
+                                           f"{self.max_bytes:,}", 413, "request_too_large"), status_code=413,
+                                headers={"Connection": "close"})
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> dict:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,241 @@
+"""Dynamic batching: concurrent requests wait on one asyncio queue and reach the engine as one batch.
+
+One worker thread owns the engine, so the model is never used by two requests at once. The collector takes
+the first waiting request, then gathers more for at most `max_wait_s` or until `max_batch` are in hand
+(requests that queued while the previous batch ran are taken at once, without waiting). Requests in a batch
+are grouped by generation parameters, one `engine.generate` call per group. If a batch call fails, its requests
+are retried one by one so a single bad request cannot fail its neighbours. Streaming requests run alone through
+`engine.stream`, in the same worker thread, in their turn in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ApiError
+
+log = logging.getLogger("vlmkit.serve")
+
+
+@dataclass
+class BatchStats:
+    requests: int = 0
+    batches: int = 0
+    streams: int = 0
+    largest_batch: int = 0
+    batch_sizes: dict[int, int] = field(default_factory=dict)  # size -> how many batches had it
+
+    def as_dict(self) -> dict[str, Any]:
+        mean = (sum(k * v for k, v in self.batch_sizes.items()) / self.batches) if self.batches else 0.0
+        return {"requests": self.requests, "batches": self.batches, "streams": self.streams,
+                "largest_batch": self.largest_batch, "mean_batch": round(mean, 2),
+                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+
+
+@dataclass
+class _Job:
+    sample: Any
+    params: Any
+    future: asyncio.Future | None = None         # generate(): resolves to a GenerationResult
+    pieces: asyncio.Queue | None = None          # stream(): ("piece", text) ... ("done", None) | ("error", exc)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def abandoned(self) -> bool:
+        return self.stop.is_set() or (self.future is not None and self.future.done())
+
+
+class DynamicBatcher:
+    def __init__(self, engine: Any, *, max_batch: int = 8, max_wait_s: float = 0.015, max_queue: int = 256):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.engine = engine
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s if max_batch > 1 else 0.0  # nothing to wait for with batches of one
+        self.max_queue = max_queue
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the collector on the running event loop (call from inside it, e.g. the app lifespan)."""
+        self._ensure_queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmkit-engine")
+        self._task = asyncio.get_running_loop().create_task(self._collect_forever(), name="vlmkit-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    # --- requests ----------------------------------------------------------------------------
+    async def generate(self, sample: Any, params: Any) -> Any:
+        job = _Job(sample, params, future=asyncio.get_running_loop().create_future())
+        self._enqueue(job)
+        try:
+            return await job.future
+        finally:
+            job.stop.set()  # a client that went away leaves its job to be skipped
+
+    def stream(self, sample: Any, params: Any) -> "StreamHandle":
+        """Queue a streaming request now (a full queue raises at once) and return its handle."""
+        job = _Job(sample, params, pieces=asyncio.Queue())
+        self._enqueue(job)
+        return StreamHandle(job)
+
+    def _enqueue(self, job: _Job) -> None:
+        try:
+            self._ensure_queue().put_nowait(job)
+        except asyncio.QueueFull:
+            raise ApiError(f"the server is busy ({self.max_queue} requests waiting); retry shortly",
+                           status=429, code="server_busy") from None
+
+    def _ensure_queue(self) -> asyncio.Queue:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self.max_queue)
+        return self._queue
+
+    # --- collector ---------------------------------------------------------------------------
+    async def _collect_forever(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job.abandoned:
+                continue
+            if job.pieces is not None:
+                await self._run_stream(job)
+                continue
+            batch, deferred_stream = await self._gather(job)
+            try:
+                await self._run_batch(batch)
+            except Exception as exc:  # a bug here must fail these requests, not stop the collector
+                log.exception("batch failed")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+            if deferred_stream is not None:
+                await self._run_stream(deferred_stream)
+
+    async def _gather(self, first: _Job) -> tuple[list[_Job], _Job | None]:
+        loop = asyncio.get_running_loop()
+        batch, deadline = [first], loop.time() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            if job.abandoned:
+                continue
+            if job.pieces is not None:
+                return batch, job  # a stream ends the batch and runs right after it, keeping queue order
+            batch.append(job)
+        return batch, None
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        batch = [job for job in batch if not job.abandoned]
+        if not batch:
+            return
+        self.stats.batches += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        self.stats.batch_sizes[len(batch)] = self.stats.batch_sizes.get(len(batch), 0) + 1
+        groups: dict[str, list[_Job]] = {}
+        for job in batch:
+            groups.setdefault(repr(job.params), []).append(job)
+        loop = asyncio.get_running_loop()
+        for jobs in groups.values():
+            try:
+                results = await loop.run_in_executor(self._executor, self._generate, jobs)
+            except Exception:
+                results = [await self._generate_alone(job) for job in jobs]
+            for job, result in zip(jobs, results, strict=True):  # a short answer list must not hang anyone
+                self.stats.requests += 1
+                if job.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+
+    def _generate(self, jobs: list[_Job]) -> list[Any]:
+        return self.engine.generate([job.sample for job in jobs], jobs[0].params)
+
+    async def _generate_alone(self, job: _Job) -> Any:
+        try:
+            return (await asyncio.get_running_loop().run_in_executor(self._executor, self._generate, [job]))[0]
+        except Exception as exc:
+            return exc
+
+    async def _run_stream(self, job: _Job) -> None:
+        self.stats.streams += 1
+        self.stats.requests += 1
+        loop = asyncio.get_running_loop()
+
+        def send(kind: str, value: Any) -> None:
+            loop.call_soon_threadsafe(job.pieces.put_nowait, (kind, value))
+
+        def produce() -> None:
+            pieces = None
+            try:
+                pieces = self.engine.stream(job.sample, job.params)
+                for piece in pieces:
+                    if job.stop.is_set():
+                        break  # the client went away: stop spending compute on it
+                    send("piece", piece)
+                send("done", getattr(pieces, "result", None))
+            except Exception as exc:
+                send("error", exc)
+            finally:
+                if pieces is not None and hasattr(pieces, "close"):
+                    pieces.close()
+
+        await loop.run_in_executor(self._executor, produce)
+
+
+class StreamHandle:
+    """Async iterator over one streamed answer's text pieces; `result` is the engine's GenerationResult (token
+    counts, finish reason) once the pieces are exhausted. `aclose()` stops generation early."""
+
+    def __init__(self, job: _Job):
+        self._job = job
+        self._finished = False
+        self.result: Any = None
+
+    def __aiter__(self) -> "StreamHandle":
+        return self
+
+    async def __anext__(self) -> str:
+        if self._finished:
+            raise StopAsyncIteration
+        kind, value = await self._job.pieces.get()
+        if kind == "piece":
+            return value
+        self._finished = True
+        self._job.stop.set()
+        if kind == "error":
+            raise value
+        self.result = value
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self._job.stop.set()
