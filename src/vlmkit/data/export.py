@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import DataError
+from ..io import atomic_open
 from .schema import SAMPLES_FILE, ImagePart, Sample, TextPart, VideoPart, iter_samples
 
 EXPORT_FORMATS = ("llava", "sharegpt")
@@ -49,7 +48,7 @@ def export_dataset(
         return str(full.resolve()) if absolute_paths else os.path.relpath(full.resolve(), out.parent.resolve())
 
     count = 0
-    with _atomic_stream(out) as handle:
+    with atomic_open(out) as handle:
         handle.write("" if as_lines else "[\n")
         for sample in iter_samples(root, resolve_media=False):
             record = convert(sample, path_of)
@@ -122,19 +121,3 @@ def dataset_info_entry(out: Path, format: str) -> dict[str, Any]:
         "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                  "assistant_tag": "assistant", "system_tag": "system"},
     }}
-
-
-@contextmanager
-def _atomic_stream(path: Path) -> Iterator[Any]:
-    """A text handle to a temp file beside `path`, renamed onto it only if the block completes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
