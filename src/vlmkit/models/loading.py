@@ -50,6 +50,9 @@ def quantization_config(kind: str | None, family: FamilyAdapter, compute_dtype: 
     from transformers import BitsAndBytesConfig
 
     skip = [p.rstrip(".").split(".")[-1] for p in family.vision_prefixes + family.projector_prefixes] + ["lm_head"]
+    # transformers 5 matches skip patterns from the start of the module name or as a suffix, so the bare
+    # last component ("visual") no longer covers "model.visual.blocks.0.attn.qkv"; the full prefixes do.
+    skip += [p.rstrip(".") for p in family.vision_prefixes + family.projector_prefixes]
     if kind == "4bit":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=resolve_dtype(compute_dtype), llm_int8_skip_modules=skip)
