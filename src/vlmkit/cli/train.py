@@ -1,0 +1,60 @@
+"""CLI: `vlmkit train CONFIG [key=value ...]` and `vlmkit export RUN_DIR --out DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def train(
+    config: Path = typer.Argument(..., help="Run config (YAML); see configs/ and docs/training.md."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. lora.rank=16 train.max_steps=50."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run directory."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: output_dir, else runs/<name>)."),
+    check: bool = typer.Option(False, "--check", help="Validate the config, data and model family, then stop."),
+) -> None:
+    """Fine-tune a vision-language model (LoRA, QLoRA or full) as the config says; runs under torchrun too."""
+    from ..config import load_config
+
+    run_config = load_config(config, overrides or [])
+    if out is not None:
+        run_config = run_config.model_copy(update={"output_dir": str(out)})
+    if check:
+        from ..train.preflight import preflight
+
+        checked = preflight(run_config, resume=resume)
+        typer.echo(f"ok: {checked.family.name} checkpoint, {len(checked.train_samples)} training samples, "
+                   f"{len(checked.eval_samples)} eval samples, run directory {checked.run_dir}")
+        return
+    from ..train import train as run_training
+
+    result = run_training(run_config, resume=resume)
+    if result.world_size == 1 or _is_main_process():
+        loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
+        typer.echo(f"done: {result.global_step} steps, final loss {loss}, saved to {result.final_dir}")
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished run directory (from `vlmkit train`)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the merged checkpoint."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 | bfloat16 | float16 (default: the base's)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder."),
+) -> None:
+    """Merge the run's LoRA adapter into its base (a full fine-tune is re-saved) as a plain checkpoint."""
+    from ..train.export import export_merged
+
+    path = export_merged(run_dir, out, dtype=dtype, overwrite=overwrite)
+    typer.echo(f"saved merged model to {path}")
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("export")(export)

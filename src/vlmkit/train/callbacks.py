@@ -1,0 +1,103 @@
+"""Trainer callbacks: a progress bar with loss / learning rate / samples per second, live metric logs in the run
+directory, and a per-rank record that shows every process of a distributed run took part."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
+
+from ..io import JsonlAppender, write_json
+
+
+class SamplesPerSecond:
+    """Throughput of the optimiser steps done in this process's run (a resumed run restarts the clock)."""
+
+    def __init__(self, samples_per_step: int):
+        self.samples_per_step = samples_per_step
+        self.start_time: float | None = None
+        self.start_step = 0
+
+    def start(self, step: int) -> None:
+        self.start_time, self.start_step = time.perf_counter(), step
+
+    def rate(self, step: int) -> float | None:
+        if self.start_time is None or step <= self.start_step:
+            return None
+        return (step - self.start_step) * self.samples_per_step / (time.perf_counter() - self.start_time)
+
+
+class ProgressBar(ProgressCallback):
+    """Trainer's tqdm bar, with the latest loss, learning rate and samples/s as its postfix instead of log dumps."""
+
+    def __init__(self, throughput: SamplesPerSecond):
+        super().__init__()
+        self.throughput = throughput
+        self.postfix: dict[str, str] = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not (state.is_world_process_zero and self.training_bar is not None and logs):
+            return
+        if "loss" in logs:
+            self.postfix["loss"] = f"{logs['loss']:.4f}"
+        if "learning_rate" in logs:
+            self.postfix["lr"] = f"{logs['learning_rate']:.2e}"
+        if "eval_loss" in logs:
+            self.postfix["eval_loss"] = f"{logs['eval_loss']:.4f}"
+        rate = self.throughput.rate(state.global_step)
+        if rate is not None:
+            self.postfix["samples/s"] = f"{rate:.2f}"
+        self.training_bar.set_postfix(self.postfix, refresh=True)
+
+
+class RunLogger(TrainerCallback):
+    """Appends every log record to logs/metrics.jsonl (live) and keeps log_history.json current at each save."""
+
+    def __init__(self, run_dir: Path, throughput: SamplesPerSecond):
+        self.run_dir = run_dir
+        self.throughput = throughput
+        self._metrics: JsonlAppender | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.throughput.start(state.global_step)
+        if state.is_world_process_zero:
+            self._metrics = JsonlAppender(self.run_dir / "logs" / "metrics.jsonl")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self._metrics is not None and logs:
+            record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch, **logs}
+            rate = self.throughput.rate(state.global_step)
+            if rate is not None:
+                record["samples_per_second"] = rate
+            self._metrics.write(record)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            write_json(self.run_dir / "log_history.json", state.log_history)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+
+
+class RankRecord(TrainerCallback):
+    """Each process writes logs/rank-<k>.json at the end: its rank, the world size and the micro-batches it ran."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.micro_batches = 0
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        self.micro_batches += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.micro_batches += 1
+
+    def on_train_end(self, args, state, control, **kwargs):
+        write_json(self.run_dir / "logs" / f"rank-{args.process_index}.json",
+                   {"rank": args.process_index, "world_size": args.world_size, "micro_batches": self.micro_batches,
+                    "global_step": state.global_step})

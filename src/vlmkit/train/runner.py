@@ -1,0 +1,227 @@
+"""`train()`: one run from a validated config to a run directory.
+
+RUN_DIR/
+  config.yaml          the resolved config (absolute input paths)
+  manifest.json        versions, data hashes, git commit, parameter counts per group, world size, outcome
+  log_history.json     every logged step (loss, learning rate, eval loss), kept current at each save
+  logs/                metrics.jsonl (live), train.log, tensorboard/, rank-<k>.json
+  checkpoints/         checkpoint-<step>/ (the last `save.keep_last`), what --resume continues from
+  adapter/ or model/   the final LoRA adapter (lora, qlora) or full weights (full), with the processor files
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import RunConfig, config_from_dict, load_config
+from ..io import atomic_write_text, write_json
+from .preflight import preflight
+
+log = logging.getLogger("vlmkit.train")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    final_loss: float | None            # training loss of the last logged step
+    log_history: list[dict[str, Any]]
+    global_step: int
+    eval_loss: float | None = None
+    adapter_dir: Path | None = None     # lora / qlora
+    model_dir: Path | None = None       # full
+    parameters: dict[str, dict[str, int]] = field(default_factory=dict)
+    samples_per_second: float | None = None
+    world_size: int = 1
+
+    @property
+    def final_dir(self) -> Path:
+        return self.adapter_dir or self.model_dir  # type: ignore[return-value]
+
+    def losses(self) -> list[float]:
+        return [row["loss"] for row in self.log_history if "loss" in row]
+
+
+def train(config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), *, resume: bool = False,
+          out: str | os.PathLike | None = None, callbacks: Sequence[Any] = ()) -> RunResult:
+    """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks."""
+    config = _final_config(config, overrides, out)
+    checked = preflight(config, resume=resume)     # no model is loaded before this passes
+    run_dir = checked.run_dir
+
+    import transformers
+    from transformers.trainer_callback import ProgressCallback
+
+    from .callbacks import ProgressBar, RankRecord, RunLogger, SamplesPerSecond
+    from .data import SampleDataset, estimate_lengths
+    from .manifest import base_manifest, now
+    from .params import count_parameters
+    from .prepare import load_for_training, make_trainable
+    from .trainer import VlmTrainer, training_arguments
+
+    args = training_arguments(config, run_dir, has_eval=bool(checked.eval_samples))  # starts the process group
+    main = args.process_index == 0
+    handler = _start_run_dir(config, run_dir, resume) if main else None
+    try:
+        transformers.set_seed(config.train.seed)  # before LoRA init, so equal seeds give equal runs
+        loaded = load_for_training(config)
+        family = loaded.family
+        model = make_trainable(config, loaded.model, family)
+        parameters = count_parameters(model, family)
+        log.info("trainable parameters per group: %s", parameters)
+        collator = _collator(config, loaded)
+        lengths = estimate_lengths(checked.train_samples, collator)
+        manifest = base_manifest(config=config, family=family.name, model_source=loaded.source,
+                                 train_samples=len(checked.train_samples), eval_samples=len(checked.eval_samples),
+                                 world_size=args.world_size, parameters=parameters,
+                                 config_dir=config.source.parent if config.source else None)
+        manifest["resumed_from"] = checked.resume_from
+        if main:
+            write_json(run_dir / "manifest.json", manifest)
+        log.info("%s %s run on %s: %d training samples, %d eval samples, %d process(es)%s", config.method,
+                 family.name, loaded.source, len(checked.train_samples), len(checked.eval_samples),
+                 args.world_size, f", resuming from {checked.resume_from}" if checked.resume_from else "")
+
+        throughput = SamplesPerSecond(config.train.batch_size * config.train.grad_accum * args.world_size)
+        trainer = VlmTrainer(
+            model=model, args=args, data_collator=collator, processing_class=loaded.processor,
+            train_dataset=SampleDataset(checked.train_samples),
+            eval_dataset=SampleDataset(checked.eval_samples) if checked.eval_samples else None,
+            callbacks=[RunLogger(run_dir, throughput), RankRecord(run_dir), *_tracking(config, run_dir), *callbacks],
+            run_config=config, family=family, lengths=lengths)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(ProgressBar(throughput))
+
+        trainer.train(resume_from_checkpoint=checked.resume_from)
+        eval_loss = None
+        if checked.eval_samples:
+            eval_loss = trainer.evaluate().get("eval_loss")
+
+        final_dir = run_dir / ("model" if config.method == "full" else "adapter")
+        trainer.save_model(str(final_dir))      # gathers sharded weights; writes on the main process only
+        history = trainer.state.log_history
+        result = RunResult(run_dir=run_dir, final_loss=_last(history, "loss"), log_history=history,
+                           global_step=trainer.state.global_step, eval_loss=eval_loss,
+                           adapter_dir=final_dir if config.method != "full" else None,
+                           model_dir=final_dir if config.method == "full" else None,
+                           parameters=parameters, samples_per_second=throughput.rate(trainer.state.global_step),
+                           world_size=args.world_size)
+        if main:  # save_model wrote the processor and chat template next to the weights
+            write_json(run_dir / "log_history.json", history)
+            manifest.update(status="finished", finished=now(), global_step=result.global_step,
+                            final_loss=result.final_loss, eval_loss=eval_loss,
+                            samples_per_second=result.samples_per_second,
+                            dropped_for_length=list(collator.dropped), final_dir=final_dir.name)
+            write_json(run_dir / "manifest.json", manifest)
+            log.info("finished: step %d, loss %s, saved to %s", result.global_step, result.final_loss, final_dir)
+        return result
+    except BaseException as exc:
+        if main:
+            _mark_failed(run_dir, exc)
+        raise
+    finally:
+        if handler is not None:
+            logging.getLogger("vlmkit").removeHandler(handler)
+            handler.close()
+
+
+def _collator(config: RunConfig, loaded: Any) -> Any:
+    from ..data.collate import MediaSettings, VlmCollator
+
+    data = config.data
+    media = MediaSettings(min_pixels=data.min_pixels, max_pixels=data.max_pixels, nframes=data.nframes,
+                          fps=data.fps, max_frames=data.max_frames)
+    return VlmCollator(loaded.processor, loaded.family, max_length=data.max_length, on_overflow=data.on_overflow,
+                       media=media)
+
+
+def _final_config(config: RunConfig | str | os.PathLike, overrides: Sequence[str],
+                  out: str | os.PathLike | None) -> RunConfig:
+    if not isinstance(config, RunConfig):
+        config = load_config(config, list(overrides))
+    elif overrides:
+        source = config.source
+        config = config_from_dict(config.model_dump(mode="json"), list(overrides),
+                                  source=str(source) if source else "config")
+    if out is not None:
+        source = config._source
+        config = config.model_copy(update={"output_dir": str(Path(out).resolve())})
+        config._source = source
+    return config
+
+
+def _start_run_dir(config: RunConfig, run_dir: Path, resume: bool) -> logging.Handler:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    previous = run_dir / "config.yaml"
+    if resume and previous.exists():
+        _warn_changes(previous, config)
+    atomic_write_text(previous, config.to_yaml())
+    handler = logging.FileHandler(run_dir / "logs" / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("vlmkit")
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def _warn_changes(previous: Path, config: RunConfig) -> None:
+    import yaml
+
+    old = _flatten(yaml.safe_load(previous.read_text(encoding="utf-8")) or {})
+    new = _flatten(config.model_dump(mode="json"))
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        log.warning("resuming with a changed config (%s); the result will differ from an uninterrupted run",
+                    ", ".join(changed))
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _tracking(config: RunConfig, run_dir: Path) -> list[Any]:
+    """TensorBoard goes to RUN_DIR/logs/tensorboard; W&B and MLflow are Trainer integrations (report_to)."""
+    if config.tracking.project:
+        if "wandb" in config.tracking.backends:
+            os.environ.setdefault("WANDB_PROJECT", config.tracking.project)  # WandbCallback reads only this
+        if "mlflow" in config.tracking.backends:
+            os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", config.tracking.project)
+    if "tensorboard" not in config.tracking.backends:
+        return []
+    from transformers.integrations import TensorBoardCallback
+
+    callback = TensorBoardCallback()
+    callback.logging_dir = str(run_dir / "logs" / "tensorboard")
+    return [callback]
+
+
+def _last(history: list[dict[str, Any]], key: str) -> float | None:
+    return next((row[key] for row in reversed(history) if key in row), None)
+
+
+def _mark_failed(run_dir: Path, exc: BaseException) -> None:
+    import json
+
+    path = run_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        manifest = {}
+    if not manifest:
+        return
+    from .manifest import now
+
+    manifest.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", ended=now(),
+                    error=f"{type(exc).__name__}: {exc}"[:2000])
+    write_json(path, manifest)

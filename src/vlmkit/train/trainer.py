@@ -1,0 +1,120 @@
+"""HF Trainer set up for vision-language fine-tuning: our optimiser groups, our resumable length-grouped order,
+and TrainingArguments derived from the run config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from ..config import RunConfig
+from ..models.base import FamilyAdapter
+from .data import GroupedByLengthSampler, Lengths
+from .loss import answer_only_loss, report_true_mean, supports_answer_only_logits
+from .params import build_optimizer
+
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+
+
+class VlmTrainer(Trainer):
+    """Trainer with per-group learning rates, a resumable length-grouped order, and a loss computed from the
+    labelled positions only, normalised so that length grouping does not re-weight answers (train/loss.py)."""
+
+    def __init__(self, *args: Any, run_config: RunConfig, family: FamilyAdapter, lengths: Lengths,
+                 **kwargs: Any):
+        self.run_config = run_config
+        self.family = family
+        self.lengths = lengths
+        self.grouped = run_config.train.group_by_length
+        self.tokens_per_sample = lengths.mean_answer_tokens() if self.grouped else None
+        self._actual_items: Any = None
+        super().__init__(*args, **kwargs)
+        self.answer_only_logits = supports_answer_only_logits(self.model)
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> Any:
+        """The label count a step's summed loss is divided by: its own count, or under length grouping the
+        expected count of a step (see train/loss.py). The real count is kept for the logged loss."""
+        actual = super()._get_num_items_in_batch(batch_samples, device)
+        self._actual_items = actual
+        if actual is None or not self.tokens_per_sample:
+            return actual
+        sequences = sum(len(batch["labels"]) for batch in batch_samples)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            sequences *= self.args.world_size
+        return torch.tensor(self.tokens_per_sample * sequences, device=device)
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if not (self.answer_only_logits and "labels" in inputs and self.label_smoother is None
+                and self.compute_loss_func is None):
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        else:
+            loss, outputs = answer_only_loss(model, inputs, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                # as Trainer.compute_loss does: the count is global and DDP averages gradients over processes
+                tp_size = self.get_tp_size() if hasattr(self, "get_tp_size") else 1
+                loss = loss * (self.accelerator.num_processes // tp_size)
+        if self.tokens_per_sample and model.training and num_items_in_batch is not None and self._actual_items:
+            loss = report_true_mean(loss, expected=num_items_in_batch, actual=self._actual_items)
+        return (loss, outputs) if return_outputs else loss
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            self.optimizer = build_optimizer(model if model is not None else self.model, self.family,
+                                             self.run_config.optim)
+        return self.optimizer
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if not self.grouped:
+            return super()._get_train_sampler(train_dataset)
+        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return GroupedByLengthSampler(self.lengths.prompt(), group, seed=self.args.data_seed or self.args.seed)
+
+
+def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> TrainingArguments:
+    t, optim, dist = config.train, config.optim, config.distributed
+    on_cpu = not torch.cuda.is_available()
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=config.eval.batch_size or t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        learning_rate=optim.lr,
+        weight_decay=optim.weight_decay,
+        adam_beta1=optim.betas[0], adam_beta2=optim.betas[1], adam_epsilon=optim.eps,
+        max_grad_norm=optim.max_grad_norm or 0.0,
+        lr_scheduler_type=SCHEDULERS[optim.scheduler],
+        warmup_steps=optim.warmup_steps if optim.warmup_steps else optim.warmup_ratio,
+        bf16=t.precision == "bf16", fp16=t.precision == "fp16",
+        seed=t.seed, data_seed=t.seed,
+        logging_steps=t.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if config.eval.every and has_eval else "no",
+        eval_steps=config.eval.every,
+        prediction_loss_only=True,
+        save_strategy="steps", save_steps=config.save.every, save_total_limit=config.save.keep_last,
+        report_to=[b for b in config.tracking.backends if b != "tensorboard"] or "none",
+        run_name=config.tracking.run_name or config.run_name(),
+        remove_unused_columns=False,  # items are Sample objects for our collator, not tokenized columns
+        dataloader_num_workers=t.num_workers,
+        dataloader_persistent_workers=t.num_workers > 0,
+        use_cpu=on_cpu,
+        ddp_backend=dist.ddp_backend,
+        ddp_find_unused_parameters=dist.find_unused_parameters,
+        deepspeed=dist.deepspeed,
+        fsdp=dist.fsdp,
+        fsdp_config=dist.fsdp_config,
+        disable_tqdm=False,
+    )
+    # transformers renamed gradient_checkpointing to activation_checkpointing in 5.x; use whichever exists.
+    name = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+            else "gradient_checkpointing")
+    kwargs[name] = t.gradient_checkpointing
+    # Non-reentrant checkpointing needs no input-grad hooks when the embeddings are frozen (LoRA).
+    kwargs[f"{name}_kwargs"] = {"use_reentrant": False} if t.gradient_checkpointing else None
+    if config.tracking.project:
+        kwargs["project"] = config.tracking.project
+    return TrainingArguments(**kwargs)
