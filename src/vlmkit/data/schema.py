@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import DataError
 from ..io import dumps_line, iter_jsonl
+from ..provenance import file_sha256
 
 SAMPLES_FILE = "samples.jsonl"
 MEDIA_DIR = "media"
@@ -199,11 +200,7 @@ class DatasetWriter:
     def add_media_file(self, path: str | os.PathLike) -> str:
         """Copy a file (e.g. a video, never re-encoded) into the store, hashing it in chunks."""
         path = Path(path)
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return self._store(digest.hexdigest(), path.suffix, lambda tmp: shutil.copyfile(path, tmp))
+        return self._store(file_sha256(path), path.suffix, lambda tmp: shutil.copyfile(path, tmp))
 
     def _store(self, digest: str, suffix: str, write_to: Any) -> str:
         rel = f"{MEDIA_DIR}/{digest[:2]}/{digest}{suffix.lower()}"

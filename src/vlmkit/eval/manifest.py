@@ -8,25 +8,15 @@ import hashlib
 import json
 import platform
 import sys
-from importlib import metadata
 from typing import Any, Iterable
+
+from ..provenance import package_versions
 
 MANIFEST_FILE = "manifest.json"
 PACKAGES = ("vlmkit", "torch", "transformers", "peft", "accelerate", "pycocoevalcap", "numpy", "pillow")
 # Keys that must match for a run directory to be resumed (anything else may differ between invocations).
 RESUME_KEYS = ("task.name", "task.prompt", "task.system_prompt", "task.generation", "data_hash", "model",
                "adapter", "pixels")
-
-
-def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
-    """Installed versions, read from metadata (nothing is imported)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def data_hash(samples: Iterable[Any]) -> str:
@@ -49,7 +39,7 @@ def build_manifest(task_info: dict[str, Any], samples: list[Any], **run: Any) ->
         "samples": len(samples),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": package_versions(),
+        "packages": package_versions(PACKAGES),
     }
     manifest.update({k: v for k, v in run.items() if v is not None})
     return manifest

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..data.schema import samples_path
+from ..provenance import file_sha256, package_versions
 
 PACKAGES = ("vlmkit", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "trl", "datasets", "tokenizers")
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def data_fingerprint(folder: str | None, n_samples: int) -> dict[str, Any] | None:
@@ -72,7 +53,7 @@ def base_manifest(*, config: Any, family: str, model_source: str, train_samples:
         "model": {"source": model_source, "family": family},
         "data": {"train": data_fingerprint(config.data.train, train_samples),
                  "eval": data_fingerprint(config.data.eval, eval_samples)},
-        "versions": package_versions(),
+        "versions": package_versions(PACKAGES),
         "git": git_state(config_dir or Path.cwd()),
         "host": {"platform": platform.platform(), "machine": platform.machine()},
         "world_size": world_size,
