@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .io import read_yaml_mapping
 
 Method = Literal["lora", "qlora", "full"]
 INPUT_PATH_KEYS = ("model.path", "model.processor", "data.train", "data.eval", "distributed.deepspeed")
@@ -224,16 +225,7 @@ class RunConfig(Section):
 def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML run config, apply `key.sub=value` overrides, resolve paths and validate."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "config file")
     raw.setdefault("name", path.stem)
     _resolve_paths(raw, path.parent.resolve())
     return config_from_dict(raw, overrides=overrides, source=str(path))

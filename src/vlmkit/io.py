@@ -136,3 +136,23 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
     return atomic_write_text(path, "".join(dumps_line(row) + "\n" for row in rows))
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file -> {}); ConfigError names the file and the problem."""
+    import yaml
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data

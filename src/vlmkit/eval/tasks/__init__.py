@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...errors import ConfigError, VlmkitError
+from ...io import read_yaml_mapping
 from .builtin import BUILTIN_TASKS
 from .postprocess import STEPS
 from .spec import GenerationSettings, Task, TaskFile
@@ -57,16 +58,7 @@ def get_task(name_or_path: str | os.PathLike | Task) -> Task:
 
 
 def load_task_file(path: str | os.PathLike) -> Task:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: task file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return task_from_dict(data, source=str(path))
+    return task_from_dict(read_yaml_mapping(path, "task file"), source=str(path))
 
 
 def task_from_dict(data: Any, *, source: str = "task") -> Task:
