@@ -53,6 +53,9 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     return Run(name or path.name, path, summary, samples, manifest)
 
 
+_SHOWN_ZERO = 0.5e-4  # half of the 0.01 shown on the x100 scale
+
+
 def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | None = None,
                  metrics: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0,
                  confidence: float = 0.95) -> dict[str, Any]:
@@ -105,7 +108,8 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | N
 
 def _delta_cell(stats: dict[str, Any]) -> str:
     mark = "†" if stats.get("approximate") else ""
-    sig = "*" if stats["ci_low"] > 0 or stats["ci_high"] < 0 else ""
+    # Below display precision counts as 0: BLEU's smoothing leaves ~1e-9 scores on total misses.
+    sig = "*" if stats["ci_low"] > _SHOWN_ZERO or stats["ci_high"] < -_SHOWN_ZERO else ""
     return (f"{100 * stats['delta']:+.2f}{sig} [{100 * stats['ci_low']:+.2f}, {100 * stats['ci_high']:+.2f}]{mark}")
 
 
