@@ -399,18 +399,13 @@ def _cell(text: str) -> str:
 
 
 def _plots(stats: dict[str, Any], out: Path) -> list[Path]:
-    import matplotlib
+    from ..plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     written = []
 
     def save(fig: Any, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
-        written.append(out / name)
+        written.append(save_figure(fig, out / name, dpi=100))
 
     per_image = stats["qa_pairs_per_image"].get("histogram", {})
     if per_image:

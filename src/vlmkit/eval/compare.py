@@ -151,7 +151,7 @@ def compare_png(result: dict[str, Any], path: Path) -> Path:
     """The table as an image, above a bar chart of the first metric with the delta intervals."""
     from . import plots
 
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     header, rows = table_rows(result)
     metric = result["metrics"][0]
     runs = result["runs"]
@@ -172,7 +172,7 @@ def compare_png(result: dict[str, Any], path: Path) -> Path:
     ax_bar.set_ylabel(f"{metric} (x100)")
     conf = int(100 * result["bootstrap"]["confidence"])
     ax_bar.set_title(f"{metric}: whiskers = {conf} % CI of the delta to the base")
-    return plots._save(fig, path)
+    return plots.save_figure(fig, path)
 
 
 def compare(paths: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | None = None,

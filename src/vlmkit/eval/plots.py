@@ -6,32 +6,16 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..plotting import pyplot, save_figure
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "group"
 
 
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    tmp.replace(path)
-    return path
-
-
 def group_bars(key: str, table: dict[str, dict[str, Any]], metric: str, path: Path) -> Path:
     """Horizontal bars of one score per group value, with the sample count on each bar."""
-    plt = _pyplot()
+    plt = pyplot()
     labels = list(table)[:30]
     values = [100 * table[label][metric] for label in labels]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
@@ -44,11 +28,11 @@ def group_bars(key: str, table: dict[str, dict[str, Any]], metric: str, path: Pa
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" n={table[label]['n']}", va="center",
                 fontsize=8)
     ax.set_xlim(0, max(values + [100]) * 1.15)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def failure_bars(counts: dict[str, int], labels: dict[str, str], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     names = list(counts)
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.2))
     ax.barh(range(len(names)), [counts[n] for n in names], color="#C44E52")
@@ -56,14 +40,14 @@ def failure_bars(counts: dict[str, int], labels: dict[str, str], path: Path) -> 
     ax.invert_yaxis()
     ax.set_xlabel("wrong answers")
     ax.set_title("failure categories")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latency_hist(latencies: Sequence[float], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.hist([1000 * v for v in latencies], bins=min(40, max(5, len(latencies) // 5)), color="#55A868")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("samples")
     ax.set_title("latency per sample")
-    return _save(fig, path)
+    return save_figure(fig, path)
