@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The offline end-to-end run of what vlmkit has today (`make demo`), until `vlmkit quickstart` lands:
+# a small LLaVA-format dataset -> import -> stats -> split -> tiny Qwen2-VL -> LoRA -> eval base and
+# tuned -> compare -> merged export -> one answer. Every step is a vlmkit CLI verb on real files.
+set -euo pipefail
+OUT=${1:-demo_out}
+VLMKIT=${VLMKIT:-vlmkit}
+export HF_HUB_OFFLINE=1
+rm -rf "$OUT" && mkdir -p "$OUT/raw/images"
+cd "$OUT"
+
+echo "== 1. a small LLaVA-format dataset (coloured circles on white, 120 records)"
+python - <<'PY'
+import json, random
+from PIL import Image, ImageDraw
+colors = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 170, 30), "yellow": (230, 200, 20)}
+rng = random.Random(0)
+records = []
+for i in range(120):
+    name = rng.choice(sorted(colors))
+    image = Image.new("RGB", (112, 112), "white")
+    x, y = rng.randint(5, 50), rng.randint(5, 50)
+    ImageDraw.Draw(image).ellipse((x, y, x + 55, y + 55), fill=colors[name])
+    image.save(f"raw/images/{i:03d}.png")
+    records.append({"id": f"circle-{i:03d}", "image": f"{i:03d}.png", "conversations": [
+        {"from": "human", "value": "<image>\nWhat color is the circle?"}, {"from": "gpt", "value": name}]})
+json.dump(records, open("raw/train.json", "w"))
+PY
+
+echo "== 2. import, look, split"
+$VLMKIT data import raw/train.json --format llava --media-root raw/images --out data
+$VLMKIT data stats data --out data_stats
+$VLMKIT data split data --val 0.1 --test 0.2 --group-by image --seed 0
+
+echo "== 3. a tiny Qwen2-VL checkpoint (random weights) and a LoRA fine-tune"
+$VLMKIT models tiny qwen2_vl base
+cat > lora.yaml <<'YAML'
+name: demo
+output_dir: runs/demo
+method: lora
+model: {path: base, dtype: float32}
+data: {train: data/splits/train, eval: data/splits/val, max_length: 512}
+lora: {rank: 16, alpha: 32, targets_extra: [lm_head, embed_tokens]}
+optim: {lr: 2.0e-3, scheduler: cosine, warmup_ratio: 0.05}
+train: {batch_size: 8, max_steps: 60, seed: 0, logging_steps: 10}
+eval: {every: 30}
+save: {every: 30, keep_last: 1}
+YAML
+$VLMKIT train lora.yaml
+
+echo "== 4. evaluate base and tuned on the held-out images, compare"
+$VLMKIT eval --model base --task vitextvqa --data data/splits/test --out evals/base --batch-size 16
+$VLMKIT eval --model base --adapter runs/demo/adapter --task vitextvqa --data data/splits/test --out evals/tuned --batch-size 16
+$VLMKIT compare evals/base evals/tuned --out evals/compare
+
+echo "== 5. merged export and one answer"
+$VLMKIT export runs/demo --out merged
+$VLMKIT infer --model merged --image raw/images/000.png --question "What color is the circle?"
+echo "done: see $OUT/evals/compare/compare.md and $OUT/data_stats/stats.md"
