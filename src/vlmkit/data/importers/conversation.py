@@ -16,7 +16,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from ..schema import Sample
-from .base import Outcome, RecordError
+from .base import Outcome, RecordError, record_id
 
 ROLE_NAMES = {
     "human": "user", "user": "user",
@@ -159,3 +159,21 @@ def _text(parts: list[dict[str, Any]]) -> str:
 
 def _sample(sample_id: str, messages: list[dict[str, Any]], answers: list[str], meta: dict[str, Any]) -> Sample:
     return Sample.model_validate({"id": sample_id, "messages": messages, "answers": answers, "meta": meta})
+
+
+def stored_media_parts(ctx: Any, record: Any, kind: str, values: list[Any], field: str) -> list[dict[str, Any]]:
+    """Store each image/video of a record and return its content parts, in order."""
+    store = ctx.media.image if kind == "image" else ctx.media.video
+    return [{"type": kind, kind: store(v, name=f"{record.where()} {kind}", search_dirs=ctx.media_dirs(), field=field)}
+            for v in values]
+
+
+def record_conversation(converter: Any, record: Any, ctx: Any, turns: list[tuple[str, str]],
+                        media: dict[str, list[dict[str, Any]]], field: str) -> Iterable[Outcome]:
+    """Samples of a conversation record (LLaVA, ShareGPT): ids and meta from the record, turns per --turns."""
+    source_id = record_id(record.data, record, "id")
+    meta = {"source": converter.name, "source_id": source_id}
+    if record.split:
+        meta["split"] = record.split
+    return build_conversation(turns, base_id=f"{converter.name}-{source_id}",
+                              mode=ctx.options.turns or converter.default_turns, meta=meta, media=media, field=field)

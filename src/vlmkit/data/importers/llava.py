@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError, record_id, require
-from .conversation import build_conversation, count_placeholders, expected_pairs, parse_turns
+from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError, require
+from .conversation import count_placeholders, expected_pairs, parse_turns, record_conversation, stored_media_parts
 
 
 class LLaVA(Converter):
@@ -39,19 +39,8 @@ class LLaVA(Converter):
             placeholders = count_placeholders(turns, kind)
             if placeholders and placeholders != len(values):
                 raise RecordError(f"{placeholders} <{kind}> placeholder(s) but {len(values)} {kind}(s)", field=kind)
-            store = ctx.media.image if kind == "image" else ctx.media.video
-            media[kind] = [
-                {"type": kind, kind: store(v, name=f"{record.where()} {kind}", search_dirs=ctx.media_dirs(), field=kind)}
-                for v in values
-            ]
-        source_id = record_id(data, record, "id")
-        meta = {"source": self.name, "source_id": source_id}
-        if record.split:
-            meta["split"] = record.split
-        return build_conversation(
-            turns, base_id=f"{self.name}-{source_id}", mode=ctx.options.turns or self.default_turns,
-            meta=meta, media=media, field="conversations",
-        )
+            media[kind] = stored_media_parts(ctx, record, kind, values, kind)
+        return record_conversation(self, record, ctx, turns, media, field="conversations")
 
 
 def as_list(value: Any, field: str) -> list[Any]:

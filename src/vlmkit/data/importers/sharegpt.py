@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError, record_id
-from .conversation import build_conversation, count_placeholders, expected_pairs, parse_turns
+from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError
+from .conversation import count_placeholders, expected_pairs, parse_turns, record_conversation, stored_media_parts
 from .llava import as_list
 
 
@@ -51,16 +51,5 @@ class ShareGPT(Converter):
                 raise RecordError(
                     f"{placeholders} <{kind}> placeholder(s) but {len(values)} {kind}(s); LLaMA-Factory needs them equal",
                     field=f"{kind}s")
-            store = ctx.media.image if kind == "image" else ctx.media.video
-            media[kind] = [
-                {"type": kind, kind: store(v, name=f"{record.where()} {kind}", search_dirs=ctx.media_dirs(), field=f"{kind}s")}
-                for v in values
-            ]
-        source_id = record_id(data, record, "id")
-        meta = {"source": self.name, "source_id": source_id}
-        if record.split:
-            meta["split"] = record.split
-        return build_conversation(
-            turns, base_id=f"{self.name}-{source_id}", mode=ctx.options.turns or self.default_turns,
-            meta=meta, media=media, field=key,
-        )
+            media[kind] = stored_media_parts(ctx, record, kind, values, f"{kind}s")
+        return record_conversation(self, record, ctx, turns, media, field=key)
