@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench install clean lint
+.PHONY: demo tour test bench install clean lint
 
 $(STAMP): pyproject.toml requirements/ci.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml requirements/ci.txt
 
 install: $(STAMP)
 
-# The offline end-to-end run of every stage (scripts/demo.sh); `vlmkit quickstart` replaces it when it lands.
+# The quickstart: ShapesVQA -> English base -> Vietnamese LoRA -> eval/compare/report, offline on a CPU.
 demo: $(STAMP)
+	$(BIN)/vlmkit quickstart --out quickstart
+
+# A tour of the other verbs (import, stats, split, export, infer) on a small LLaVA-format dataset.
+tour: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh demo_out
 
 test: $(STAMP)

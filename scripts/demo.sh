@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The offline end-to-end run of what vlmkit has today (`make demo`), until `vlmkit quickstart` lands:
+# `make tour`: the verbs the quickstart does not use, offline end to end:
 # a small LLaVA-format dataset -> import -> stats -> split -> tiny Qwen2-VL -> LoRA -> eval base and
 # tuned -> compare -> merged export -> one answer. Every step is a vlmkit CLI verb on real files.
 set -euo pipefail

@@ -16,7 +16,7 @@ def run(*args, timeout=120):
 def test_help_lists_every_verb():
     out = run("--help")
     assert out.returncode == 0, out.stderr
-    for verb in ("data", "models", "train", "export", "infer", "chat", "eval", "score", "compare", "serve"):
+    for verb in ("data", "models", "train", "export", "infer", "chat", "eval", "score", "compare", "serve", "quickstart"):
         assert f" {verb} " in out.stdout, f"verb '{verb}' missing from --help"
 
 

@@ -1,0 +1,127 @@
+"""A reduced quickstart (a few images, two training steps per stage) end to end: every stage's artefacts exist
+and reload, and report.json has the promised structure with the evaluator's numbers."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vlmkit.data.schema import read_samples
+from vlmkit.errors import VlmkitError
+from vlmkit.quickstart import QuickstartOptions, ShapesConfig, run_quickstart
+from vlmkit.quickstart.pipeline import STAGES, TRAINING_RECORD, Layout, make_base
+from vlmkit.quickstart.report import TARGETS
+
+pytestmark = pytest.mark.slow
+
+STEPS = ["train.max_steps=2", "train.batch_size=4"]
+
+
+def reduced(out: Path, **kwargs) -> QuickstartOptions:
+    return QuickstartOptions(out=out, shapes=ShapesConfig(train_images=16, base_train_images=24, test_images=6), base_overrides=STEPS,
+                             finetune_overrides=STEPS, eval_batch_size=16, threads=2, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quickstart")
+    options = reduced(root / "out", train_base=True, shipped_base=root / "shipped" / "base")
+    report = run_quickstart(options, show_progress=False)
+    return Layout(options.out), options, report
+
+
+def test_report_json_has_the_promised_numbers(run):
+    layout, _, report = run
+    on_disk = json.loads((layout.out / "report.json").read_text(encoding="utf-8"))
+    assert on_disk == json.loads(json.dumps(report))
+    for model in ("base", "tuned"):
+        assert set(on_disk[model]) == {"en", "vi"}
+        for lang in ("en", "vi"):
+            assert 0.0 <= on_disk[model][lang] <= 1.0
+            scores = json.loads((layout.eval(model, lang) / "scores.json").read_text(encoding="utf-8"))
+            assert on_disk[model][lang] == scores["overall"]["exact_match"]  # the evaluator's number, unchanged
+            assert set(on_disk["by_question_type"][model][lang]) == {"color", "shape", "count"}
+    assert set(on_disk["targets"]) == {f"{m}_{l}" for m, l in TARGETS}
+    assert list(on_disk["stages_s"]) == list(STAGES)
+    assert on_disk["wall_s"] >= sum(on_disk["stages_s"].values()) - 1e-6
+    assert on_disk["peak_rss_mb"] > 0
+    assert on_disk["base_source"] == "trained"
+    assert on_disk["test_samples"] == {"en": 6, "vi": 6}
+    assert len(on_disk["examples"]) == 5 and all(Path(e["image"]).is_file() for e in on_disk["examples"])
+    assert {e["question_type"] for e in on_disk["examples"]} == {"color", "shape", "count"}
+    assert on_disk["chat_command"].startswith(f"vlmkit chat --model {layout.base} --adapter {layout.adapter}")
+
+
+def test_report_files_exist_and_open(run):
+    layout, _, report = run
+    text = (layout.out / "report.md").read_text(encoding="utf-8")
+    assert "# vlmkit quickstart report" in text and report["chat_command"] in text
+    for path in report["artefacts"]["plots"].values():
+        with Image.open(path) as image:
+            assert image.size[0] > 100
+    for lang in ("en", "vi"):
+        assert (layout.compare(lang) / "compare.json").is_file()
+        assert (layout.compare(lang) / "compare.png").is_file()
+        assert f"({lang})" in (layout.compare(lang) / "compare.md").read_text(encoding="utf-8")
+
+
+def test_datasets_reload_and_test_images_are_held_out(run):
+    layout, options, report = run
+    names = ["en-train", "vi-train", "en-test", "vi-test", "finetune-train"]
+    assert set(report["data"]["datasets"]) == set(names)
+    loaded = {name: read_samples(layout.data(name)) for name in names}
+    for name in names:
+        assert (layout.data(name) / "stats" / "stats.json").is_file()  # `data stats` ran
+    train_images = {Path(p).name for s in loaded["en-train"] for p in s.media("image")}
+    test_images = {Path(p).name for s in loaded["en-test"] for p in s.media("image")}
+    assert train_images.isdisjoint(test_images)
+    langs = [s.meta["lang"] for s in loaded["finetune-train"]]
+    assert langs.count("vi") == 16 and langs.count("en") == 8          # all Vietnamese + 50 % English replay
+    assert len(loaded["en-train"]) == 24 and len(loaded["vi-train"]) == 16  # the base trains on more English
+
+
+def test_checkpoint_and_adapter_reload(run):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vlmkit.models.loading import load_model
+
+    layout, _, _ = run
+    base = AutoModelForImageTextToText.from_pretrained(layout.base)
+    assert base.config.model_type == "qwen2_vl" and base.config.text_config.hidden_size == 128
+    assert AutoProcessor.from_pretrained(layout.base).tokenizer("Hình tròn màu gì?")["input_ids"]
+    trained = json.loads((layout.base / TRAINING_RECORD).read_text(encoding="utf-8"))
+    assert trained["steps"] == 2 and trained["accuracy"].keys() == {"en", "vi"}
+    tuned = load_model(layout.base, adapter=layout.adapter)
+    assert isinstance(tuned.model, PeftModel)
+    # The adapter changes the model: LoRA B matrices moved away from their zero init in two steps.
+    moved = [n for n, p in tuned.model.named_parameters() if "lora_B" in n and torch.count_nonzero(p) > 0]
+    assert moved
+    config = json.loads((layout.adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    assert "lm_head" in config["target_modules"] and "embed_tokens" in config["target_modules"]
+
+
+def test_train_base_replaced_the_shipped_checkpoint(run):
+    layout, options, _ = run
+    shipped = options.shipped_base
+    assert (shipped / "model.safetensors").read_bytes() == (layout.base / "model.safetensors").read_bytes()
+    assert not (shipped / "training_args.bin").exists()
+    assert json.loads((shipped / TRAINING_RECORD).read_text(encoding="utf-8"))["command"].startswith(
+        "vlmkit quickstart --train-base")
+
+
+def test_default_run_starts_from_the_shipped_base(run, tmp_path):
+    layout, options, _ = run
+    target = Layout(tmp_path / "out")
+    info = make_base(target, reduced(target.out, shipped_base=options.shipped_base), display=None)
+    assert info["source"] == "shipped" and info["training"]["steps"] == 2
+    assert (target.base / "model.safetensors").read_bytes() == (options.shipped_base / "model.safetensors").read_bytes()
+
+
+def test_missing_shipped_base_says_how_to_build_it(tmp_path):
+    layout = Layout(tmp_path / "out")
+    with pytest.raises(VlmkitError, match="--train-base"):
+        make_base(layout, reduced(layout.out, shipped_base=tmp_path / "nowhere"), display=None)
