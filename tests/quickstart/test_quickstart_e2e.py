@@ -69,17 +69,20 @@ def test_report_files_exist_and_open(run):
 
 def test_datasets_reload_and_test_images_are_held_out(run):
     layout, options, report = run
-    names = ["en-train", "vi-train", "en-test", "vi-test", "finetune-train"]
+    names = ["en-train", "vi-train", "en-test", "vi-test", "base-train", "finetune-train"]
     assert set(report["data"]["datasets"]) == set(names)
     loaded = {name: read_samples(layout.data(name)) for name in names}
     for name in names:
         assert (layout.data(name) / "stats" / "stats.json").is_file()  # `data stats` ran
-    train_images = {Path(p).name for s in loaded["en-train"] for p in s.media("image")}
+    train_images = {Path(p).name for s in loaded["base-train"] for p in s.media("image")}
     test_images = {Path(p).name for s in loaded["en-test"] for p in s.media("image")}
     assert train_images.isdisjoint(test_images)
     langs = [s.meta["lang"] for s in loaded["finetune-train"]]
     assert langs.count("vi") == 16 and langs.count("en") == 8          # all Vietnamese + 50 % English replay
-    assert len(loaded["en-train"]) == 24 and len(loaded["vi-train"]) == 16  # the base trains on more English
+    assert len(loaded["en-train"]) == len(loaded["vi-train"]) == 16
+    assert len(loaded["base-train"]) == 24                                  # the base trains on more English
+    assert [s.to_json() for s in read_samples(layout.data("en-train"), resolve_media=False)] == \
+        [s.to_json() for s in read_samples(layout.data("base-train"), resolve_media=False)[:16]]
 
 
 def test_checkpoint_and_adapter_reload(run):
@@ -125,3 +128,50 @@ def test_missing_shipped_base_says_how_to_build_it(tmp_path):
     layout = Layout(tmp_path / "out")
     with pytest.raises(VlmkitError, match="--train-base"):
         make_base(layout, reduced(layout.out, shipped_base=tmp_path / "nowhere"), display=None)
+
+
+def test_same_seed_gives_the_same_run(run, tmp_path):
+    """Determinism: a second reduced run with the same seed writes the same data, base weights, adapter and
+    predictions as the first."""
+    import hashlib
+
+    layout, options, report = run
+    again = reduced(tmp_path / "again", from_scratch=True, shipped_base=options.shipped_base)
+    second = run_quickstart(again, show_progress=False)
+    other = Layout(again.out)
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    for name in ("en-train", "vi-test", "finetune-train"):
+        assert digest(layout.data(name) / "samples.jsonl") == digest(other.data(name) / "samples.jsonl")
+    assert digest(layout.base / "model.safetensors") == digest(other.base / "model.safetensors")
+    assert digest(layout.adapter / "adapter_model.safetensors") == digest(other.adapter / "adapter_model.safetensors")
+    for model in ("base", "tuned"):
+        for lang in ("en", "vi"):
+            first = [json.loads(line)["prediction"] for line in
+                     (layout.eval(model, lang) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+            again_preds = [json.loads(line)["prediction"] for line in
+                           (other.eval(model, lang) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+            assert first == again_preds
+            assert second[model][lang] == report[model][lang]
+
+
+def test_cli_runs_the_quickstart_and_prints_the_table(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli"
+    args = [sys.executable, "-m", "vlmkit", "quickstart", "--out", str(out), "--from-scratch", "--quiet",
+            "--train-images", "8", "--base-train-images", "8", "--test-images", "3", "--threads", "2"]
+    for flag in ("--base-set", "--finetune-set"):
+        for override in STEPS:
+            args += [flag, override]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "exact match on held-out images" in done.stdout and "vlmkit chat --model" in done.stdout
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["base_source"] == "trained" and report["test_samples"] == {"en": 3, "vi": 3}
+    assert report["training"]["finetune"]["steps"] == 2

@@ -30,7 +30,8 @@ def quickstart(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; only the final table."),
 ) -> None:
     """Offline demo on a laptop CPU: ShapesVQA data, an English base, a Vietnamese LoRA fine-tune, eval before and
-    after, compare and a report. Every number comes from `vlmkit eval` on held-out images."""
+    after, compare and a report (OUT/report.md, report.json, plots). Every number comes from `vlmkit eval` on
+    held-out images. About 1.5 min on 2 cores from the shipped base; about 4 min with --from-scratch."""
     from rich.console import Console
 
     from ..quickstart import QuickstartOptions, ShapesConfig, run_quickstart

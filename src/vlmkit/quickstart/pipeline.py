@@ -139,12 +139,16 @@ def make_data(layout: Layout, options: QuickstartOptions, display: RunDisplay) -
 
     config = ShapesConfig(**{**options.shapes.__dict__, "seed": options.seed})
     names = [f"{lang}-{split}" for split in ("train", "test") for lang in LANGS]
-    bar = display.sub(len(names) + 2, "data")
+    bar = display.sub(len(names) + 3, "data")
     for name in names:
         lang, split = name.split("-")
-        base_data = name == "en-train" and options.trains_base
-        write_split(layout.data(name), split, lang, config, images=config.base_train_images if base_data else None)
+        write_split(layout.data(name), split, lang, config)
         bar.update(1)
+    if options.trains_base:
+        # The base's English data: the same stream, longer (en-train is its prefix, parallel to vi-train).
+        write_split(layout.data("base-train"), "train", "en", config, images=config.base_train_images)
+        names.append("base-train")
+    bar.update(1)
     write_mixture(layout.data("finetune-train"),
                   [(layout.data("vi-train"), None), (layout.data("en-train"), round(ENGLISH_REPLAY * config.train_images))],
                   options.seed)
