@@ -172,6 +172,7 @@ def test_cli_runs_the_quickstart_and_prints_the_table(tmp_path):
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "exact match on held-out images" in done.stdout and "vlmkit chat --model" in done.stdout
+    assert "it/s" not in done.stderr and "it/s" not in done.stdout   # --quiet: no progress bars, training's neither
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["base_source"] == "trained" and report["test_samples"] == {"en": 3, "vi": 3}
     assert report["training"]["finetune"]["steps"] == 2

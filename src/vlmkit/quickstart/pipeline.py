@@ -173,14 +173,16 @@ def copy_configs(layout: Layout) -> None:
         shutil.copyfile(ASSETS / name, layout.configs / name)
 
 
-def train_stage(layout: Layout, config_name: str, run_name: str, overrides: list[str], seed: int) -> Any:
+def train_stage(layout: Layout, config_name: str, run_name: str, overrides: list[str], seed: int,
+                display: RunDisplay | None = None) -> Any:
     """`vlmkit train OUT/configs/<config_name> --out OUT/runs/<run_name>` with the run's seed."""
     from ..train import train
 
     run_dir = layout.run(run_name)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a quickstart run starts clean; --out picks a new folder to keep old runs
-    return train(layout.configs / config_name, [f"train.seed={seed}", *overrides], out=run_dir)
+    return train(layout.configs / config_name, [f"train.seed={seed}", *overrides], out=run_dir,
+                 progress=display is not None and display.enabled)
 
 
 def make_base(layout: Layout, options: QuickstartOptions, display: RunDisplay) -> dict[str, Any]:
@@ -203,7 +205,7 @@ def make_base(layout: Layout, options: QuickstartOptions, display: RunDisplay) -
         shutil.rmtree(layout.base_init)
     build_tiny(TINY_MODEL["family"], layout.base_init, corpus=corpus(), seed=options.seed,
                text_hidden=TINY_MODEL["text_hidden"], vision_width=TINY_MODEL["vision_width"])
-    result = train_stage(layout, "base.yaml", "base", options.base_overrides, options.seed)
+    result = train_stage(layout, "base.yaml", "base", options.base_overrides, options.seed, display)
     shutil.copytree(result.final_dir, layout.base)
     record = training_record(result, command=_base_command(options), options=options)
     write_json(layout.base / TRAINING_RECORD, record)
@@ -331,7 +333,7 @@ def run_stages(layout: Layout, options: QuickstartOptions, display: RunDisplay) 
         rebuild_shipped_base(layout, options, before)
         base["training"] = _read_record(layout.base)
     with display.stage("finetune", "LoRA fine-tune on Vietnamese"):
-        finetune = train_stage(layout, "finetune.yaml", "finetune", options.finetune_overrides, options.seed)
+        finetune = train_stage(layout, "finetune.yaml", "finetune", options.finetune_overrides, options.seed, display)
     with display.stage("after", "evaluating base + adapter"):
         after = evaluate_model(layout, "tuned", layout.base, layout.adapter, options, display)
         compared = compare_stage(layout)

@@ -46,8 +46,9 @@ class RunResult:
 
 
 def train(config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), *, resume: bool = False,
-          out: str | os.PathLike | None = None, callbacks: Sequence[Any] = ()) -> RunResult:
-    """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks."""
+          out: str | os.PathLike | None = None, callbacks: Sequence[Any] = (), progress: bool = True) -> RunResult:
+    """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks; `progress`
+    False runs without the step bar (logs, metrics and checkpoints are unchanged)."""
     config = _final_config(config, overrides, out)
     checked = preflight(config, resume=resume)     # no model is loaded before this passes
     run_dir = checked.run_dir
@@ -93,7 +94,8 @@ def train(config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), 
             callbacks=[RunLogger(run_dir, throughput), RankRecord(run_dir), *_tracking(config, run_dir), *callbacks],
             run_config=config, family=family, lengths=lengths)
         trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(ProgressBar(throughput))
+        if progress:
+            trainer.add_callback(ProgressBar(throughput))
 
         trainer.train(resume_from_checkpoint=checked.resume_from)
         eval_loss = None
