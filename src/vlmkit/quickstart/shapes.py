@@ -10,7 +10,7 @@ circle?" / "Hình tròn màu gì?") and the shape of the colour ("What shape is 
 dương?"), asked of one-shape images, and the count ("How many shapes are there?"), asked of any image. Why
 not colour/shape questions about one of several shapes, or yes/no questions: the 1.8M-parameter model does
 not learn to bind a named shape to its colour among several in a CPU budget (held-out accuracy stayed at the
-"guess one of the colours present" level over 6,000 steps), and questions it cannot learn drown the signal of
+"guess one of the colours present" level in runs of up to 3,000 steps on 48,000 images), and questions it cannot learn drown the signal of
 those it can. Questions are drawn as language-neutral specs, so English and Vietnamese ask the same facts of
 the same images. Everything comes from seeded streams, so a seed gives the same files.
 """
