@@ -89,7 +89,7 @@ def test_test_images_are_never_training_images(datasets):
     assert all(scene.key not in base_keys for scene, _ in plan("test", SMALL))
 
 
-def test_test_split_skips_scenes_the_training_stream_contains(monkeypatch):
+def test_test_split_skips_scenes_the_training_stream_contains(monkeypatch, request):
     # A world of eight possible images, so the streams collide for sure.
     from vlmkit.quickstart import shapes
     from vlmkit.quickstart.shapes import Item, Scene
@@ -98,6 +98,8 @@ def test_test_split_skips_scenes_the_training_stream_contains(monkeypatch):
         return Scene(scene_id, (Item("circle", "red", rng.randrange(4)),), (240, 240, 240 - rng.randrange(2)))
 
     monkeypatch.setattr(shapes, "random_scene", tiny_world)
+    shapes.training_keys.cache_clear()   # keys cached from the real world must not leak in, nor these out
+    request.addfinalizer(shapes.training_keys.cache_clear)
     config = ShapesConfig(train_images=3, base_train_images=5, test_images=2, seed=1)
     seen = {scene.key for scene, _ in itertools.islice(stream("train", 1), 5)}
     candidates = [scene.key for scene, _ in itertools.islice(stream("test", 1), 40)]

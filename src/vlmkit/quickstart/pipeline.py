@@ -13,6 +13,7 @@ each stage can be re-run by hand with the ordinary CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import VlmkitError
-from ..io import write_json
+from ..io import read_yaml_mapping, write_json
 from .shapes import LANGS, ShapesConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "quickstart"
@@ -122,10 +123,6 @@ class RunDisplay:
     def sub(self, total: int, desc: str) -> Any:
         return self._tqdm(total=total, desc=desc, leave=False, position=1, disable=not self.enabled)
 
-    def write(self, text: str) -> None:
-        if self.enabled:
-            self.bar.write(text)
-
     def close(self) -> None:
         self.bar.set_description_str("quickstart")
         self.bar.close()
@@ -137,7 +134,7 @@ def make_data(layout: Layout, options: QuickstartOptions, display: RunDisplay) -
     from ..data.stats import dataset_stats, write_stats
     from .shapes import write_mixture, write_split
 
-    config = ShapesConfig(**{**options.shapes.__dict__, "seed": options.seed})
+    config = dataclasses.replace(options.shapes, seed=options.seed)
     names = [f"{lang}-{split}" for split in ("train", "test") for lang in LANGS]
     bar = display.sub(len(names) + 3, "data")
     for name in names:
@@ -160,7 +157,7 @@ def make_data(layout: Layout, options: QuickstartOptions, display: RunDisplay) -
         stats[name] = _count_summary(result)
     bar.update(1)
     bar.close()
-    return {"config": config.__dict__, "datasets": stats}
+    return {"config": dataclasses.asdict(config), "datasets": stats}
 
 
 def _count_summary(stats: dict[str, Any]) -> dict[str, Any]:
@@ -231,10 +228,8 @@ def training_record(result: Any, *, command: str, options: QuickstartOptions) ->
 
 
 def _run_config(run_dir: Path) -> dict[str, Any] | None:
-    import yaml
-
     path = run_dir / "config.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    return read_yaml_mapping(path, "run config") if path.exists() else None
 
 
 def _read_record(checkpoint: Path) -> dict[str, Any] | None:

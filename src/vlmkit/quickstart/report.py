@@ -6,7 +6,6 @@ is recomputed, so the report can never disagree with `vlmkit eval`.
 
 from __future__ import annotations
 
-import json
 import shlex
 import textwrap
 from pathlib import Path
@@ -47,22 +46,11 @@ def target_checks(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, An
     return out
 
 
-def chat_command(layout: Any) -> str:
-    image = _first_test_image(layout.data("vi-test"))
+def chat_command(layout: Any, image: str | None) -> str:
     parts = ["vlmkit", "chat", "--model", str(layout.base), "--adapter", str(layout.adapter)]
     if image:
         parts += ["--image", image]
     return shlex.join(parts)
-
-
-def _first_test_image(dataset: Path) -> str | None:
-    from ..data.schema import iter_samples
-
-    for sample in iter_samples(dataset):
-        images = sample.media("image")
-        if images:
-            return images[0]
-    return None
 
 
 # --- the report -------------------------------------------------------------------------------------
@@ -110,7 +98,7 @@ def build_report(layout: Any, *, options: Any, data: dict[str, Any], base: dict[
             "compare": {lang: compared[lang]["files"] for lang in LANGS},
             "plots": {name: str(path) for name, path in plots.items()},
         },
-        "chat_command": chat_command(layout),
+        "chat_command": chat_command(layout, examples[0]["image"] if examples else None),
     }
     return report
 
@@ -307,7 +295,3 @@ def summary_table(report: dict[str, Any]) -> Any:
     stages = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in report["stages_s"].items())
     table.caption = f"wall {report['wall_s']:.0f} s ({stages}); peak memory {report['peak_rss_mb']:.0f} MB"
     return table
-
-
-def load_report(out: str | Path) -> dict[str, Any]:
-    return json.loads((Path(out) / "report.json").read_text(encoding="utf-8"))

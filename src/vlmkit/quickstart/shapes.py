@@ -17,6 +17,7 @@ the same images. Everything comes from seeded streams, so a seed gives the same 
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import math
@@ -197,10 +198,15 @@ def plan(split: str, config: ShapesConfig, images: int | None = None) -> list[tu
     stream (up to the larger training size) also contains are skipped, so no test image was seen in training."""
     if split == "train":
         return list(itertools.islice(stream("train", config.seed), images or config.train_images))
-    seen = {scene.key for scene, _ in
-            itertools.islice(stream("train", config.seed), max(config.train_images, config.base_train_images))}
+    seen = training_keys(config.seed, max(config.train_images, config.base_train_images))
     fresh = ((scene, kind) for scene, kind in stream("test", config.seed) if scene.key not in seen)
     return list(itertools.islice(fresh, images or config.test_images))
+
+
+@functools.lru_cache(maxsize=4)
+def training_keys(seed: int, count: int) -> frozenset:
+    """The keys of the first `count` training scenes; cached, as both test languages check against them."""
+    return frozenset(scene.key for scene, _ in itertools.islice(stream("train", seed), count))
 
 
 def qa_sample(scene: Scene, kind: str, image_path: str, lang: str) -> Sample:
