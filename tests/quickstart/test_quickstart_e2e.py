@@ -45,7 +45,9 @@ def test_report_json_has_the_promised_numbers(run):
             assert set(on_disk["by_question_type"][model][lang]) == {"color", "shape", "count"}
     assert set(on_disk["targets"]) == {f"{m}_{l}" for m, l in TARGETS}
     assert list(on_disk["stages_s"]) == list(STAGES)
-    assert on_disk["wall_s"] >= sum(on_disk["stages_s"].values()) - 1e-6
+    # every figure is rounded to 0.01 s, so the sum may exceed the wall by half a hundredth per figure
+    rounding = 0.005 * (len(on_disk["stages_s"]) + 1)
+    assert on_disk["wall_s"] >= sum(on_disk["stages_s"].values()) - rounding - 1e-9
     assert on_disk["peak_rss_mb"] > 0
     assert on_disk["base_source"] == "trained"
     assert on_disk["test_samples"] == {"en": 6, "vi": 6}

@@ -309,7 +309,7 @@ def run_quickstart(options: QuickstartOptions, *, show_progress: bool = True) ->
         display.close()
     from .report import save_report
 
-    report.update(stages_s=dict(display.seconds), wall_s=round(time.perf_counter() - started, 1),
+    report.update(stages_s=dict(display.seconds), wall_s=round(time.perf_counter() - started, 2),
                   peak_rss_mb=peak_rss_mb())
     save_report(report, compared, layout)
     return report
