@@ -198,3 +198,30 @@ def test_min_and_max_pixels_change_the_number_of_image_tokens(family, loaded, im
         assert counts[max_pixels] <= max_pixels // (factor * factor)
     small, large = counts.values()
     assert small < large
+
+
+def test_qwen3_video_frames_are_capped_like_the_reference(loaded, tmp_path):
+    """qwen-vl-utils caps each frame at max_video_tokens patches: our batches do so too (transformers'
+    default does not, yet), so a few large frames cost what the reference model was trained on."""
+    import copy
+
+    from vlmkit.data.media import load_video, video_processor_kwargs
+    from vlmkit.data.synthetic import write_video
+
+    video = write_video(tmp_path / "clip.mp4", n_frames=4, size=(256, 192), fps=4.0)
+    s = Sample.model_validate({"id": "v", "messages": [
+        {"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": "What moves?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "a square"}]}]})
+    lm = loaded("qwen3_vl")
+    processor = copy.deepcopy(lm.processor)
+    processor.video_processor.max_video_tokens = 4  # a per-frame ceiling below this clip's uncapped share
+    batch = VlmCollator(processor, lm.family, media=MediaSettings(nframes=4))([s])
+
+    def grid(cap):
+        frames = video_processor_kwargs([load_video(str(video), nframes=4)])
+        out = processor.video_processor(**frames, cap_pixels_per_frame=cap, return_tensors="pt")
+        return out["video_grid_thw"].tolist()
+
+    assert batch["video_grid_thw"].tolist() == grid(True) != grid(False)
+    t, h, w = batch["video_grid_thw"][0].tolist()
+    assert h * w == 8  # 2x4 patches of 16 px per frame under the cap, against 6x8 uncapped

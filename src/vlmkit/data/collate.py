@@ -124,6 +124,7 @@ class VlmCollator:
 
             # Frames were sampled by media.load_video, per config; the processor must not sample again.
             kwargs.update(video_processor_kwargs(flat_videos))
+            kwargs.update(self.family.video_call_kwargs(self.processor))
         self.tokenizer.padding_side = padding_side
         try:
             return self.processor(**kwargs)

@@ -82,6 +82,10 @@ class FamilyAdapter:
         """Per-call processor kwargs for image resolution; empty for families with fixed-size inputs."""
         return {}
 
+    def video_call_kwargs(self, processor: Any = None) -> dict[str, Any]:
+        """Per-call processor kwargs for batches with videos (beyond the frames and their metadata)."""
+        return {}
+
     @property
     def supports_video(self) -> bool:
         return self.video_token is not None

@@ -34,6 +34,13 @@ class Qwen3VLFamily(QwenFamily):
                                                   patch_size=16, merge_size=2),
             tokenizer=tokenizer, chat_template=self.chat_template)
 
+    def video_call_kwargs(self, processor: Any = None) -> dict[str, Any]:
+        """Cap each frame's pixels as qwen-vl-utils (the reference Qwen3-VL was trained with) does, so a short
+        clip does not spend the whole video budget on a few near-native frames. transformers warns while the
+        choice is left unset; versions without the switch already cap."""
+        video_processor = getattr(processor, "video_processor", None)
+        return {"cap_pixels_per_frame": True} if hasattr(video_processor, "cap_pixels_per_frame") else {}
+
 
 ADAPTER = Qwen3VLFamily(
     name="qwen3_vl", model_types=("qwen3_vl",), hub_example="Qwen/Qwen3-VL-8B-Instruct",
