@@ -221,3 +221,43 @@ def test_folder_with_several_splits_filters_by_split(tmp_path):
     write_hf_parquet(tmp_path / "data", docvqa_rows(2), features("docvqa"), split="test")
     report = import_dataset(tmp_path / "data", tmp_path / "out", split="test", progress=False)
     assert report["records_read"] == 2 and report["splits"] == {"test": 2}
+
+
+def test_vizwiz_parquet_test_split_submission_names_the_images(tmp_path):
+    """The lmms-lab parquet stores no file name (the image struct's path is empty): the submission's image
+    names come from question_id, the image stem, as the EvalAI server expects."""
+    from vlmkit.eval import evaluate
+
+    rows = [{"question_id": f"VizWiz_test_{i:08d}", "image": struct(image_bytes(i), None),
+             "question": f"What is item {i}?", "answers": [], "category": "other"} for i in (0, 7)]
+    write_hf_parquet(tmp_path / "src", rows, features("vizwiz_lmms"), split="test")
+    import_dataset(tmp_path / "src", tmp_path / "out", format="vizwiz", progress=False)
+    samples = read_samples(tmp_path / "out")
+    assert [s.meta["image_name"] for s in samples] == ["VizWiz_test_00000000.jpg", "VizWiz_test_00000007.jpg"]
+    evaluate(lambda requests: ["Yes."] * len(requests), "vizwiz", samples, tmp_path / "run",
+             submission=tmp_path / "submission.json")
+    assert json.loads((tmp_path / "submission.json").read_text(encoding="utf-8")) == [
+        {"image": "VizWiz_test_00000000.jpg", "answer": "yes"}, {"image": "VizWiz_test_00000007.jpg", "answer": "yes"}]
+
+
+def test_chartqa_and_infovqa_tasks_break_down_by_the_keys_the_importers_write(tmp_path):
+    """The tasks' declared grouping keys are the importers' meta names: a human-only ChartQA test split
+    (one origin, so no automatic breakdown) is still reported per origin, InfoVQA per operation/reasoning."""
+    from vlmkit.eval import evaluate
+
+    chart = [{"type": "human_test", "question": f"Peak {i}?", "answer": "42", "image": struct(image_bytes(i, "PNG"), None)}
+             for i in range(2)]
+    write_hf_parquet(tmp_path / "chart", chart, features("chartqa_lmms"), split="test")
+    import_dataset(tmp_path / "chart", tmp_path / "chart-out", format="chartqa", progress=False)
+    result = evaluate(lambda requests: ["42"] * len(requests), "chartqa", tmp_path / "chart-out", tmp_path / "chart-run")
+    assert result.summary["groups"]["origin"]["human"]["n"] == 2
+
+    info = [{"questionId": str(65718 + i), "question": f"Share {i}?", "answers": ["china"],
+             "answer_type": ["single span"], "image": struct(image_bytes(i, "PNG"), f"{i}.png"),
+             "image_url": f"https://example.org/{i}.png", "operation/reasoning": ["comparison"], "ocr": "{}",
+             "data_split": "val"} for i in range(2)]
+    write_hf_parquet(tmp_path / "info", info, features("infovqa"), split="validation")
+    import_dataset(tmp_path / "info", tmp_path / "info-out", format="infovqa", progress=False)
+    result = evaluate(lambda requests: ["China"] * len(requests), "infovqa", tmp_path / "info-out", tmp_path / "info-run")
+    assert result.summary["groups"]["operation_reasoning"]["comparison"]["n"] == 2
+    assert result.summary["groups"]["answer_type"]["single span"]["n"] == 2

@@ -1,7 +1,8 @@
 """InfographicVQA as distributed in parquet (lmms-lab/DocVQA config InfographicVQA) or its JSON:
-questionId, question, answers, answer_type, image, image_url, operation/reasoning, ocr, data_split.
+questionId, question, answers, answer_type, image, image_url, operation/reasoning, ocr, data_split
+(the JSON also has evidence).
 
-Answer types and operation/reasoning go to `meta`. The `ocr` column (a long Textract dump per image)
+Answer types, evidence and operation/reasoning go to `meta`. The `ocr` column (a long Textract dump per image)
 is left out on purpose: it would repeat tens of kilobytes on every line of samples.jsonl.
 """
 
@@ -35,6 +36,7 @@ class InfoVQA(Converter):
             "question_id": qid,
             "answer_type": data.get("answer_type"),
             "operation_reasoning": data.get("operation/reasoning"),
+            "evidence": data.get("evidence"),  # the original JSON has it; the parquet does not
             "doc_id": str(doc) if doc else None,
             "image_url": data.get("image_url"),
             "data_split": data.get("data_split"),

@@ -42,7 +42,7 @@ class VizWiz(Converter):
         meta = {
             "source": self.name,
             "question_id": data.get("question_id"),
-            "image_name": name,
+            "image_name": name or image_name(data.get("question_id"), image_value),
             "answer_type": data.get("answer_type"),
             "answerable": data.get("answerable"),
             "category": data.get("category"),
@@ -50,3 +50,14 @@ class VizWiz(Converter):
             "split": record.split,
         }
         yield vqa_sample(f"{self.name}-{rid}", image, question, answers, meta, target=majority(answers))
+
+
+def image_name(question_id: Any, image_value: Any) -> str | None:
+    """The image's file name, which VizWiz submissions are keyed by. The lmms-lab parquet names no file,
+    but its question_id is the image's stem ("VizWiz_test_00000000"), as lmms-eval's submission writer assumes;
+    else the parquet image struct's own path, when it has one."""
+    if question_id is not None and str(question_id).strip():
+        stem = str(question_id).strip()
+        return stem if Path(stem).suffix.lower() in (".jpg", ".jpeg", ".png") else f"{stem}.jpg"
+    path = image_value.get("path") if isinstance(image_value, dict) else None
+    return Path(path).name if isinstance(path, str) and path else None

@@ -22,7 +22,7 @@ BUILTIN_TASKS = [
         prompt=SHORT_ANSWER,
         metrics=("anls",),
         generation=GenerationSettings(max_new_tokens=32),
-        group_by=("answer_type", "evidence", "operation/reasoning", "doc_type"),
+        group_by=("answer_type", "evidence", "operation_reasoning", "doc_type"),  # as the importer writes them
         submission_format="docvqa",
     ),
     Task(
@@ -31,7 +31,7 @@ BUILTIN_TASKS = [
         prompt="{question}\nAnswer the question with a single word.",
         metrics=("relaxed_accuracy",),
         generation=GenerationSettings(max_new_tokens=16),
-        group_by=("type", "split"),  # "human_test" / "augmented_test" as in the ChartQA release
+        group_by=("origin", "type"),  # human / augmented (the importer's meta.origin; `type` in other files)
     ),
     Task(
         name="vizwiz",
