@@ -65,3 +65,20 @@ def test_eval_cli_then_compare_two_tiny_checkpoints(tiny_model, image_dataset, t
     assert "anls" in table["runs"][1]["deltas"] and table["runs"][1]["common"] == 8
     assert "| seed-1 |" in (tmp_path / "cmp" / "compare.md").read_text()
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
+
+
+def test_eval_cli_media_and_beam_settings_reach_the_engine_and_guard_resume(tiny_model, image_dataset, tmp_path):
+    """--max-pixels/--min-pixels and --num-beams reach the engine and the task, are recorded in manifest.json,
+    and a resume with other pixel settings is refused rather than mixing two resolutions in one run."""
+    model = tiny_model("qwen2_vl")
+    base = [sys.executable, "-m", "vlmkit", "eval", "--model", str(model), "--task", "docvqa", "--data",
+            str(image_dataset), "--out", str(tmp_path / "run"), "--slice", "0:2", "--max-new-tokens", "3", "--no-plots"]
+    out = subprocess.run([*base, "--min-pixels", "3136", "--max-pixels", "3136", "--num-beams", "2"],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["pixels"]["min_pixels"] == manifest["pixels"]["max_pixels"] == 3136
+    assert manifest["task"]["generation"]["num_beams"] == 2
+    out = subprocess.run([*base, "--max-pixels", "12544", "--num-beams", "2"], capture_output=True, text=True,
+                         env=ENV, timeout=600)
+    assert out.returncode == 2 and "different pixels" in out.stderr and "Traceback" not in out.stderr

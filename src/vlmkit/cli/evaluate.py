@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import typer
 
+from .engine_options import CONFIG, DEVICE, DTYPE, FPS, MAX_FRAMES, MAX_PIXELS, MIN_PIXELS, NFRAMES, engine_kwargs, media_settings
+
 TASK_HELP = ("Task name (docvqa, infovqa, chartqa, vizwiz, textvqa, vitextvqa, video-caption) or the path of a "
              "task YAML file.")
 
@@ -119,22 +121,34 @@ def eval_cmd(
     price_per_hour: float = typer.Option(1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost "
                                          "per 1,000 images."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),
+    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Override the task's beam search width "
+                                            "(1 = greedy)."),
     tokenizer: str = typer.Option("auto", help="Caption tokenizer: ptb, simple, none or auto."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="On resume, predict again the samples that "
                                       "failed before."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out and start over."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
+    min_pixels: Optional[int] = MIN_PIXELS, max_pixels: Optional[int] = MAX_PIXELS, nframes: Optional[int] = NFRAMES,
+    fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
+    dtype: str = DTYPE, device: Optional[str] = DEVICE,
 ) -> None:
-    """Run MODEL on a task's samples, write predictions.jsonl as it goes (resumable), then score and report."""
+    """Run MODEL on a task's samples, write predictions.jsonl as it goes (resumable), then score and report.
+
+    Pass the training run's config (--config RUN_DIR/config.yaml) or --max-pixels / --nframes so images and
+    videos are prepared as in training; the settings are recorded in manifest.json and checked on resume."""
     run_eval_cli(model=model, task=task, data=data, out=out, adapter=adapter, slice_=slice_, batch_size=batch_size,
                  submission=submission, price_per_hour=price_per_hour, max_new_tokens=max_new_tokens,
-                 tokenizer=tokenizer, retry_errors=retry_errors, overwrite=overwrite, make_plots=not no_plots)
+                 num_beams=num_beams, tokenizer=tokenizer, retry_errors=retry_errors, overwrite=overwrite,
+                 make_plots=not no_plots,
+                 engine_options=engine_kwargs(dtype, device, media_settings(config, min_pixels, max_pixels, nframes,
+                                                                            fps, max_frames)))
 
 
 def run_eval_cli(*, model: str, task: str, data: Path, out: Path, adapter: Path | None = None,
                  slice_: str | None = None, batch_size: int = 8, submission: Path | None = None,
-                 price_per_hour: float = 1.0, max_new_tokens: int | None = None, tokenizer: str = "auto",
-                 retry_errors: bool = False, overwrite: bool = False, make_plots: bool = True) -> None:
+                 price_per_hour: float = 1.0, max_new_tokens: int | None = None, num_beams: int | None = None,
+                 tokenizer: str = "auto", retry_errors: bool = False, overwrite: bool = False, make_plots: bool = True,
+                 engine_options: dict[str, Any] | None = None) -> None:
     """`vlmkit eval` minus typer: load the engine, wrap it as a predict function, hand it to vlmkit.eval.evaluate.
 
     The engine wiring lives in `vlmkit.eval.engine`; the runner itself is engine-agnostic.
@@ -148,15 +162,17 @@ def run_eval_cli(*, model: str, task: str, data: Path, out: Path, adapter: Path 
 
     if batch_size < 1:
         raise VlmkitError(f"--batch-size must be at least 1 (got {batch_size})")
+    if num_beams is not None and num_beams < 1:
+        raise VlmkitError(f"--num-beams must be at least 1 (got {num_beams})")
     resolved = get_task(task)
-    if max_new_tokens is not None:
-        resolved = dataclasses.replace(resolved, generation=dataclasses.replace(resolved.generation,
-                                                                                max_new_tokens=max_new_tokens))
+    overrides = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams)) if v is not None}
+    if overrides:
+        resolved = dataclasses.replace(resolved, generation=dataclasses.replace(resolved.generation, **overrides))
     from ..data.schema import read_samples
 
     samples = read_samples(data)  # bad data fails here, before a model is loaded
     resolved_slice = parse_slice(slice_)
-    predict, run_facts = load_predict_fn(model, adapter=adapter, batch_size=batch_size)
+    predict, run_facts = load_predict_fn(model, adapter=adapter, batch_size=batch_size, **(engine_options or {}))
     run_facts = {**run_facts, "data": str(data)}
 
     def progress(done: int, total: int) -> None:

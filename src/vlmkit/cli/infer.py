@@ -10,11 +10,12 @@ from typing import List, Optional
 
 import typer
 
-# Options shared by both verbs (typer reads these descriptions; each command lists them in its signature).
-MODEL = typer.Option(..., "--model", "-m", help="Hub id, local checkpoint folder, or a merged export.")
-ADAPTER = typer.Option(None, "--adapter", "-a", help="LoRA adapter folder to apply on top of --model.")
-DTYPE = typer.Option("auto", "--dtype", help="auto (float32 on CPU), float32, bfloat16 or float16.")
-DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
+from .engine_options import (
+    ADAPTER, CONFIG, DEVICE, DTYPE, FPS, MAX_FRAMES, MAX_PIXELS, MIN_PIXELS, MODEL, NFRAMES, engine_kwargs,
+    media_settings,
+)
+
+# Generation options of both verbs (typer reads these descriptions; each command lists them in its signature).
 MAX_NEW_TOKENS = typer.Option(None, "--max-new-tokens", help="Longest answer in tokens (infer: 64, chat: 256).")
 DO_SAMPLE = typer.Option(False, "--sample/--greedy", help="Sample with temperature/top-p/top-k, or greedy decoding.")
 TEMPERATURE = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample).")
@@ -24,13 +25,6 @@ NUM_BEAMS = typer.Option(1, "--num-beams", help="Beam search width (1 = no beam 
 REPETITION_PENALTY = typer.Option(1.0, "--repetition-penalty", help="Penalty > 1 discourages repeats.")
 STOP = typer.Option(None, "--stop", help="Stop string; the answer ends before it. Repeat for several.")
 SEED = typer.Option(None, "--seed", help="Seed for sampling.")
-MIN_PIXELS = typer.Option(None, "--min-pixels", help="Smallest image area in pixels after resizing (Qwen families).")
-MAX_PIXELS = typer.Option(None, "--max-pixels", help="Largest image area in pixels after resizing (Qwen families).")
-NFRAMES = typer.Option(None, "--nframes", help="Video: this many evenly spaced frames.")
-FPS = typer.Option(None, "--fps", help="Video: frames per second to sample (default 2, when --nframes is unset).")
-MAX_FRAMES = typer.Option(None, "--max-frames", help="Video: at most this many frames with --fps (default 64).")
-CONFIG = typer.Option(None, "--config", "-c", help="Run config (e.g. RUN_DIR/config.yaml) whose data section sets "
-                      "min/max_pixels and frame sampling, so inference matches training; flags override it.")
 
 
 def infer(
@@ -59,7 +53,7 @@ def infer(
 
     params = _params(64 if max_new_tokens is None else max_new_tokens, do_sample, temperature, top_p, top_k,
                      num_beams, repetition_penalty, stop, seed)
-    media = _media(config, min_pixels, max_pixels, nframes, fps, max_frames)
+    media = media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames)
     if data is None:
         if out is not None or slice_spec is not None or save_samples is not None:
             raise ConfigError("--out, --slice and --save-samples go with --data")
@@ -111,7 +105,7 @@ def chat(
 
     params = _params(256 if max_new_tokens is None else max_new_tokens, do_sample, temperature, top_p, top_k,
                      num_beams, repetition_penalty, stop, seed)
-    media = _media(config, min_pixels, max_pixels, nframes, fps, max_frames)
+    media = media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames)
     _check_local_media([image] if image else [])
     engine = _load(model, adapter, dtype, device, 1, media)
     session = ChatSession(engine, params, system=system)
@@ -133,15 +127,6 @@ def _params(max_new_tokens, do_sample, temperature, top_p, top_k, num_beams, rep
                             stop=tuple(stop or ()), seed=seed)
 
 
-def _media(config, min_pixels, max_pixels, nframes, fps, max_frames):
-    from ..infer import MediaSettings
-    from ..infer.settings import media_from_config, override_media
-
-    base = media_from_config(config) if config is not None else MediaSettings()
-    return override_media(base, min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps,
-                          max_frames=max_frames)
-
-
 def _check_local_media(images) -> None:
     """Open local images before loading the model, so a typo fails in a second, not after a minute of loading."""
     from ..data.media import load_image
@@ -154,8 +139,8 @@ def _check_local_media(images) -> None:
 def _load(model, adapter, dtype, device, batch_size, media):
     from ..infer import load_engine
 
-    return load_engine(model, adapter=str(adapter) if adapter else None, dtype=dtype, batch_size=batch_size,
-                       media=media, device=device)
+    return load_engine(model, adapter=str(adapter) if adapter else None, batch_size=batch_size,
+                       **engine_kwargs(dtype, device, media))
 
 
 def register(app: typer.Typer) -> None:
