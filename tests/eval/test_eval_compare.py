@@ -88,3 +88,45 @@ def test_compare_cli(two_runs, tmp_path):
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "| lora-r16 |" in out.stdout and (tmp_path / "c" / "compare.png").exists()
+
+
+def test_compare_breaks_deltas_down_by_group(two_runs, tmp_path):
+    """Per-group rows (the seed's Forms / Tables / Invoices table): each label's scores are the runs' own group
+    scores, and the delta interval is the paired bootstrap on exactly that group's samples."""
+    root, _ = two_runs
+    result = compare([root / "base", root / "lora-r16"], names=["base", "r16"], out_dir=tmp_path / "cmp",
+                     resamples=300)
+    odd = result["groups"]["kind"]["odd"]
+    ids = range(1, 61, 2)
+    base_em = [float(i % 3 != 0) for i in ids]
+    new_em = [float(i % 7 != 0) for i in ids]
+    assert odd["n"] == 30 and odd["scores"]["base"] == pytest.approx(np.mean(base_em))
+    assert odd["scores"]["r16"] == pytest.approx(np.mean(new_em))
+    assert odd["deltas"]["r16"] == paired_bootstrap(base_em, new_em, resamples=300)
+    text = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
+    assert "**By kind** (exact_match" in text
+    assert f"| odd | 30 | {100 * np.mean(base_em):.2f} | {100 * np.mean(new_em):.2f} |" in text
+
+
+def test_compare_shows_lora_rank_and_trainable_parameters(tmp_path):
+    """A LoRA-rank ablation table: the rank from adapter_config.json, the trainable count from the training
+    run's manifest next to the adapter."""
+    samples = [make_sample(i) for i in range(1, 21)]
+    runs = [tmp_path / "base"]
+    evaluate(rule_predict, TASK, samples, runs[0], manifest={"model": "tiny"}, make_plots=False)
+    for rank, trainable in ((8, 41_984), (16, 1_234_567)):
+        adapter = tmp_path / f"train-r{rank}" / "adapter"
+        adapter.mkdir(parents=True)
+        (adapter / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 2 * rank}))
+        (adapter.parent / "manifest.json").write_text(json.dumps({"parameters": {"all": {"trainable": trainable}}}))
+        runs.append(tmp_path / f"eval-r{rank}")
+        evaluate(better_predict, TASK, samples, runs[-1], manifest={"model": "tiny", "adapter": str(adapter)},
+                 make_plots=False)
+    result = compare(runs, names=["base", "r8", "r16"], resamples=100)
+    assert [r["training"] for r in result["runs"]] == [
+        None, {"lora_rank": 8, "lora_alpha": 16, "trainable_params": 41_984},
+        {"lora_rank": 16, "lora_alpha": 32, "trainable_params": 1_234_567}]
+    lines = result["markdown"].splitlines()
+    assert lines[2].startswith("| run | n | LoRA r | trainable |")
+    assert lines[4].startswith("| base | 20 | – | – |") and lines[5].startswith("| r8 | 20 | 8 | 42.0k |")
+    assert lines[6].startswith("| r16 | 20 | 16 | 1.23M |")

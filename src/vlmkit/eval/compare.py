@@ -16,9 +16,10 @@ from typing import Any, Sequence
 from ..errors import VlmkitError
 from ..io import iter_jsonl, write_json
 from .manifest import MANIFEST_FILE
-from .report import md, pct
+from .report import delta_cell, md, pct
 from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE
-from .stats import paired_bootstrap
+from .compare_groups import group_deltas, groups_markdown
+from .stats import paired_delta
 
 APPROXIMATE = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor")
 
@@ -53,9 +54,6 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     return Run(name or path.name, path, summary, samples, manifest)
 
 
-_SHOWN_ZERO = 0.5e-4  # half of the 0.01 shown on the x100 scale
-
-
 def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | None = None,
                  metrics: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0,
                  confidence: float = 0.95) -> dict[str, Any]:
@@ -76,6 +74,7 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | N
     if not shared:
         raise VlmkitError("the runs share no metric; compare runs of the same task")
     tasks = sorted({r.summary.get("task") for r in runs})
+    bootstrap = {"resamples": resamples, "seed": seed, "confidence": confidence}
     rows = []
     for run in runs:
         row: dict[str, Any] = {"name": run.name, "path": str(run.path), "task": run.summary.get("task"),
@@ -85,32 +84,43 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | N
                                "samples_per_s": run.summary["throughput"].get("samples_per_s"),
                                "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
                                "model": (run.manifest or {}).get("model"),
-                               "adapter": (run.manifest or {}).get("adapter"), "deltas": {}}
+                               "adapter": (run.manifest or {}).get("adapter"),
+                               "training": adapter_facts((run.manifest or {}).get("adapter")), "deltas": {}}
         if run is not base:
             common = [i for i in base.samples if i in run.samples]
             if not common:
                 raise VlmkitError(f"runs '{base.name}' and '{run.name}' have no scored sample id in common")
             row["common"] = len(common)
             for metric in shared:
-                a = [base.samples[i][metric] for i in common]
-                b = [run.samples[i][metric] for i in common]
-                stats = paired_bootstrap(a, b, resamples=resamples, seed=seed, confidence=confidence)
-                if metric in APPROXIMATE:  # corpus score is not a mean: move the interval onto its delta
-                    corpus_delta = row["overall"][metric] - base.summary["overall"][metric]
-                    shift = corpus_delta - stats["delta"]
-                    stats.update(delta=corpus_delta, ci_low=stats["ci_low"] + shift, ci_high=stats["ci_high"] + shift,
-                                 approximate=True)
-                row["deltas"][metric] = stats
+                corpus_delta = (row["overall"][metric] - base.summary["overall"][metric]
+                                if metric in APPROXIMATE else None)
+                row["deltas"][metric] = paired_delta([base.samples[i][metric] for i in common],
+                                                     [run.samples[i][metric] for i in common],
+                                                     corpus_delta=corpus_delta, **bootstrap)
         rows.append(row)
     return {"base": base.name, "tasks": tasks, "metrics": shared, "runs": rows,
-            "bootstrap": {"resamples": resamples, "seed": seed, "confidence": confidence}}
+            "groups": group_deltas(runs, shared[0], approximate=shared[0] in APPROXIMATE, **bootstrap),
+            "bootstrap": bootstrap}
 
 
-def _delta_cell(stats: dict[str, Any]) -> str:
-    mark = "†" if stats.get("approximate") else ""
-    # Below display precision counts as 0: BLEU's smoothing leaves ~1e-9 scores on total misses.
-    sig = "*" if stats["ci_low"] > _SHOWN_ZERO or stats["ci_high"] < -_SHOWN_ZERO else ""
-    return (f"{100 * stats['delta']:+.2f}{sig} [{100 * stats['ci_low']:+.2f}, {100 * stats['ci_high']:+.2f}]{mark}")
+def adapter_facts(adapter: str | None) -> dict[str, Any] | None:
+    """LoRA rank and trainable parameters of the run that made an adapter (adapter_config.json, and the
+    training run's manifest.json one folder up), so an ablation table shows what each row changed."""
+    if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
+        return None
+    config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+    facts: dict[str, Any] = {"lora_rank": config.get("r"), "lora_alpha": config.get("lora_alpha")}
+    train_manifest = Path(adapter).parent / MANIFEST_FILE
+    if train_manifest.is_file():
+        parameters = json.loads(train_manifest.read_text(encoding="utf-8")).get("parameters") or {}
+        facts["trainable_params"] = (parameters.get("all") or {}).get("trainable")
+    return facts
+
+
+def _params(count: int | None) -> str:
+    if count is None:
+        return "–"
+    return f"{count / 1e6:.2f}M" if count >= 1e5 else f"{count / 1e3:.1f}k"
 
 
 def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -118,12 +128,18 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for metric in result["metrics"]:
         header += [metric, f"Δ {metric}"]
     header += ["p50 latency", "samples/s", "$/1K images"]
+    adapters = any(run.get("training") for run in result["runs"])
+    if adapters:
+        header[2:2] = ["LoRA r", "trainable"]
     rows = []
     for run in result["runs"]:
         cells = [md(run["name"], 40), str(run["n"])]
+        if adapters:
+            facts = run.get("training") or {}
+            cells += [str(facts.get("lora_rank", "–")), _params(facts.get("trainable_params"))]
         for metric in result["metrics"]:
             cells.append(pct(run["overall"][metric]))
-            cells.append(_delta_cell(run["deltas"][metric]) if metric in run["deltas"] else "base")
+            cells.append(delta_cell(run["deltas"][metric]) if metric in run["deltas"] else "base")
         p50 = run["latency_p50_s"]
         cells += [f"{1000 * p50:.1f} ms" if p50 is not None else "–",
                   f"{run['samples_per_s']:.2f}" if run["samples_per_s"] else "–",
@@ -144,6 +160,7 @@ def compare_markdown(result: dict[str, Any]) -> str:
     for run in result["runs"][1:]:
         if run.get("common") is not None and run["common"] < max(run["n"], result["runs"][0]["n"]):
             lines.append(f"- `{md(run['name'])}` was compared on the {run['common']} samples both runs scored.")
+    lines += groups_markdown(result)
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,17 @@ def pct(value: Any) -> str:
     return "–" if value is None or value != value else f"{100 * value:.2f}"
 
 
+_SHOWN_ZERO = 0.5e-4  # half of the 0.01 shown on the x100 scale
+
+
+def delta_cell(stats: dict[str, Any]) -> str:
+    """A delta with its bootstrap interval on the x100 scale: * when the interval excludes 0, † approximate."""
+    mark = "†" if stats.get("approximate") else ""
+    # Below display precision counts as 0: BLEU's smoothing leaves ~1e-9 scores on total misses.
+    sig = "*" if stats["ci_low"] > _SHOWN_ZERO or stats["ci_high"] < -_SHOWN_ZERO else ""
+    return (f"{100 * stats['delta']:+.2f}{sig} [{100 * stats['ci_low']:+.2f}, {100 * stats['ci_high']:+.2f}]{mark}")
+
+
 def _num(value: Any, fmt: str = "{:.3g}") -> str:
     return "–" if value is None else fmt.format(value)
 

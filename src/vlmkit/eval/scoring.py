@@ -26,14 +26,14 @@ MAX_GROUP_VALUES = 50
 DEFAULT_PRICE_PER_HOUR = 1.0
 
 
-def _labels(value: Any) -> list[str]:
+def group_labels(value: Any) -> list[str]:
     """Group labels of one meta value; lists are multi-label (DocVQA question_types)."""
     if isinstance(value, bool):
         return ["true" if value else "false"]
     if isinstance(value, (str, int, float)):
         return [str(value)]
     if isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value):
-        return [label for v in value for label in _labels(v)]
+        return [label for v in value for label in group_labels(v)]
     return []
 
 
@@ -44,7 +44,7 @@ def grouping_keys(records: Sequence[PredictionRecord], declared: Sequence[str] =
     unusable: set[str] = set()
     for record in records:
         for key, value in record.meta.items():
-            labels = _labels(value)
+            labels = group_labels(value)
             if not labels and value is not None:
                 unusable.add(key)
             values[key].update(labels)
@@ -162,7 +162,7 @@ def _group_scores(records: Sequence[PredictionRecord], scored: list[int], keys: 
     for key in keys:
         members: dict[str, list[int]] = defaultdict(list)
         for n, i in enumerate(scored):
-            for label in dict.fromkeys(_labels(records[i].meta.get(key))):
+            for label in dict.fromkeys(group_labels(records[i].meta.get(key))):
                 members[label].append(n)
         table = {}
         for label in sorted(members, key=lambda lb: (-len(members[lb]), lb))[:MAX_GROUP_VALUES]:

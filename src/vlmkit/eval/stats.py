@@ -45,3 +45,15 @@ def paired_bootstrap(base: Sequence[float], other: Sequence[float], *, resamples
         "resamples": int(resamples),
         "confidence": float(confidence),
     }
+
+
+def paired_delta(base: Sequence[float], other: Sequence[float], *, corpus_delta: float | None = None,
+                 **bootstrap: float) -> dict[str, float]:
+    """`paired_bootstrap`, or, for a corpus metric (BLEU, METEOR: not a mean of the per-sample scores), its
+    interval moved onto the corpus-level delta and marked approximate."""
+    stats = paired_bootstrap(base, other, **bootstrap)
+    if corpus_delta is not None:
+        shift = corpus_delta - stats["delta"]
+        stats.update(delta=corpus_delta, ci_low=stats["ci_low"] + shift, ci_high=stats["ci_high"] + shift,
+                     approximate=True)
+    return stats
