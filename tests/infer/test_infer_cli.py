@@ -178,3 +178,27 @@ def test_run_config_sets_pixel_bounds_and_flags_override_it(capsys, tiny_model, 
     expected = engine.generate(read_samples(data), GenerationParams(max_new_tokens=6))
     assert {row["id"]: row["prediction"] for row in read_jsonl(out)} == {
         s.id: r.text for s, r in zip(read_samples(data), expected)}
+
+
+def test_quantized_inference_from_the_cli(capsys, tiny_model, images, tmp_path):
+    """--quantization 4bit loads the language model in NF4 (bitsandbytes runs it on the CPU), the vision tower
+    stays full precision, and the run manifest says so; a wrong value fails before the weights load."""
+    import bitsandbytes as bnb
+
+    from vlmkit.infer import load_engine
+
+    model = tiny_model("qwen2_vl")
+    data = write_dataset(tmp_path / "data", images, n=3)
+    out = tmp_path / "p.jsonl"
+    code, _, err = run_cli(capsys, "infer", "--model", model, "--data", data, "--out", out, "--quantization", "4bit",
+                           "--max-new-tokens", 4, "--no-progress")
+    assert code == 0, err
+    assert json.loads((tmp_path / "p.jsonl.manifest.json").read_text())["engine"]["quantization"] == "4bit"
+    assert sorted(row["id"] for row in read_jsonl(out)) == sorted(s.id for s in read_samples(data))
+    engine = load_engine(model, quantization="4bit", batch_size=1)
+    kinds = {name: type(module) for name, module in engine.model.named_modules()}
+    assert kinds["model.language_model.layers.0.self_attn.q_proj"] is bnb.nn.Linear4bit
+    assert not any(issubclass(kind, bnb.nn.Linear4bit) for name, kind in kinds.items() if ".visual." in f".{name}")
+    code, _, err = run_cli(capsys, "infer", "--model", model, "--image", images[0], "--question", "Hi?",
+                           "--quantization", "3bit")
+    assert code == 2 and "4bit, 8bit" in err

@@ -11,6 +11,8 @@ MODEL = typer.Option(..., "--model", "-m", help="Hub id, local checkpoint folder
 ADAPTER = typer.Option(None, "--adapter", "-a", help="LoRA adapter folder to apply on top of --model.")
 DTYPE = typer.Option("auto", "--dtype", help="auto (float32 on CPU), float32, bfloat16 or float16.")
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
+QUANTIZATION = typer.Option(None, "--quantization", help="Load the language model's weights in 4bit (NF4) or "
+                            "8bit with bitsandbytes (pip install 'vlmkit[qlora]'); the vision tower stays as is.")
 MIN_PIXELS = typer.Option(None, "--min-pixels", help="Smallest image area in pixels after resizing (Qwen families).")
 MAX_PIXELS = typer.Option(None, "--max-pixels", help="Largest image area in pixels after resizing (Qwen families).")
 NFRAMES = typer.Option(None, "--nframes", help="Video: this many evenly spaced frames.")
@@ -31,6 +33,6 @@ def media_settings(config: Any, min_pixels: int | None, max_pixels: int | None, 
                           max_frames=max_frames)
 
 
-def engine_kwargs(dtype: str, device: str | None, media: Any) -> dict[str, Any]:
+def engine_kwargs(dtype: str, device: str | None, media: Any, quantization: str | None = None) -> dict[str, Any]:
     """The keyword arguments `load_engine` takes from these options."""
-    return {"dtype": dtype, "device": device, "media": media}
+    return {"dtype": dtype, "device": device, "media": media, "quantization": quantization}

@@ -12,7 +12,9 @@ from typing import Any, Optional
 
 import typer
 
-from .engine_options import CONFIG, DEVICE, DTYPE, FPS, MAX_FRAMES, MAX_PIXELS, MIN_PIXELS, NFRAMES, engine_kwargs, media_settings
+from .engine_options import (
+    CONFIG, DEVICE, DTYPE, FPS, MAX_FRAMES, MAX_PIXELS, MIN_PIXELS, NFRAMES, QUANTIZATION, engine_kwargs, media_settings,
+)
 
 TASK_HELP = ("Task name (docvqa, infovqa, chartqa, vizwiz, textvqa, vitextvqa, video-caption) or the path of a "
              "task YAML file.")
@@ -130,7 +132,7 @@ def eval_cmd(
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
     min_pixels: Optional[int] = MIN_PIXELS, max_pixels: Optional[int] = MAX_PIXELS, nframes: Optional[int] = NFRAMES,
     fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
-    dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    dtype: str = DTYPE, device: Optional[str] = DEVICE, quantization: Optional[str] = QUANTIZATION,
 ) -> None:
     """Run MODEL on a task's samples, write predictions.jsonl as it goes (resumable), then score and report.
 
@@ -141,7 +143,7 @@ def eval_cmd(
                  num_beams=num_beams, tokenizer=tokenizer, retry_errors=retry_errors, overwrite=overwrite,
                  make_plots=not no_plots,
                  engine_options=engine_kwargs(dtype, device, media_settings(config, min_pixels, max_pixels, nframes,
-                                                                            fps, max_frames)))
+                                                                            fps, max_frames), quantization))
 
 
 def run_eval_cli(*, model: str, task: str, data: Path, out: Path, adapter: Path | None = None,

@@ -11,8 +11,8 @@ from typing import List, Optional
 import typer
 
 from .engine_options import (
-    ADAPTER, CONFIG, DEVICE, DTYPE, FPS, MAX_FRAMES, MAX_PIXELS, MIN_PIXELS, MODEL, NFRAMES, engine_kwargs,
-    media_settings,
+    ADAPTER, CONFIG, DEVICE, DTYPE, FPS, MAX_FRAMES, MAX_PIXELS, MIN_PIXELS, MODEL, NFRAMES, QUANTIZATION,
+    engine_kwargs, media_settings,
 )
 
 # Generation options of both verbs (typer reads these descriptions; each command lists them in its signature).
@@ -45,7 +45,7 @@ def infer(
     repetition_penalty: float = REPETITION_PENALTY, stop: Optional[List[str]] = STOP, seed: Optional[int] = SEED,
     min_pixels: Optional[int] = MIN_PIXELS, max_pixels: Optional[int] = MAX_PIXELS, nframes: Optional[int] = NFRAMES,
     fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
-    dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    dtype: str = DTYPE, device: Optional[str] = DEVICE, quantization: Optional[str] = QUANTIZATION,
 ) -> None:
     """Answer one question (--image/--video + --question), or predict a dataset (--data + --out)."""
     from ..errors import ConfigError, VlmkitError
@@ -61,7 +61,7 @@ def infer(
             raise ConfigError("give --question (with --image/--video), or --data DIR --out FILE for a dataset")
         request = single_question(image or (), video or (), question)
         _check_local_media(image or ())
-        engine = _load(model, adapter, dtype, device, 1, media)
+        engine = _load(model, adapter, dtype, device, 1, media, quantization)
         result = engine.generate([request], params)[0]
         if result.error:
             raise VlmkitError(result.error)
@@ -77,7 +77,7 @@ def infer(
     if not run.todo:
         typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
         return
-    engine = _load(model, adapter, dtype, device, batch_size, media)
+    engine = _load(model, adapter, dtype, device, batch_size, media, quantization)
     summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
     typer.echo(f"{summary.predicted} predicted ({summary.samples_per_s:.2f} samples/s), {summary.already_done} "
                f"already done, {len(summary.errors)} failed -> {summary.out}", err=True)
@@ -98,7 +98,7 @@ def chat(
     repetition_penalty: float = REPETITION_PENALTY, stop: Optional[List[str]] = STOP, seed: Optional[int] = SEED,
     min_pixels: Optional[int] = MIN_PIXELS, max_pixels: Optional[int] = MAX_PIXELS, nframes: Optional[int] = NFRAMES,
     fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
-    dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    dtype: str = DTYPE, device: Optional[str] = DEVICE, quantization: Optional[str] = QUANTIZATION,
 ) -> None:
     """Talk to a model in the terminal: streamed answers, history across turns, /image /video /reset /save /quit."""
     from ..infer.chat import ChatSession, chat_loop
@@ -107,7 +107,7 @@ def chat(
                      num_beams, repetition_penalty, stop, seed)
     media = media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames)
     _check_local_media([image] if image else [])
-    engine = _load(model, adapter, dtype, device, 1, media)
+    engine = _load(model, adapter, dtype, device, 1, media, quantization)
     session = ChatSession(engine, params, system=system)
     if image:
         session.attach_image(image)
@@ -136,11 +136,11 @@ def _check_local_media(images) -> None:
             load_image(source)
 
 
-def _load(model, adapter, dtype, device, batch_size, media):
+def _load(model, adapter, dtype, device, batch_size, media, quantization):
     from ..infer import load_engine
 
     return load_engine(model, adapter=str(adapter) if adapter else None, batch_size=batch_size,
-                       **engine_kwargs(dtype, device, media))
+                       **engine_kwargs(dtype, device, media, quantization))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .engine_options import QUANTIZATION
+
 MiB = 2**20
 
 
@@ -28,6 +30,7 @@ def serve(
     served_model_name: Optional[str] = typer.Option(None, help="Model id clients send (default: the folder "
                                                                "name or hub id)."),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16."),
+    quantization: Optional[str] = QUANTIZATION,
     allow_remote_media: bool = typer.Option(False, help="Let requests reference http(s) image/video URLs. Only "
                                                         "public addresses are fetched."),
     trusted_network: list[str] = typer.Option([], help="With --allow-remote-media: also fetch from this "
@@ -83,7 +86,7 @@ def serve(
     typer.echo(f"loading {model}" + (f" with adapter {adapter}" if adapter else "") + " …", err=True)
     engine = load_engine(model=model, adapter=str(adapter) if adapter else None, dtype=dtype, batch_size=max_batch,
                          media=MediaSettings(min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps,
-                                             max_frames=max_frames))
+                                             max_frames=max_frames), quantization=quantization)
     try:
         run(engine, settings, host=host, port=port, log_level=log_level, announce=lambda line: typer.echo(line))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; for a server it is the normal way out

@@ -99,8 +99,19 @@ class HFEngine:
 
         return {"backend": self.backend, "model": self.model_id, "adapter": self.adapter, "family": self.family.name,
                 "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""), "device": str(self.device),
-                "batch_size": self.batch_size, "media": asdict(self.media), "stop_token_ids": self._eos_ids,
+                "quantization": self._quantization(), "batch_size": self.batch_size, "media": asdict(self.media),
+                "stop_token_ids": self._eos_ids,
                 "versions": {"transformers": transformers.__version__, "torch": torch.__version__}}
+
+    def _quantization(self) -> str | None:
+        """'4bit' / '8bit' when bitsandbytes holds the weights (from the config transformers wrote on load)."""
+        config = getattr(self.model.config, "quantization_config", None)
+        if config is None:
+            return None
+        values = config if isinstance(config, dict) else config.to_dict()
+        if values.get("load_in_4bit"):
+            return "4bit"
+        return "8bit" if values.get("load_in_8bit") else str(values.get("quant_method"))
 
     # --- batch generation ----------------------------------------------------------------------
     def generate(self, samples: Sequence[Sample], params: GenerationParams | None = None, *,
