@@ -11,7 +11,7 @@ from PIL import Image
 
 from vlmkit.data.schema import read_samples
 from vlmkit.quickstart.shapes import (COLORS, GRID, IMAGE_SIZE, LANGS, QUESTION_TYPES, SHADE, SHAPES, ShapesConfig,
-                                      corpus, plan, random_scene, render, stream, write_mixture, write_split)
+                                      corpus, plan, random_scene, render, stream, write_split)
 
 SMALL = ShapesConfig(train_images=12, base_train_images=30, test_images=6, seed=3)
 
@@ -138,7 +138,10 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 
 
 def test_mixture_takes_the_asked_counts_and_copies_media(datasets, tmp_path):
-    mix = write_mixture(tmp_path / "mix", [(datasets / "vi-train", None), (datasets / "en-train", 6)], seed=0)
+    from vlmkit.data.merge import merge_datasets
+
+    mix = tmp_path / "mix"
+    merge_datasets([(datasets / "vi-train", None), (datasets / "en-train", 6)], mix, seed=0, progress=False)
     samples = read_samples(mix)
     langs = [s.meta["lang"] for s in samples]
     assert langs.count("vi") == SMALL.train_images and langs.count("en") == 6

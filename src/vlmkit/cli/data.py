@@ -109,6 +109,26 @@ def split_cmd(
     typer.echo(f"report: {Path(report['out']) / 'split_report.json'}")
 
 
+@data_app.command("merge")
+def merge_cmd(
+    sources: list[str] = typer.Argument(..., help="Dataset folders to merge; DIR:N takes a seeded random N of "
+                                        "DIR's samples (e.g. data/en-train:5000 as replay), DIR alone takes all."),
+    out: Path = typer.Option(..., "--out", "-o", help="The merged dataset folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling and the shuffle."),
+    shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Shuffle the merged samples, or keep the "
+                                 "sources' order one after the other."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset in --out."),
+) -> None:
+    """One dataset from several (e.g. DocVQA + ChartQA + InfoVQA for one fine-tune); media stored once."""
+    from ..data.merge import REPORT_FILE, merge_datasets, parse_source
+
+    report = merge_datasets([parse_source(s) for s in sources], out, seed=seed, shuffle=shuffle, overwrite=overwrite)
+    parts = ", ".join(f"{Path(s['path']).name} {s['taken']:,}" for s in report["sources"])
+    typer.echo(f"{report['samples']:,} samples ({parts}) -> {out}; {report['media_stored']:,} media files, "
+               f"{report['media_shared']:,} shared")
+    typer.echo(f"report: {out / REPORT_FILE}")
+
+
 @data_app.command("check-leakage")
 def check_leakage_cmd(
     train: Path = typer.Argument(..., help="Training dataset folder."),

@@ -132,7 +132,8 @@ class RunDisplay:
 def make_data(layout: Layout, options: QuickstartOptions, display: RunDisplay) -> dict[str, Any]:
     """ShapesVQA in both languages, a fine-tune mixture, and `data stats` of every folder."""
     from ..data.stats import dataset_stats, write_stats
-    from .shapes import write_mixture, write_split
+    from ..data.merge import merge_datasets
+    from .shapes import write_split
 
     config = dataclasses.replace(options.shapes, seed=options.seed)
     names = [f"{lang}-{split}" for split in ("train", "test") for lang in LANGS]
@@ -146,9 +147,8 @@ def make_data(layout: Layout, options: QuickstartOptions, display: RunDisplay) -
         write_split(layout.data("base-train"), "train", "en", config, images=config.base_train_images)
         names.append("base-train")
     bar.update(1)
-    write_mixture(layout.data("finetune-train"),
-                  [(layout.data("vi-train"), None), (layout.data("en-train"), round(ENGLISH_REPLAY * config.train_images))],
-                  options.seed)
+    merge_datasets([(layout.data("vi-train"), None), (layout.data("en-train"), round(ENGLISH_REPLAY * config.train_images))],
+                   layout.data("finetune-train"), seed=f"shapes-mix-{options.seed}", overwrite=True, progress=False)
     bar.update(1)
     stats = {}
     for name in [*names, "finetune-train"]:

@@ -231,25 +231,3 @@ def write_split(out_dir: Path, split: str, lang: str, config: ShapesConfig, *, i
             path = writer.add_media_bytes(png_bytes(render(scene)), ".png")
             writer.write(qa_sample(scene, kind, path, lang))
     return out_dir
-
-
-def write_mixture(out_dir: Path, sources: list[tuple[Path, int | None]], seed: int, *, overwrite: bool = True) -> Path:
-    """A dataset made of samples drawn from other datasets (count None: all of them), shuffled; e.g. the
-    Vietnamese training set plus some English replay."""
-    from ..data.schema import read_samples
-
-    rng = random.Random(f"shapes-mix-{seed}")
-    picked: list[tuple[Path, Sample]] = []
-    for source, count in sources:
-        samples = read_samples(source, resolve_media=False)
-        picked += [(source, s) for s in (samples if count is None else rng.sample(samples, min(count, len(samples))))]
-    rng.shuffle(picked)
-    with DatasetWriter(out_dir, overwrite=overwrite) as writer:
-        for source, sample in picked:
-            data = sample.to_json()
-            for message in data["messages"]:
-                for part in message["content"]:
-                    if part.get("type") == "image":
-                        part["image"] = writer.add_media_file(source / part["image"])
-            writer.write(data)
-    return out_dir
