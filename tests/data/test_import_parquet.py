@@ -147,6 +147,9 @@ def test_vitextvqa_split_one_sample_per_qa_pair(tmp_path):
         assert sample.meta["turn"] == k and sample.meta["description"] == rows[0]["description"]
         assert [p.type for p in sample.messages[0].content] == ["image", "text"]
     assert samples["vitextvqa-0-0"].media() == samples["vitextvqa-0-2"].media()
+    # typed by the Vietnamese question word (the data stats rules), for the vitextvqa task's breakdown
+    assert [s.meta["question_type"] for s in samples.values()] == ["where", "how many / much", "what color",
+                                                                   "what is this"]
     stored = Image.open(stored_image(tmp_path / "out", samples["vitextvqa-1-0"]))
     assert stored.size == (48, 32)
 
@@ -158,6 +161,7 @@ def test_vitextvqa_keep_whole_conversation(tmp_path):
     first = samples_by_id(tmp_path / "out")["vitextvqa-0"]
     assert [m.role for m in first.messages] == ["user", "assistant"] * 3
     assert len(first.media("image")) == 1 and first.messages[0].content[0].type == "image"
+    assert first.meta["question_type"] == "what color"  # of the last question, which `answers` refers to
     assert first.question() == "Biển hiệu màu gì?" and first.target() == "Biển hiệu màu đỏ."
 
 

@@ -2,12 +2,15 @@
 
 Each image comes with several Vietnamese QA pairs in one conversation. `--turns split` (the default)
 gives one sample per pair, as the seed project trained; `--turns keep` keeps the whole conversation.
+`meta.question_type` is the question's type by its Vietnamese question word (the `data stats` rules).
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..schema import Sample
+from ..stats import question_type
 from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, record_id, require
 from .conversation import build_conversation, expected_pairs, parse_turns
 
@@ -38,7 +41,12 @@ class ViTextVQA(Converter):
         if record.split:
             meta["split"] = record.split
         meta = {k: v for k, v in meta.items() if v is not None}
-        return build_conversation(
+        for outcome in build_conversation(
             turns, base_id=f"{self.name}-{source_id}", mode=ctx.options.turns or self.default_turns,
             meta=meta, media={"image": [{"type": "image", "image": image}]}, field="conversations",
-        )
+        ):
+            if isinstance(outcome, Sample):
+                # The release has no question types; the `data stats` rules type the (last) question by its
+                # Vietnamese question word, so `vlmkit eval --task vitextvqa` breaks its scores down by them.
+                outcome.meta = {**outcome.meta, "question_type": question_type(outcome.question())}
+            yield outcome
