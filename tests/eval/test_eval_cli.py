@@ -41,6 +41,12 @@ def test_eval_cli_checks_its_input_before_loading_a_model(tmp_path):
     assert out.returncode == 2 and "--slice must look like a:b" in out.stderr
     out = run("eval", "--model", "m", "--task", "nope", "--data", str(data), "--out", str(tmp_path / "r"))
     assert out.returncode == 2 and "unknown task 'nope'" in out.stderr
+    out = run("eval", "--model", "m", "--task", "docvqa", "--task", "chartqa", "--data", str(data),
+              "--out", str(tmp_path / "r"))
+    assert out.returncode == 2 and "2 --task but 1 --data" in out.stderr
+    out = run("eval", "--model", "m", "--task", "docvqa", "--data", str(data), "--task", "docvqa", "--data",
+              str(data), "--out", str(tmp_path / "r"))
+    assert out.returncode == 2 and "task docvqa is given twice" in out.stderr
 
 
 def test_help_texts():

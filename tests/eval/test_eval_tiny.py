@@ -82,3 +82,23 @@ def test_eval_cli_media_and_beam_settings_reach_the_engine_and_guard_resume(tiny
     out = subprocess.run([*base, "--max-pixels", "12544", "--num-beams", "2"], capture_output=True, text=True,
                          env=ENV, timeout=600)
     assert out.returncode == 2 and "different pixels" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_eval_cli_several_tasks_with_one_model_load(tiny_model, image_dataset, tmp_path):
+    """--task/--data pairs: one run folder per task under --out (each its own resumable run), plus summary.md
+    and summary.json with each task's primary score as its scores.json has it."""
+    out = tmp_path / "suite"
+    args = [sys.executable, "-m", "vlmkit", "eval", "--model", str(tiny_model("qwen2_vl")), "--out", str(out),
+            "--task", "docvqa", "--data", str(image_dataset), "--task", "chartqa", "--data", str(image_dataset),
+            "--slice", "0:3", "--max-new-tokens", "3", "--no-plots"]
+    result = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["task"] for row in summary["tasks"]] == ["docvqa", "chartqa"]
+    for row in summary["tasks"]:
+        scores = json.loads((out / row["task"] / "scores.json").read_text())
+        assert row["metric"] == scores["primary"] and row["score"] == scores["overall"][scores["primary"]]
+        assert row["n"] == 3 and json.loads((out / row["task"] / "manifest.json").read_text())["task"]["name"] == row["task"]
+    assert "| chartqa | 3 | relaxed_accuracy |" in (out / "summary.md").read_text()
+    again = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("0 new predictions, 3 in") == 2  # both resumed

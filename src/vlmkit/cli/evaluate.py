@@ -110,10 +110,14 @@ def compare_cmd(
 
 def eval_cmd(
     model: str = typer.Option(..., "--model", help="Model folder or hub id (local files only when offline)."),
-    task: str = typer.Option(..., "--task", "-t", help=TASK_HELP),
-    data: Path = typer.Option(..., "--data", help="Dataset folder (samples.jsonl + media/) or a samples.jsonl."),
+    task: list[str] = typer.Option(..., "--task", "-t", help=TASK_HELP + " Repeat with --data to evaluate "
+                                   "several benchmarks with one model load, e.g. --task docvqa --data d/docvqa "
+                                   "--task chartqa --data d/chartqa."),
+    data: list[Path] = typer.Option(..., "--data", help="Dataset folder (samples.jsonl + media/) or a "
+                                    "samples.jsonl; one per --task, in the same order."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: predictions.jsonl, scores.json, report.md, "
-                             "plots/, manifest.json. Re-running with the same arguments resumes."),
+                             "plots/, manifest.json (with several tasks: one such folder per task under OUT, "
+                             "plus summary.md). Re-running with the same arguments resumes."),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder to apply."),
     slice_: Optional[str] = typer.Option(None, "--slice", help="Evaluate samples a:b only (Python slice on the "
                                          "file order), e.g. 0:200."),
@@ -134,11 +138,12 @@ def eval_cmd(
     fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
     dtype: str = DTYPE, device: Optional[str] = DEVICE, quantization: Optional[str] = QUANTIZATION,
 ) -> None:
-    """Run MODEL on a task's samples, write predictions.jsonl as it goes (resumable), then score and report.
+    """Run MODEL on a task's samples (or several tasks'), write predictions.jsonl as it goes (resumable), then
+    score and report.
 
     Pass the training run's config (--config RUN_DIR/config.yaml) or --max-pixels / --nframes so images and
     videos are prepared as in training; the settings are recorded in manifest.json and checked on resume."""
-    run_eval_cli(model=model, task=task, data=data, out=out, adapter=adapter, slice_=slice_, batch_size=batch_size,
+    run_eval_cli(model=model, tasks=task, data=data, out=out, adapter=adapter, slice_=slice_, batch_size=batch_size,
                  submission=submission, price_per_hour=price_per_hour, max_new_tokens=max_new_tokens,
                  num_beams=num_beams, tokenizer=tokenizer, retry_errors=retry_errors, overwrite=overwrite,
                  make_plots=not no_plots,
@@ -146,19 +151,19 @@ def eval_cmd(
                                                                             fps, max_frames), quantization))
 
 
-def run_eval_cli(*, model: str, task: str, data: Path, out: Path, adapter: Path | None = None,
+def run_eval_cli(*, model: str, tasks: list[str], data: list[Path], out: Path, adapter: Path | None = None,
                  slice_: str | None = None, batch_size: int = 8, submission: Path | None = None,
                  price_per_hour: float = 1.0, max_new_tokens: int | None = None, num_beams: int | None = None,
                  tokenizer: str = "auto", retry_errors: bool = False, overwrite: bool = False, make_plots: bool = True,
                  engine_options: dict[str, Any] | None = None) -> None:
-    """`vlmkit eval` minus typer: load the engine, wrap it as a predict function, hand it to vlmkit.eval.evaluate.
+    """`vlmkit eval` minus typer: check every task and dataset, load the engine once, wrap it as a predict
+    function and hand it to vlmkit.eval.evaluate per task.
 
     The engine wiring lives in `vlmkit.eval.engine`; the runner itself is engine-agnostic.
     """
-    import dataclasses
-
+    from ..data.schema import read_samples
     from ..errors import VlmkitError
-    from ..eval import evaluate, get_task
+    from ..eval import evaluate
     from ..eval.engine import load_predict_fn
     from ..eval.runner import parse_slice
 
@@ -166,28 +171,66 @@ def run_eval_cli(*, model: str, task: str, data: Path, out: Path, adapter: Path 
         raise VlmkitError(f"--batch-size must be at least 1 (got {batch_size})")
     if num_beams is not None and num_beams < 1:
         raise VlmkitError(f"--num-beams must be at least 1 (got {num_beams})")
-    resolved = get_task(task)
-    overrides = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams)) if v is not None}
-    if overrides:
-        resolved = dataclasses.replace(resolved, generation=dataclasses.replace(resolved.generation, **overrides))
-    from ..data.schema import read_samples
-
-    samples = read_samples(data)  # bad data fails here, before a model is loaded
+    if len(tasks) != len(data):
+        raise VlmkitError(f"{len(tasks)} --task but {len(data)} --data: give one dataset per task, in order")
+    if submission is not None and len(tasks) > 1:
+        raise VlmkitError("--submission writes one task's file: evaluate that task on its own")
+    resolved = [_resolve_task(name, max_new_tokens, num_beams) for name in tasks]
+    names = [task.name for task in resolved]
+    if len(set(names)) < len(names):
+        raise VlmkitError(f"task {next(n for n in names if names.count(n) > 1)} is given twice; one run per task")
+    datasets = [read_samples(path) for path in data]  # bad data fails here, before a model is loaded
     resolved_slice = parse_slice(slice_)
     predict, run_facts = load_predict_fn(model, adapter=adapter, batch_size=batch_size, **(engine_options or {}))
-    run_facts = {**run_facts, "data": str(data)}
+    summaries = []
+    for task, path, samples in zip(resolved, data, datasets):
+        run_dir = out if len(resolved) == 1 else out / task.name
+        with _ProgressBar(f"eval {task.name}") as progress:
+            result = evaluate(predict, task, samples, run_dir, batch_size=batch_size, slice=resolved_slice,
+                              manifest={**run_facts, "data": str(path)}, price_per_hour=price_per_hour,
+                              tokenizer=tokenizer, submission=submission, retry_errors=retry_errors,
+                              overwrite=overwrite, make_plots=make_plots, progress=progress)
+        typer.echo(f"{result.predicted} new predictions, {result.total} in {result.out_dir}")
+        if result.summary is not None:
+            _print_summary({**result.summary, "files": {k: str(v) for k, v in result.files.items()}}, False)
+            summaries.append((task.name, path, run_dir, result.summary))
+        elif "submission" in result.files:
+            typer.echo(f"no reference answers: wrote the submission file {result.files['submission']}")
+    if len(resolved) > 1 and summaries:
+        from ..eval.report import write_suite_summary
 
-    def progress(done: int, total: int) -> None:
-        typer.echo(f"\r{done}/{total} samples", nl=done == total, err=True)
+        typer.echo(f"summary: {write_suite_summary(out, model=model, adapter=adapter, runs=summaries)}")
 
-    result = evaluate(predict, resolved, samples, out, batch_size=batch_size, slice=resolved_slice, manifest=run_facts,
-                      price_per_hour=price_per_hour, tokenizer=tokenizer, submission=submission,
-                      retry_errors=retry_errors, overwrite=overwrite, make_plots=make_plots, progress=progress)
-    typer.echo(f"{result.predicted} new predictions, {result.total} in {result.out_dir}")
-    if result.summary is not None:
-        _print_summary({**result.summary, "files": {k: str(v) for k, v in result.files.items()}}, False)
-    elif "submission" in result.files:
-        typer.echo(f"no reference answers: wrote the submission file {result.files['submission']}")
+
+def _resolve_task(name: str, max_new_tokens: int | None, num_beams: int | None) -> Any:
+    import dataclasses
+
+    from ..eval import get_task
+
+    task = get_task(name)
+    overrides = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams)) if v is not None}
+    if overrides:
+        task = dataclasses.replace(task, generation=dataclasses.replace(task.generation, **overrides))
+    return task
+
+
+class _ProgressBar:
+    """The runner's progress(done, total) callback as a tqdm bar on stderr (samples/s, time left)."""
+
+    def __init__(self, desc: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=0, desc=desc, unit="sample")
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
 
 
 def register(app: typer.Typer) -> None:

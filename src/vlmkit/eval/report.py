@@ -142,3 +142,20 @@ def _manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v)
         rows.append((key, value))
     return rows
+
+
+def write_suite_summary(out_dir: str | Path, *, model: str, adapter: Any, runs: Sequence[tuple]) -> Path:
+    """OUT/summary.md + summary.json for one model on several tasks: each task's primary score and folder.
+    `runs` holds (task name, data path, run folder, scores summary) per task."""
+    from ..io import write_json
+
+    out = Path(out_dir)
+    rows = [{"task": name, "data": str(data), "run": str(run_dir), "n": summary["counts"]["scored"],
+             "metric": summary["primary"], "score": summary["overall"][summary["primary"]],
+             "overall": summary["overall"]} for name, data, run_dir, summary in runs]
+    write_json(out / "summary.json", {"model": model, "adapter": str(adapter) if adapter else None, "tasks": rows})
+    lines = [f"# {md(model)}" + (f" + {md(adapter)}" if adapter else ""), "",
+             *_table(["task", "n", "metric", "score", "run"],
+                     [[row["task"], row["n"], row["metric"], pct(row["score"]), f"`{md(Path(row['run']).name)}`"]
+                      for row in rows]), "", "Scores x100; each task's full report is `report.md` in its run folder."]
+    return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
