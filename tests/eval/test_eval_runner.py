@@ -232,3 +232,16 @@ def test_docvqa_submission_question_ids(tmp_path):
              submission=tmp_path / "docvqa.json")
     assert json.loads((tmp_path / "docvqa.json").read_text()) == [{"questionId": 57, "answer": "$12"},
                                                                 {"questionId": 58, "answer": "$12"}]
+
+
+def test_resume_with_other_quantization_is_refused(tmp_path):
+    """A run made with 4-bit weights is not continued in full precision (nor the other way round)."""
+    samples = [make_sample(i) for i in range(1, 5)]
+    evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", make_plots=False,
+             manifest={"model": "m", "engine": {"quantization": "4bit"}})
+    with pytest.raises(VlmkitError, match="different engine.quantization"):
+        evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", make_plots=False,
+                 manifest={"model": "m", "engine": {"quantization": None}})
+    resumed = evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", make_plots=False,
+                       manifest={"model": "m", "engine": {"quantization": "4bit"}})
+    assert resumed.predicted == 0 and resumed.total == 4  # same settings: resumed, nothing to redo

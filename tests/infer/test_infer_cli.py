@@ -195,6 +195,9 @@ def test_quantized_inference_from_the_cli(capsys, tiny_model, images, tmp_path):
     assert code == 0, err
     assert json.loads((tmp_path / "p.jsonl.manifest.json").read_text())["engine"]["quantization"] == "4bit"
     assert sorted(row["id"] for row in read_jsonl(out)) == sorted(s.id for s in read_samples(data))
+    code, _, err = run_cli(capsys, "infer", "--model", model, "--data", data, "--out", out, "--max-new-tokens", 4,
+                           "--no-progress")  # resuming in full precision would mix two models' answers
+    assert code == 2 and "quantization: '4bit' then, None now" in err
     engine = load_engine(model, quantization="4bit", batch_size=1)
     kinds = {name: type(module) for name, module in engine.model.named_modules()}
     assert kinds["model.language_model.layers.0.self_attn.q_proj"] is bnb.nn.Linear4bit

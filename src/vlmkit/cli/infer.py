@@ -73,7 +73,7 @@ def infer(
     if out is None:
         raise ConfigError("--data needs --out FILE (predictions.jsonl)")
     run = PredictionRun(data, out, params, model=model, adapter=str(adapter) if adapter else None, media=media,
-                        slice_spec=slice_spec)  # dataset, slice and resume checked before the model loads
+                        slice_spec=slice_spec, quantization=quantization)  # dataset, slice and resume checked before the model loads
     if not run.todo:
         typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
         return

@@ -16,7 +16,7 @@ MANIFEST_FILE = "manifest.json"
 PACKAGES = ("vlmkit", "torch", "transformers", "peft", "accelerate", "pycocoevalcap", "numpy", "pillow")
 # Keys that must match for a run directory to be resumed (anything else may differ between invocations).
 RESUME_KEYS = ("task.name", "task.prompt", "task.system_prompt", "task.generation", "data_hash", "model",
-               "adapter", "pixels")
+               "adapter", "pixels", "engine.quantization")
 
 
 def data_hash(samples: Iterable[Any]) -> str:

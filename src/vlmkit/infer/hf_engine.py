@@ -111,7 +111,10 @@ class HFEngine:
         values = config if isinstance(config, dict) else config.to_dict()
         if values.get("load_in_4bit"):
             return "4bit"
-        return "8bit" if values.get("load_in_8bit") else str(values.get("quant_method"))
+        if values.get("load_in_8bit"):
+            return "8bit"
+        method = values.get("quant_method")
+        return str(method) if method else None
 
     # --- batch generation ----------------------------------------------------------------------
     def generate(self, samples: Sequence[Sample], params: GenerationParams | None = None, *,

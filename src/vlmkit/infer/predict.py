@@ -28,7 +28,7 @@ from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, writ
 from .engine import Engine, GenerationParams, GenerationResult
 
 # Settings that must match for a resumed run to continue the same predictions.
-RESUME_KEYS = ("model", "adapter", "generation", "media")
+RESUME_KEYS = ("model", "adapter", "quantization", "generation", "media")
 
 
 def manifest_path(out: str | os.PathLike) -> Path:
@@ -85,14 +85,15 @@ class PredictionRun:
 
     def __init__(self, data: str | os.PathLike, out: str | os.PathLike, params: GenerationParams, *,
                  model: str, adapter: str | None = None, media: MediaSettings | None = None,
-                 slice_spec: str | None = None):
+                 slice_spec: str | None = None, quantization: str | None = None):
         self.data, self.out, self.params, self.slice_spec = Path(data), Path(out), params, slice_spec
         samples = read_samples(data)
         if not samples:
             raise VlmkitError(f"{data}: the dataset has no samples")
         self.selected = samples[parse_slice(slice_spec, len(samples))]
         self.settings = {"model": str(model), "adapter": str(adapter) if adapter else None,
-                         "generation": params.to_dict(), "media": asdict(media or MediaSettings())}
+                         "quantization": quantization, "generation": params.to_dict(),
+                         "media": asdict(media or MediaSettings())}
         done = _resume(self.out, self.settings)
         self.todo = [s for s in self.selected if s.id not in done]
 
