@@ -101,3 +101,17 @@ def test_merge_cli(sources, tmp_path):
     out = subprocess.run([sys.executable, "-m", "vlmkit", "data", "merge", str(doc), str(tmp_path / "nowhere"),
                           "--out", str(tmp_path / "other")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "nowhere" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_samples_jsonl_source_and_hard_linked_media(sources, tmp_path):
+    """A source given as its samples.jsonl resolves media against its folder, and the merged media are hard
+    links to the source files (same filesystem), not second copies."""
+    import os
+
+    doc, _ = sources
+    merge_datasets([doc / "samples.jsonl"], tmp_path / "mix", progress=False)
+    merged = read_samples(tmp_path / "mix")
+    original = {s.id: s for s in read_samples(doc)}
+    for sample in merged:
+        for ref, source_ref in zip(sample.media("image"), original[sample.id].media("image")):
+            assert os.stat(ref).st_ino == os.stat(source_ref).st_ino

@@ -16,7 +16,7 @@ from typing import Any, Sequence, Union
 
 from ..errors import DataError
 from ..io import write_json
-from .schema import DatasetWriter, Sample, read_samples
+from .schema import DatasetWriter, Sample, read_samples, samples_path
 
 REPORT_FILE = "merge_report.json"
 Source = Union[str, os.PathLike, tuple[Union[str, os.PathLike], Union[int, None]]]
@@ -58,15 +58,16 @@ def merge_datasets(sources: Sequence[Source], out_dir: str | os.PathLike, *, see
     out = Path(out_dir)
     with DatasetWriter(out, overwrite=overwrite) as writer:
         for source, sample in tqdm(picked, desc="merge", unit="sample", disable=progress is False):
-            writer.write(_restore_media(sample.to_json(), source, writer))
+            writer.write(_restore_media(sample.to_json(), samples_path(source).parent, writer))
     report = {"out": str(out), "samples": writer.samples_written, "sources": report_sources, "seed": seed,
               "shuffled": shuffle, "media_stored": writer.media_stored, "media_shared": writer.media_duplicates}
     write_json(out / REPORT_FILE, report)
     return report
 
 
-def _restore_media(data: dict[str, Any], source: Path, writer: DatasetWriter) -> dict[str, Any]:
-    """Copy the sample's dataset-relative media into the merged store; absolute paths and URLs stay as they are."""
+def _restore_media(data: dict[str, Any], root: Path, writer: DatasetWriter) -> dict[str, Any]:
+    """Store the sample's dataset-relative media (under `root`) in the merged dataset, hard-linked where the
+    filesystem allows; absolute paths and URLs stay as they are."""
     for message in data["messages"]:
         for part in message["content"] if isinstance(message["content"], list) else ():
             kind = part.get("type")
@@ -75,7 +76,7 @@ def _restore_media(data: dict[str, Any], source: Path, writer: DatasetWriter) ->
             ref = part[kind]
             if os.path.isabs(ref) or "://" in ref or ref.startswith("data:"):
                 continue
-            if not (source / ref).is_file():
-                raise DataError(f"media file {ref} is missing", path=source, record=data["id"])
-            part[kind] = writer.add_media_file(source / ref)
+            if not (root / ref).is_file():
+                raise DataError(f"media file {ref} is missing", path=root, record=data["id"])
+            part[kind] = writer.add_media_file(root / ref, link=True)
     return data

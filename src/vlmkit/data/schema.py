@@ -15,7 +15,7 @@ from typing import Any, Iterator, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import DataError
-from ..io import dumps_line, iter_jsonl
+from ..io import dumps_line, iter_jsonl, link_or_copy
 from ..provenance import file_sha256
 
 SAMPLES_FILE = "samples.jsonl"
@@ -197,10 +197,12 @@ class DatasetWriter:
         """Store bytes under media/<aa>/<sha256><suffix>; returns the path relative to the dataset."""
         return self._store(hashlib.sha256(data).hexdigest(), suffix, lambda tmp: tmp.write_bytes(data))
 
-    def add_media_file(self, path: str | os.PathLike) -> str:
-        """Copy a file (e.g. a video, never re-encoded) into the store, hashing it in chunks."""
+    def add_media_file(self, path: str | os.PathLike, *, link: bool = False) -> str:
+        """Copy a file (e.g. a video, never re-encoded) into the store, hashing it in chunks. `link`: hard-link
+        it instead where the filesystem allows (the source is another dataset's immutable media file)."""
         path = Path(path)
-        return self._store(file_sha256(path), path.suffix, lambda tmp: shutil.copyfile(path, tmp))
+        return self._store(file_sha256(path), path.suffix, lambda tmp: link_or_copy(path, tmp) if link
+                           else shutil.copyfile(path, tmp))
 
     def _store(self, digest: str, suffix: str, write_to: Any) -> str:
         rel = f"{MEDIA_DIR}/{digest[:2]}/{digest}{suffix.lower()}"

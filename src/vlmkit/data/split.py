@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..io import write_json
+from ..io import link_or_copy, write_json
 from .schema import SAMPLES_FILE, DatasetWriter, iter_samples
 
 GROUP_BY = ("image", "doc")
@@ -182,8 +181,5 @@ def _link(source: Path, target: Path) -> bool:
     if not source.is_file():
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    link_or_copy(source, target)
     return True
