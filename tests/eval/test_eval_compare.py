@@ -130,3 +130,21 @@ def test_compare_shows_lora_rank_and_trainable_parameters(tmp_path):
     assert lines[2].startswith("| run | n | LoRA r | trainable |")
     assert lines[4].startswith("| base | 20 | – | – |") and lines[5].startswith("| r8 | 20 | 8 | 42.0k |")
     assert lines[6].startswith("| r16 | 20 | 16 | 1.23M |")
+
+
+def test_group_tables_follow_predictions_scored_elsewhere(two_runs, tmp_path):
+    """`vlmkit score preds.jsonl --out DIR` leaves predictions.jsonl outside DIR: compare finds it through
+    scores.json; with it gone, compare.md says why there are no per-group tables."""
+    import shutil
+
+    from vlmkit.eval import score
+
+    root, _ = two_runs
+    for name in ("base", "lora-r16"):
+        shutil.copy(root / name / "predictions.jsonl", tmp_path / f"{name}.jsonl")
+        score(tmp_path / f"{name}.jsonl", TASK, out_dir=tmp_path / f"scored-{name}", make_plots=False)
+    runs = [tmp_path / "scored-base", tmp_path / "scored-lora-r16"]
+    assert compare(runs, resamples=50)["groups"]["kind"]["odd"]["n"] == 30
+    (tmp_path / "base.jsonl").unlink()
+    result = compare(runs, resamples=50)
+    assert result["groups"] == {"kind": None} and "No per-group tables" in result["markdown"]

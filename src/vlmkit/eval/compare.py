@@ -108,12 +108,15 @@ def adapter_facts(adapter: str | None) -> dict[str, Any] | None:
     training run's manifest.json one folder up), so an ablation table shows what each row changed."""
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
         return None
-    config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
-    facts: dict[str, Any] = {"lora_rank": config.get("r"), "lora_alpha": config.get("lora_alpha")}
-    train_manifest = Path(adapter).parent / MANIFEST_FILE
-    if train_manifest.is_file():
-        parameters = json.loads(train_manifest.read_text(encoding="utf-8")).get("parameters") or {}
-        facts["trainable_params"] = (parameters.get("all") or {}).get("trainable")
+    try:
+        config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+        facts: dict[str, Any] = {"lora_rank": config.get("r"), "lora_alpha": config.get("lora_alpha")}
+        train_manifest = Path(adapter).parent / MANIFEST_FILE
+        if train_manifest.is_file():
+            parameters = json.loads(train_manifest.read_text(encoding="utf-8")).get("parameters") or {}
+            facts["trainable_params"] = (parameters.get("all") or {}).get("trainable")
+    except (OSError, ValueError, AttributeError):  # an unreadable file costs the columns, not the comparison
+        return None
     return facts
 
 
@@ -136,7 +139,7 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         cells = [md(run["name"], 40), str(run["n"])]
         if adapters:
             facts = run.get("training") or {}
-            cells += [str(facts.get("lora_rank", "–")), _params(facts.get("trainable_params"))]
+            cells += [str(facts.get("lora_rank") or "–"), _params(facts.get("trainable_params"))]
         for metric in result["metrics"]:
             cells.append(pct(run["overall"][metric]))
             cells.append(delta_cell(run["deltas"][metric]) if metric in run["deltas"] else "base")

@@ -20,9 +20,12 @@ from .stats import paired_delta
 SHOWN_LABELS = 20  # per key in compare.md; compare.json keeps every label the scorer reported
 
 
-def group_members(run_dir: Path, keys: Sequence[str]) -> dict[str, dict[str, list[str]]] | None:
-    """key -> label -> sample ids, from a run's predictions.jsonl; None when the folder has none."""
-    path = Path(run_dir) / PREDICTIONS_FILE
+def group_members(run: Any, keys: Sequence[str]) -> dict[str, dict[str, list[str]]] | None:
+    """key -> label -> sample ids, from the run's predictions.jsonl (in its folder, or where `vlmkit score`
+    read it from); None when neither exists."""
+    path = Path(run.path) / PREDICTIONS_FILE
+    if not path.is_file():
+        path = Path(run.summary.get("predictions_file") or path)
     if not path.is_file():
         return None
     members: dict[str, dict[str, list[str]]] = {key: defaultdict(list) for key in keys}
@@ -35,13 +38,14 @@ def group_members(run_dir: Path, keys: Sequence[str]) -> dict[str, dict[str, lis
 
 def group_deltas(runs: Sequence[Any], metric: str, *, approximate: bool = False,
                  **bootstrap: Any) -> dict[str, dict[str, Any]]:
-    """key -> label -> {"n", "scores": {run: value}, "deltas": {run: bootstrap stats}} for `metric`."""
+    """key -> label -> {"n", "scores": {run: value}, "deltas": {run: bootstrap stats}} for `metric`; a key
+    maps to None when the base run's predictions (the group membership) cannot be found."""
     base = runs[0]
     keys = [key for key in base.summary.get("groups", {})
             if all(key in run.summary.get("groups", {}) for run in runs[1:])]
-    members = group_members(base.path, keys) if keys else None
-    if not members:
-        return {}
+    members = group_members(base, keys) if keys else None
+    if members is None:
+        return {key: None for key in keys}  # the breakdown exists but not which sample is in which group
     out: dict[str, dict[str, Any]] = {}
     for key in keys:
         table = {}
@@ -66,8 +70,9 @@ def group_deltas(runs: Sequence[Any], metric: str, *, approximate: bool = False,
 def groups_markdown(result: dict[str, Any]) -> list[str]:
     """One table per grouping key: label, n, each run's score and each later run's delta."""
     groups = result.get("groups") or {}
-    if not groups:
-        return []
+    if groups and all(table is None for table in groups.values()):
+        return ["", f"(No per-group tables: the base run's {PREDICTIONS_FILE} is not there to say which sample is "
+                "in which group.)"]
     metric = result["metrics"][0]
     names = [run["name"] for run in result["runs"]]
     lines = []
