@@ -111,6 +111,7 @@ def test_vizwiz_parquet_keeps_all_ten_answers(tmp_path):
     assert sample.answers == answers and len(sample.answers) == 10
     assert sample.target() == "red"  # the most common answer is the training target
     assert sample.meta["category"] == "other"
+    assert sample.meta["image_name"] == "VizWiz_val_00000000.jpg"  # the struct's own file name when it has one
 
 
 def test_textvqa_parquet(tmp_path):

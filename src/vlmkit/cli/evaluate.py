@@ -223,7 +223,11 @@ class _ProgressBar:
         self.bar = tqdm(total=0, desc=desc, unit="sample")
 
     def __call__(self, done: int, total: int) -> None:
-        self.bar.total = total
+        if not self.bar.total:  # first call: a resumed run starts at what is already done, for a true rate
+            self.bar.reset(total)
+            self.bar.initial = self.bar.n = done
+            self.bar.refresh()
+            return
         self.bar.update(done - self.bar.n)
 
     def __enter__(self) -> "_ProgressBar":

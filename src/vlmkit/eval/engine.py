@@ -20,7 +20,7 @@ def generation_params(settings: Any) -> Any:
 
     if settings.greedy:
         return GenerationParams(max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams)
-    return GenerationParams(max_new_tokens=settings.max_new_tokens, do_sample=True,
+    return GenerationParams(max_new_tokens=settings.max_new_tokens, do_sample=True, num_beams=settings.num_beams,
                             temperature=settings.temperature or 1.0, top_p=settings.top_p)
 
 

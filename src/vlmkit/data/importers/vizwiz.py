@@ -53,11 +53,13 @@ class VizWiz(Converter):
 
 
 def image_name(question_id: Any, image_value: Any) -> str | None:
-    """The image's file name, which VizWiz submissions are keyed by. The lmms-lab parquet names no file,
-    but its question_id is the image's stem ("VizWiz_test_00000000"), as lmms-eval's submission writer assumes;
-    else the parquet image struct's own path, when it has one."""
+    """The image's file name, which VizWiz submissions are keyed by: the parquet image struct's own path when
+    it has one; else the question id, which in the lmms-lab parquet (no file names) is the image's stem
+    ("VizWiz_test_00000000"), as lmms-eval's submission writer assumes."""
+    path = image_value.get("path") if isinstance(image_value, dict) else None
+    if isinstance(path, str) and path.strip():
+        return Path(path).name
     if question_id is not None and str(question_id).strip():
         stem = str(question_id).strip()
         return stem if Path(stem).suffix.lower() in (".jpg", ".jpeg", ".png") else f"{stem}.jpg"
-    path = image_value.get("path") if isinstance(image_value, dict) else None
-    return Path(path).name if isinstance(path, str) and path else None
+    return None
