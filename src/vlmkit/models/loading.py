@@ -82,6 +82,8 @@ def load_model(model: str | os.PathLike, *, adapter: str | os.PathLike | None = 
     qconfig = quantization_config(quantization, family, dtype if dtype != "auto" else "float32")
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
+        if device:  # bitsandbytes places the weights while loading (default: the current GPU); no .to() after
+            kwargs["device_map"] = {"": device}
     try:
         net = AutoModelForImageTextToText.from_pretrained(str(model), **kwargs)
     except (OSError, ValueError) as exc:
