@@ -245,3 +245,16 @@ def test_resume_with_other_quantization_is_refused(tmp_path):
     resumed = evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", make_plots=False,
                        manifest={"model": "m", "engine": {"quantization": "4bit"}})
     assert resumed.predicted == 0 and resumed.total == 4  # same settings: resumed, nothing to redo
+
+
+def test_npy_submission_holds_the_answers_in_dataset_order(tmp_path):
+    """Seed 002's submission.npy: the post-processed answers as a numpy array, in the dataset's order."""
+    import numpy as np
+
+    samples = [make_sample(i, answers=[]) for i in (3, 1, 6, 2, 5, 4)]
+    answers = {i: f" Answer {i}. " for i in range(1, 7)}
+    predict = lambda reqs: [answers[item_number(r.question)] for r in reqs]  # noqa: E731
+    evaluate(predict, "vizwiz", samples, tmp_path / "run", batch_size=4, submission=tmp_path / "submission.npy",
+             make_plots=False)
+    saved = np.load(tmp_path / "submission.npy")
+    assert saved.tolist() == [f"answer {i}" for i in (3, 1, 6, 2, 5, 4)]  # EvalAI-processed, as for the JSON

@@ -123,7 +123,8 @@ def eval_cmd(
                                          "file order), e.g. 0:200."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per generate call."),
     submission: Optional[Path] = typer.Option(None, "--submission", help="Write the task's submission file "
-                                              "(for test splits without answers)."),
+                                              "(for test splits without answers); a .npy name writes the answers "
+                                              "as a numpy array in dataset order."),
     price_per_hour: float = typer.Option(1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost "
                                          "per 1,000 images."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),

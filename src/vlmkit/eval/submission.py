@@ -3,6 +3,7 @@
     vizwiz   [{"image": "VizWiz_test_00000001.jpg", "answer": "..."}]      (VizWiz / EvalAI)
     docvqa   [{"questionId": 12345, "answer": "..."}]                        (DocVQA, InfographicVQA / RRC)
     vqa      [{"question_id": 12345, "answer": "..."}]                       (TextVQA, VQAv2 / EvalAI)
+    *.npy    a numpy array of the answers in dataset order, any task          (seed 002's submission.npy)
 Answers are the task's post-processed predictions (for VizWiz/TextVQA that includes the EvalAI processor).
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import DataError, VlmkitError
-from ..io import write_json
+from ..io import atomic_write_bytes, write_json
 from .predictions import PredictionRecord
 from .tasks import Task
 
@@ -64,4 +65,14 @@ def submission_rows(records: Sequence[PredictionRecord], task: Task, fmt: str | 
 
 def write_submission(records: Sequence[PredictionRecord], task: Task, path: str | os.PathLike,
                      fmt: str | None = None, source: object = None) -> Path:
+    """The task's JSON format; a path ending in .npy gets the bare answers as a numpy array instead (records
+    come in dataset order, which is what such a file is matched by)."""
+    if Path(path).suffix.lower() == ".npy":
+        import io
+
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([task.postprocess_answer(r.prediction) for r in records], dtype=str))
+        return atomic_write_bytes(path, buffer.getvalue())
     return write_json(path, submission_rows(records, task, fmt, path=source))
