@@ -120,8 +120,10 @@ def test_compare_shows_lora_rank_and_trainable_parameters(tmp_path):
         (adapter / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 2 * rank}))
         (adapter.parent / "manifest.json").write_text(json.dumps({"parameters": {"all": {"trainable": trainable}}}))
         runs.append(tmp_path / f"eval-r{rank}")
-        evaluate(better_predict, TASK, samples, runs[-1], manifest={"model": "tiny", "adapter": str(adapter)},
-                 make_plots=False)
+        # as `vlmkit eval --adapter train-rN/adapter` run from tmp_path records it: relative, plus the absolute
+        # folder (compare runs from another working directory here)
+        evaluate(better_predict, TASK, samples, runs[-1], make_plots=False,
+                 manifest={"model": "tiny", "adapter": f"train-r{rank}/adapter", "adapter_dir": str(adapter)})
     result = compare(runs, names=["base", "r8", "r16"], resamples=100)
     assert [r["training"] for r in result["runs"]] == [
         None, {"lora_rank": 8, "lora_alpha": 16, "trainable_params": 41_984},

@@ -85,7 +85,8 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | N
                                "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
                                "model": (run.manifest or {}).get("model"),
                                "adapter": (run.manifest or {}).get("adapter"),
-                               "training": adapter_facts((run.manifest or {}).get("adapter")), "deltas": {}}
+                               "training": adapter_facts((run.manifest or {}).get("adapter_dir")
+                                                         or (run.manifest or {}).get("adapter")), "deltas": {}}
         if run is not base:
             common = [i for i in base.samples if i in run.samples]
             if not common:

@@ -50,7 +50,9 @@ def load_predict_fn(model: str, *, adapter: str | Path | None = None, batch_size
     from ..infer import load_engine
 
     engine = load_engine(model, adapter=str(adapter) if adapter else None, batch_size=batch_size, **engine_options)
-    facts = {**engine_facts(engine), "model": model, "adapter": str(adapter) if adapter else None}
+    facts = {**engine_facts(engine), "model": model, "adapter": str(adapter) if adapter else None,
+             # absolute, so `compare` finds the adapter's training facts from any working directory
+             "adapter_dir": str(Path(adapter).resolve()) if adapter and Path(adapter).is_dir() else None}
     return engine_predict_fn(engine), facts
 
 
