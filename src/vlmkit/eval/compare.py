@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from ..errors import VlmkitError
 from ..io import iter_jsonl, write_json
 from .manifest import MANIFEST_FILE
-from .report import delta_cell, md, pct
+from .report import delta_cell, md, md_table, pct
 from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE
 from .compare_groups import group_deltas, groups_markdown
 from .stats import paired_delta
@@ -155,9 +155,7 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def compare_markdown(result: dict[str, Any]) -> str:
     header, rows = table_rows(result)
     conf = int(100 * result["bootstrap"]["confidence"])
-    lines = [f"# Comparison ({', '.join(t or '?' for t in result['tasks'])})", "",
-             "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines = [f"# Comparison ({', '.join(t or '?' for t in result['tasks'])})", "", *md_table(header, rows)]
     lines += ["", f"Scores x100. Δ is each run minus the base (`{md(result['base'])}`) with a {conf} % paired "
               f"bootstrap interval ({result['bootstrap']['resamples']} resamples over the samples both runs scored); "
               "* marks an interval that excludes 0; † marks an approximate interval (corpus BLEU/METEOR)."]

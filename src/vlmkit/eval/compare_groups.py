@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .predictions import PREDICTIONS_FILE, read_predictions
-from .report import delta_cell, md, pct
+from .report import delta_cell, md, md_table, pct
 from .scoring import group_labels
 from .stats import paired_delta
 
@@ -78,12 +78,11 @@ def groups_markdown(result: dict[str, Any]) -> list[str]:
     lines = []
     for key, table in groups.items():
         header = [md(key, 40), "n", *[md(name, 30) for name in names], *[f"Δ {md(name, 30)}" for name in names[1:]]]
+        rows = [[md(label, 40), row["n"], *[pct(row["scores"].get(name)) for name in names],
+                 *[delta_cell(row["deltas"][name]) if name in row["deltas"] else "–" for name in names[1:]]]
+                for label, row in list(table.items())[:SHOWN_LABELS]]
         lines += ["", f"**By {md(key)}** ({metric}, x100; Δ with its paired bootstrap interval on that group's "
-                  "samples)", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        for label, row in list(table.items())[:SHOWN_LABELS]:
-            cells = [md(label, 40), str(row["n"]), *[pct(row["scores"].get(name)) for name in names]]
-            cells += [delta_cell(row["deltas"][name]) if name in row["deltas"] else "–" for name in names[1:]]
-            lines.append("| " + " | ".join(cells) + " |")
+                  "samples)", "", *md_table(header, rows)]
         if len(table) > SHOWN_LABELS:
             lines.append(f"\n({len(table) - SHOWN_LABELS} more {md(key)} values in compare.json)")
     return lines

@@ -38,7 +38,8 @@ def _num(value: Any, fmt: str = "{:.3g}") -> str:
     return "–" if value is None else fmt.format(value)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table as lines (cells already formatted)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines
@@ -58,14 +59,14 @@ def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict
               f"**{summary['primary']}**.", ""]
 
     lines += ["## Scores", ""]
-    lines += _table(["metric", "score"], [[m, f"**{pct(summary['overall'][m])}**" if m == summary["primary"]
+    lines += md_table(["metric", "score"], [[m, f"**{pct(summary['overall'][m])}**" if m == summary["primary"]
                                            else pct(summary["overall"][m])] for m in metrics])
     if summary.get("tokenizer"):
         lines += ["", f"Caption metrics tokenized with the `{summary['tokenizer']}` tokenizer."]
 
     lat, thr, cost = summary["latency"], summary["throughput"], summary["cost"]
     lines += ["", "## Speed and cost", ""]
-    lines += _table(["latency p50", "latency p95", "samples/s", f"$ per 1,000 images (at ${cost['usd_per_hour']}/h)"],
+    lines += md_table(["latency p50", "latency p95", "samples/s", f"$ per 1,000 images (at ${cost['usd_per_hour']}/h)"],
                     [[_num(lat["p50_s"] and 1000 * lat["p50_s"], "{:.1f} ms"),
                       _num(lat["p95_s"] and 1000 * lat["p95_s"], "{:.1f} ms"),
                       _num(thr.get("samples_per_s"), "{:.2f}"), _num(cost.get("usd_per_1k_images"), "${:.4f}")]])
@@ -79,7 +80,7 @@ def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict
     for key, table in summary["groups"].items():
         lines += ["", f"## By {md(key)}", ""]
         rows = [[md(label, 50), row["n"], *(pct(row.get(m)) for m in metrics)] for label, row in table.items()]
-        lines += _table([md(key), "n", *metrics], rows)
+        lines += md_table([md(key), "n", *metrics], rows)
         if make_plots and table:
             rel = f"plots/by_{plots.slug(key)}.png"
             plots.group_bars(key, table, summary["primary"], out_dir / rel)
@@ -88,7 +89,7 @@ def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict
     lines += _failure_section(summary.get("failures"), out_dir, make_plots)
     if manifest:
         lines += ["", "## Run", ""]
-        lines += _table(["", ""], [[md(k), f"`{md(v, 120)}`"] for k, v in _manifest_rows(manifest)])
+        lines += md_table(["", ""], [[md(k), f"`{md(v, 120)}`"] for k, v in _manifest_rows(manifest)])
     timing = summary.get("timing")
     if timing and timing.get("wall_s"):
         lines += ["", f"This invocation (until scoring): {timing['wall_s']:.2f} s wall, "
@@ -114,7 +115,7 @@ def _failure_section(failures: dict[str, Any] | None, out_dir: Path, make_plots:
         shown = (f"{md(example.get('prediction', ''), 40)!s} ← {md(' / '.join(example.get('answers', [])[:2]), 40)}"
                  if example else "")
         rows.append([LABELS.get(category, category), count, f"{100 * count / failures['wrong']:.1f} %", shown])
-    lines += _table(["category", "count", "share of wrong", "example (predicted ← expected)"], rows)
+    lines += md_table(["category", "count", "share of wrong", "example (predicted ← expected)"], rows)
     if make_plots:
         rel = "plots/failures.png"
         plots.failure_bars(failures["counts"], LABELS, out_dir / rel)
@@ -155,7 +156,7 @@ def write_suite_summary(out_dir: str | Path, *, model: str, adapter: Any, runs: 
              "overall": summary["overall"]} for name, data, run_dir, summary in runs]
     write_json(out / "summary.json", {"model": model, "adapter": str(adapter) if adapter else None, "tasks": rows})
     lines = [f"# {md(model)}" + (f" + {md(adapter)}" if adapter else ""), "",
-             *_table(["task", "n", "metric", "score", "run"],
+             *md_table(["task", "n", "metric", "score", "run"],
                      [[row["task"], row["n"], row["metric"], pct(row["score"]), f"`{md(Path(row['run']).name)}`"]
                       for row in rows]), "", "Scores x100; each task's full report is `report.md` in its run folder."]
     return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
