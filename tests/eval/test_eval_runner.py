@@ -36,7 +36,7 @@ def test_run_writes_everything(tmp_path):
     right = sum(1 for i in range(1, 25) if i % 3)
     assert result.summary["overall"]["exact_match"] == pytest.approx(right / 24)
     assert result.summary["groups"]["kind"]["odd"]["n"] == 12
-    assert seen[-1] == (24, 24) and len(seen) == 5  # one call per batch of 5
+    assert seen[0] == (0, 24) and seen[-1] == (24, 24) and len(seen) == 6  # the start, then one per batch of 5
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["model"] == "rule-v1"
     assert manifest["task"]["prompt"] == "{question} Short answer." and manifest["data_hash"].startswith("sha256:")
@@ -258,3 +258,33 @@ def test_npy_submission_holds_the_answers_in_dataset_order(tmp_path):
              make_plots=False)
     saved = np.load(tmp_path / "submission.npy")
     assert saved.tolist() == [f"answer {i}" for i in (3, 1, 6, 2, 5, 4)]  # EvalAI-processed, as for the JSON
+
+
+def test_tqdm_progress_counts_a_resumed_run_from_where_it_stands(tmp_path):
+    """The progress callback on a real tqdm bar: a fresh run counts from 0; a resumed run starts the bar at
+    the samples already predicted (so the rate covers only this run's work), then adds each batch."""
+    import io
+
+    from tqdm import tqdm
+
+    from vlmkit.eval.runner import tqdm_progress
+
+    samples = [make_sample(i) for i in range(1, 11)]
+
+    def run(batch_size):
+        states = []
+        with tqdm(total=0, file=io.StringIO()) as bar:
+            progress = tqdm_progress(bar)
+
+            def spy(done, total):
+                progress(done, total)
+                states.append((bar.initial, bar.n, bar.total))
+
+            evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", batch_size=batch_size, make_plots=False,
+                     progress=spy)
+        return states
+
+    assert run(3) == [(0, 0, 10), (0, 3, 10), (0, 6, 10), (0, 9, 10), (0, 10, 10)]
+    predictions = tmp_path / "run" / "predictions.jsonl"
+    predictions.write_text("".join(predictions.read_text().splitlines(keepends=True)[:4]))  # as after a kill
+    assert run(3) == [(4, 4, 10), (4, 7, 10), (4, 10, 10)]

@@ -166,7 +166,9 @@ def run_eval_cli(*, model: str, tasks: list[str], data: list[Path], out: Path, a
     from ..errors import VlmkitError
     from ..eval import evaluate
     from ..eval.engine import load_predict_fn
-    from ..eval.runner import parse_slice
+    from tqdm.auto import tqdm
+
+    from ..eval.runner import parse_slice, tqdm_progress
 
     if batch_size < 1:
         raise VlmkitError(f"--batch-size must be at least 1 (got {batch_size})")
@@ -186,11 +188,11 @@ def run_eval_cli(*, model: str, tasks: list[str], data: list[Path], out: Path, a
     summaries = []
     for task, path, samples in zip(resolved, data, datasets):
         run_dir = out if len(resolved) == 1 else out / task.name
-        with _ProgressBar(f"eval {task.name}") as progress:
+        with tqdm(total=0, desc=f"eval {task.name}", unit="sample") as bar:
             result = evaluate(predict, task, samples, run_dir, batch_size=batch_size, slice=resolved_slice,
                               manifest={**run_facts, "data": str(path)}, price_per_hour=price_per_hour,
                               tokenizer=tokenizer, submission=submission, retry_errors=retry_errors,
-                              overwrite=overwrite, make_plots=make_plots, progress=progress)
+                              overwrite=overwrite, make_plots=make_plots, progress=tqdm_progress(bar))
         typer.echo(f"{result.predicted} new predictions, {result.total} in {result.out_dir}")
         if result.summary is not None:
             _print_summary({**result.summary, "files": {k: str(v) for k, v in result.files.items()}}, False)
@@ -213,29 +215,6 @@ def _resolve_task(name: str, max_new_tokens: int | None, num_beams: int | None) 
     if overrides:
         task = dataclasses.replace(task, generation=dataclasses.replace(task.generation, **overrides))
     return task
-
-
-class _ProgressBar:
-    """The runner's progress(done, total) callback as a tqdm bar on stderr (samples/s, time left)."""
-
-    def __init__(self, desc: str):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=0, desc=desc, unit="sample")
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.bar.total:  # first call: a resumed run starts at what is already done, for a true rate
-            self.bar.reset(total)
-            self.bar.initial = self.bar.n = done
-            self.bar.refresh()
-            return
-        self.bar.update(done - self.bar.n)
-
-    def __enter__(self) -> "_ProgressBar":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
 
 
 def register(app: typer.Typer) -> None:

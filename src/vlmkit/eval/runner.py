@@ -60,6 +60,21 @@ class EvalResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+def tqdm_progress(bar: Any) -> Callable[[int, int], None]:
+    """The runner's progress(done, total) callback drawn on a tqdm bar. The first call sets the total and
+    starts the count at what a resumed run has already done, so the rate and time left stay true."""
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.reset(total)
+            bar.initial = bar.n = done
+            bar.refresh()
+        else:
+            bar.update(done - bar.n)
+
+    return progress
+
+
 def parse_slice(spec: str | slice | tuple[int | None, int | None] | None) -> slice | None:
     """"a:b", ":b", "a:" (Python slice semantics on the sample order) -> slice."""
     if spec is None or isinstance(spec, slice):
@@ -247,6 +262,8 @@ def _timing(started: float, model_s: float, predicted: int) -> dict[str, float]:
 def _run(predict: PredictFn, task: Task, pending: list[Sample], batch_size: int, appender: JsonlAppender,
          timing_log: JsonlAppender, done: int, total: int, progress: Callable[[int, int], None] | None) -> float:
     model_s = 0.0
+    if progress:
+        progress(done, total)  # the starting point: what a resumed run already has
     for start in range(0, len(pending), batch_size):
         batch = pending[start:start + batch_size]
         requests = [EvalRequest(s.id, task.build_messages(s), task.generation, s) for s in batch]

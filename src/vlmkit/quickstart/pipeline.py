@@ -242,6 +242,7 @@ def evaluate_model(layout: Layout, name: str, model: Path, adapter: Path | None,
     """`vlmkit eval` of one model on both test splits; returns the score summary per language."""
     from ..eval import evaluate, get_task
     from ..eval.engine import load_predict_fn
+    from ..eval.runner import tqdm_progress
 
     task = get_task(layout.task)
     predict, facts = load_predict_fn(str(model), adapter=adapter, batch_size=options.eval_batch_size)
@@ -249,14 +250,8 @@ def evaluate_model(layout: Layout, name: str, model: Path, adapter: Path | None,
     for lang in LANGS:
         data = layout.data(f"{lang}-test")
         bar = display.sub(0, f"eval {name} ({lang})")
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
         result = evaluate(predict, task, data, layout.eval(name, lang), batch_size=options.eval_batch_size,
-                          manifest={**facts, "data": str(data)}, overwrite=True, progress=progress)
+                          manifest={**facts, "data": str(data)}, overwrite=True, progress=tqdm_progress(bar))
         bar.close()
         summaries[lang] = result.summary
     return summaries
