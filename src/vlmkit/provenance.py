@@ -27,3 +27,19 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hardware_name(device: object = "cpu") -> str:
+    """What a run's speed and cost were measured on: the GPU's name, or the CPU model and core count."""
+    text = str(device)
+    if text.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(text))
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"

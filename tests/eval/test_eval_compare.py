@@ -150,3 +150,19 @@ def test_group_tables_follow_predictions_scored_elsewhere(two_runs, tmp_path):
     (tmp_path / "base.jsonl").unlink()
     result = compare(runs, resamples=50)
     assert result["groups"] == {"kind": None} and "No per-group tables" in result["markdown"]
+
+
+def test_hardware_column_when_runs_were_measured_on_different_hardware(tmp_path):
+    """The seed's latency / cost per GPU table: the hardware from each run's manifest, as a column only when
+    the runs differ in it; each run's report.md names it beside the speed table."""
+    samples = [make_sample(i) for i in range(1, 11)]
+    for name, hardware in (("a100", "NVIDIA A100-SXM4-80GB"), ("t4", "Tesla T4"), ("t4-again", "Tesla T4")):
+        evaluate(rule_predict, TASK, samples, tmp_path / name, make_plots=False,
+                 manifest={"model": "m", "engine": {"hardware": hardware}})
+    assert "Measured on Tesla T4." in (tmp_path / "t4" / "report.md").read_text()
+    lines = compare([tmp_path / "a100", tmp_path / "t4"], resamples=50)["markdown"].splitlines()
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header[-4:] == ["hardware", "p50 latency", "samples/s", "$/1K images"]
+    assert "| NVIDIA A100-SXM4-80GB |" in lines[4] and "| Tesla T4 |" in lines[5]
+    same = compare([tmp_path / "t4", tmp_path / "t4-again"], resamples=50)["markdown"]
+    assert "hardware" not in same.splitlines()[2]

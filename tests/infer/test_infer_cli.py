@@ -193,7 +193,8 @@ def test_quantized_inference_from_the_cli(capsys, tiny_model, images, tmp_path):
     code, _, err = run_cli(capsys, "infer", "--model", model, "--data", data, "--out", out, "--quantization", "4bit",
                            "--max-new-tokens", 4, "--no-progress")
     assert code == 0, err
-    assert json.loads((tmp_path / "p.jsonl.manifest.json").read_text())["engine"]["quantization"] == "4bit"
+    engine_info = json.loads((tmp_path / "p.jsonl.manifest.json").read_text())["engine"]
+    assert engine_info["quantization"] == "4bit" and engine_info["hardware"].endswith(" cores")  # the CPU here
     assert sorted(row["id"] for row in read_jsonl(out)) == sorted(s.id for s in read_samples(data))
     code, _, err = run_cli(capsys, "infer", "--model", model, "--data", data, "--out", out, "--max-new-tokens", 4,
                            "--no-progress")  # resuming in full precision would mix two models' answers

@@ -84,6 +84,7 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | N
                                "samples_per_s": run.summary["throughput"].get("samples_per_s"),
                                "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
                                "model": (run.manifest or {}).get("model"),
+                               "hardware": ((run.manifest or {}).get("engine") or {}).get("hardware"),
                                "adapter": (run.manifest or {}).get("adapter"),
                                "training": adapter_facts((run.manifest or {}).get("adapter_dir")
                                                          or (run.manifest or {}).get("adapter")), "deltas": {}}
@@ -132,6 +133,9 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for metric in result["metrics"]:
         header += [metric, f"Δ {metric}"]
     header += ["p50 latency", "samples/s", "$/1K images"]
+    hardware = len({run.get("hardware") for run in result["runs"]}) > 1  # only worth a column when it varies
+    if hardware:
+        header.insert(len(header) - 3, "hardware")
     adapters = any(run.get("training") for run in result["runs"])
     if adapters:
         header[2:2] = ["LoRA r", "trainable"]
@@ -145,6 +149,8 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             cells.append(pct(run["overall"][metric]))
             cells.append(delta_cell(run["deltas"][metric]) if metric in run["deltas"] else "base")
         p50 = run["latency_p50_s"]
+        if hardware:
+            cells.append(md(run.get("hardware") or "–", 30))
         cells += [f"{1000 * p50:.1f} ms" if p50 is not None else "–",
                   f"{run['samples_per_s']:.2f}" if run["samples_per_s"] else "–",
                   f"${run['usd_per_1k_images']:.4f}" if run["usd_per_1k_images"] is not None else "–"]

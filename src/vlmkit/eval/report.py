@@ -70,8 +70,9 @@ def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict
                     [[_num(lat["p50_s"] and 1000 * lat["p50_s"], "{:.1f} ms"),
                       _num(lat["p95_s"] and 1000 * lat["p95_s"], "{:.1f} ms"),
                       _num(thr.get("samples_per_s"), "{:.2f}"), _num(cost.get("usd_per_1k_images"), "${:.4f}")]])
-    lines += ["", f"Throughput source: {thr['source']}. Latency is the wall time of the batch that produced "
-              "the answer."]
+    hardware = ((manifest or {}).get("engine") or {}).get("hardware")
+    lines += ["", (f"Measured on {md(hardware)}. " if hardware else "") + f"Throughput source: {thr['source']}. "
+              "Latency is the wall time of the batch that produced the answer."]
     if make_plots and latencies:
         rel = "plots/latency.png"
         plots.latency_hist(latencies, out_dir / rel)

@@ -20,6 +20,7 @@ from ..data.collate import MediaSettings, VlmCollator
 from ..data.schema import Sample
 from ..errors import VlmkitError
 from ..models.loading import LoadedModel, load_model
+from ..provenance import hardware_name
 from .batching import plan_batches
 from .engine import GenerationParams, GenerationResult, TextStream, as_sample
 from .media_check import check_media_tokens
@@ -99,7 +100,8 @@ class HFEngine:
 
         return {"backend": self.backend, "model": self.model_id, "adapter": self.adapter, "family": self.family.name,
                 "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""), "device": str(self.device),
-                "quantization": self._quantization(), "batch_size": self.batch_size, "media": asdict(self.media),
+                "hardware": hardware_name(self.device), "quantization": self._quantization(),
+                "batch_size": self.batch_size, "media": asdict(self.media),
                 "stop_token_ids": self._eos_ids,
                 "versions": {"transformers": transformers.__version__, "torch": torch.__version__}}
 
