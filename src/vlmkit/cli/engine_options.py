@@ -1,5 +1,6 @@
-"""Typer options shared by the verbs that load an inference engine (`infer`, `chat`, `eval`): model, precision, device and media settings,, and the two
-helpers that turn them into engine arguments. Only typer is imported here; torch loads inside the commands."""
+"""Typer options shared by the verbs that load an inference engine (`infer`, `chat`, `eval`): model, precision,
+device and media settings, and the two helpers that turn them into engine arguments. Only typer is imported
+here; torch loads inside the commands."""
 
 from __future__ import annotations
 

@@ -162,12 +162,12 @@ def run_eval_cli(*, model: str, tasks: list[str], data: list[Path], out: Path, a
 
     The engine wiring lives in `vlmkit.eval.engine`; the runner itself is engine-agnostic.
     """
+    from tqdm.auto import tqdm
+
     from ..data.schema import read_samples
     from ..errors import VlmkitError
     from ..eval import evaluate
     from ..eval.engine import load_predict_fn
-    from tqdm.auto import tqdm
-
     from ..eval.runner import parse_slice, tqdm_progress
 
     if batch_size < 1:

@@ -72,8 +72,9 @@ def infer(
                           "from the dataset")
     if out is None:
         raise ConfigError("--data needs --out FILE (predictions.jsonl)")
+    # dataset, slice and resume are checked before the model loads
     run = PredictionRun(data, out, params, model=model, adapter=str(adapter) if adapter else None, media=media,
-                        slice_spec=slice_spec, quantization=quantization)  # dataset, slice and resume checked before the model loads
+                        slice_spec=slice_spec, quantization=quantization)
     if not run.todo:
         typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
         return

@@ -77,17 +77,18 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | N
     bootstrap = {"resamples": resamples, "seed": seed, "confidence": confidence}
     rows = []
     for run in runs:
+        manifest = run.manifest or {}
         row: dict[str, Any] = {"name": run.name, "path": str(run.path), "task": run.summary.get("task"),
                                "n": run.summary["counts"]["scored"],
                                "overall": {m: run.summary["overall"].get(m) for m in shared},
                                "latency_p50_s": run.summary["latency"].get("p50_s"),
                                "samples_per_s": run.summary["throughput"].get("samples_per_s"),
                                "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
-                               "model": (run.manifest or {}).get("model"),
-                               "hardware": ((run.manifest or {}).get("engine") or {}).get("hardware"),
-                               "adapter": (run.manifest or {}).get("adapter"),
-                               "training": adapter_facts((run.manifest or {}).get("adapter_dir")
-                                                         or (run.manifest or {}).get("adapter")), "deltas": {}}
+                               "model": manifest.get("model"),
+                               "hardware": (manifest.get("engine") or {}).get("hardware"),
+                               "adapter": manifest.get("adapter"),
+                               "training": adapter_facts(manifest.get("adapter_dir") or manifest.get("adapter")),
+                               "deltas": {}}
         if run is not base:
             common = [i for i in base.samples if i in run.samples]
             if not common:
