@@ -32,6 +32,11 @@ test: $(STAMP)
 	bash scripts/test-system-deps.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# ruff: the rule set and line length live in pyproject.toml ([tool.ruff]).
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 

@@ -36,7 +36,9 @@ def rss_now_kb():
             return int(line.split()[1])
 """
 
-CHILD_IMPORT = RSS_NOW + r"""
+CHILD_IMPORT = (
+    RSS_NOW
+    + r"""
 import json, resource, sys, time
 from vlmkit.data.importers import import_dataset
 import vlmkit.data.media, pyarrow.parquet, PIL.Image  # loaded before the baseline RSS is taken
@@ -48,8 +50,11 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": seconds, "peak_kb": peak, "base_kb": base, "records": report["records_read"],
                   "samples": report["samples_written"], "images": report["images_stored"]}))
 """
+)
 
-CHILD_BASELINE = RSS_NOW + r"""
+CHILD_BASELINE = (
+    RSS_NOW
+    + r"""
 import hashlib, io, json, resource, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
@@ -70,6 +75,7 @@ seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "base_kb": base, "records": records}))
 """
+)
 
 
 def generate(folder: Path, records: int) -> Path:
@@ -80,11 +86,19 @@ def generate(folder: Path, records: int) -> Path:
 
     datasets.disable_progress_bars()
     s = datasets.Value("string")
-    features = datasets.Features({
-        "questionId": s, "question": s, "question_types": datasets.List(s), "image": datasets.Image(),
-        "docId": datasets.Value("int64"), "ucsf_document_id": s, "ucsf_document_page_no": s,
-        "answers": datasets.List(s), "data_split": s,
-    })
+    features = datasets.Features(
+        {
+            "questionId": s,
+            "question": s,
+            "question_types": datasets.List(s),
+            "image": datasets.Image(),
+            "docId": datasets.Value("int64"),
+            "ucsf_document_id": s,
+            "ucsf_document_page_no": s,
+            "answers": datasets.List(s),
+            "data_split": s,
+        }
+    )
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     shards = (records + ROWS_PER_SHARD - 1) // ROWS_PER_SHARD
@@ -95,7 +109,9 @@ def generate(folder: Path, records: int) -> Path:
             if i % QUESTIONS_PER_IMAGE == 0:
                 grid = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
                 buffer = io.BytesIO()
-                Image.fromarray(grid, "RGB").resize((160, 120), Image.Resampling.BILINEAR).save(buffer, "JPEG", quality=85)
+                Image.fromarray(grid, "RGB").resize((160, 120), Image.Resampling.BILINEAR).save(
+                    buffer, "JPEG", quality=85
+                )
                 image = {"bytes": buffer.getvalue(), "path": f"page{page}.jpg"}
             rows["questionId"].append(str(i))
             rows["question"].append(f"What is the total amount on page {page}, line {i % 7}?")
@@ -107,7 +123,8 @@ def generate(folder: Path, records: int) -> Path:
             rows["answers"].append([f"${i}.00", f"{i}"])
             rows["data_split"].append("train")
         datasets.Dataset.from_dict(rows, features=features).to_parquet(
-            str(folder / f"train-{shard:05d}-of-{shards:05d}.parquet"))
+            str(folder / f"train-{shard:05d}-of-{shards:05d}.parquet")
+        )
     return folder
 
 
@@ -144,16 +161,18 @@ def main() -> None:
     for n in args.sizes:
         r = results[n]
         imp, base = r["import"], r["baseline"]
-        rows.append({
-            "records": n,
-            "import_records_per_s": round(n / imp["seconds"], 1),
-            "baseline_records_per_s": round(n / base["seconds"], 1),
-            "import_vs_baseline_time": round(imp["seconds"] / base["seconds"], 2),
-            "import_peak_rss_mb": round(imp["peak_kb"] / 1024, 1),
-            "import_growth_mb": round((imp["peak_kb"] - imp["base_kb"]) / 1024, 1),
-            "baseline_peak_rss_mb": round(base["peak_kb"] / 1024, 1),
-            "images_stored": imp["images"],
-        })
+        rows.append(
+            {
+                "records": n,
+                "import_records_per_s": round(n / imp["seconds"], 1),
+                "baseline_records_per_s": round(n / base["seconds"], 1),
+                "import_vs_baseline_time": round(imp["seconds"] / base["seconds"], 2),
+                "import_peak_rss_mb": round(imp["peak_kb"] / 1024, 1),
+                "import_growth_mb": round((imp["peak_kb"] - imp["base_kb"]) / 1024, 1),
+                "baseline_peak_rss_mb": round(base["peak_kb"] / 1024, 1),
+                "images_stored": imp["images"],
+            }
+        )
     memory_ratio = results[large]["import"]["peak_kb"] / results[small]["import"]["peak_kb"]
     growth_small = max(1.0, rows[0]["import_growth_mb"])
     summary = {
@@ -164,14 +183,22 @@ def main() -> None:
         "records_ratio": large / small,
         "memory_flat": memory_ratio < 1.25,
     }
-    header = f"{'records':>8} {'import rec/s':>13} {'baseline rec/s':>15} {'time x base':>12} {'peak RSS MB':>12} {'growth MB':>10} {'images':>7}"
+    header = (
+        f"{'records':>8} {'import rec/s':>13} {'baseline rec/s':>15} {'time x base':>12} "
+        f"{'peak RSS MB':>12} {'growth MB':>10} {'images':>7}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['records']:>8} {r['import_records_per_s']:>13} {r['baseline_records_per_s']:>15} "
-              f"{r['import_vs_baseline_time']:>12} {r['import_peak_rss_mb']:>12} {r['import_growth_mb']:>10} {r['images_stored']:>7}")
-    print(f"peak RSS {large} vs {small} records: x{summary['peak_rss_ratio_large_vs_small']} "
-          f"for x{summary['records_ratio']:g} the records -> memory {'flat' if summary['memory_flat'] else 'GROWS'}")
+        print(
+            f"{r['records']:>8} {r['import_records_per_s']:>13} {r['baseline_records_per_s']:>15} "
+            f"{r['import_vs_baseline_time']:>12} {r['import_peak_rss_mb']:>12} {r['import_growth_mb']:>10} "
+            f"{r['images_stored']:>7}"
+        )
+    print(
+        f"peak RSS {large} vs {small} records: x{summary['peak_rss_ratio_large_vs_small']} "
+        f"for x{summary['records_ratio']:g} the records -> memory {'flat' if summary['memory_flat'] else 'GROWS'}"
+    )
     print(json.dumps(summary))
 
 

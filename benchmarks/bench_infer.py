@@ -24,8 +24,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SIZES = [(64, 48), (32, 96), (120, 80), (50, 50), (200, 60), (96, 96), (48, 160), (140, 40)]
-QUESTIONS = ["What colour is the background?", "How many rectangles are there?", "What is this?",
-             "Describe the picture in a few words.", "Is there anything in the top left corner of the image?"]
+QUESTIONS = [
+    "What colour is the background?",
+    "How many rectangles are there?",
+    "What is this?",
+    "Describe the picture in a few words.",
+    "Is there anything in the top left corner of the image?",
+]
 
 
 def make_dataset(root: Path, n: int) -> Path:
@@ -37,9 +42,21 @@ def make_dataset(root: Path, n: int) -> Path:
         for k in range(n):
             w, h = SIZES[k % len(SIZES)]
             image = writer.add_media_bytes(encode_image(make_image(w, h, seed=k)), ".png")
-            writer.write({"id": f"b{k}", "messages": [{"role": "user", "content": [
-                {"type": "image", "image": image}, {"type": "text", "text": QUESTIONS[k % len(QUESTIONS)]}]}],
-                "answers": ["x"]})
+            writer.write(
+                {
+                    "id": f"b{k}",
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "image", "image": image},
+                                {"type": "text", "text": QUESTIONS[k % len(QUESTIONS)]},
+                            ],
+                        }
+                    ],
+                    "answers": ["x"],
+                }
+            )
     return root
 
 
@@ -60,7 +77,7 @@ def seed_loop(model_path: str, samples, max_new_tokens: int) -> tuple[list[str],
         inputs = processor(text=[text], images=images, return_tensors="pt")
         with torch.inference_mode():
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new = output[0, inputs["input_ids"].shape[1]:]
+        new = output[0, inputs["input_ids"].shape[1] :]
         answers.append(processor.tokenizer.decode(new, skip_special_tokens=True).strip())
     return answers, time.perf_counter() - started
 
@@ -105,27 +122,52 @@ def main() -> None:
 
         seed_loop(model, samples[:2], args.max_new_tokens)  # warm-up
         baseline, baseline_s = seed_loop(model, samples, args.max_new_tokens)
-        rows = [{"runner": "seed loop (1 generate/sample)", "batch_size": 1, "seconds": baseline_s,
-                 "samples_per_s": len(samples) / baseline_s, "speedup": 1.0, "identical": True}]
+        rows = [
+            {
+                "runner": "seed loop (1 generate/sample)",
+                "batch_size": 1,
+                "seconds": baseline_s,
+                "samples_per_s": len(samples) / baseline_s,
+                "speedup": 1.0,
+                "identical": True,
+            }
+        ]
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             answers, seconds = engine_run(model, samples, args.max_new_tokens, batch_size)
-            rows.append({"runner": "vlmkit engine", "batch_size": batch_size, "seconds": seconds,
-                         "samples_per_s": len(samples) / seconds, "speedup": baseline_s / seconds,
-                         "identical": answers == baseline,
-                         "mismatches": sum(a != b for a, b in zip(answers, baseline))})
+            rows.append(
+                {
+                    "runner": "vlmkit engine",
+                    "batch_size": batch_size,
+                    "seconds": seconds,
+                    "samples_per_s": len(samples) / seconds,
+                    "speedup": baseline_s / seconds,
+                    "identical": answers == baseline,
+                    "mismatches": sum(a != b for a, b in zip(answers, baseline)),
+                }
+            )
 
-    print(f"model: {args.model or 'tiny qwen2_vl'}  samples: {len(samples)}  max_new_tokens: {args.max_new_tokens}  "
-          f"threads: {args.threads}")
+    print(
+        f"model: {args.model or 'tiny qwen2_vl'}  samples: {len(samples)}  max_new_tokens: {args.max_new_tokens}  "
+        f"threads: {args.threads}"
+    )
     print(f"{'runner':<32} {'batch':>5} {'seconds':>8} {'samples/s':>10} {'speed-up':>9} {'identical':>10}")
     for row in rows:
-        print(f"{row['runner']:<32} {row['batch_size']:>5} {row['seconds']:>8.2f} {row['samples_per_s']:>10.2f} "
-              f"{row['speedup']:>8.2f}x {str(row['identical']):>10}")
+        print(
+            f"{row['runner']:<32} {row['batch_size']:>5} {row['seconds']:>8.2f} {row['samples_per_s']:>10.2f} "
+            f"{row['speedup']:>8.2f}x {str(row['identical']):>10}"
+        )
     at16 = next((r for r in rows if r["runner"] == "vlmkit engine" and r["batch_size"] == 16), None)
-    summary = {"benchmark": "infer", "model": args.model or "tiny-qwen2_vl", "n": len(samples),
-               "max_new_tokens": args.max_new_tokens, "threads": args.threads,
-               "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
-               "speedup_at_16": round(at16["speedup"], 2) if at16 else None,
-               "target_speedup_at_16": 5.0, "all_identical": all(r["identical"] for r in rows)}
+    summary = {
+        "benchmark": "infer",
+        "model": args.model or "tiny-qwen2_vl",
+        "n": len(samples),
+        "max_new_tokens": args.max_new_tokens,
+        "threads": args.threads,
+        "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+        "speedup_at_16": round(at16["speedup"], 2) if at16 else None,
+        "target_speedup_at_16": 5.0,
+        "all_identical": all(r["identical"] for r in rows),
+    }
     print(json.dumps(summary))
     if not summary["all_identical"]:
         sys.exit(1)

@@ -22,8 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = ("a man woman dog cat red blue big small runs sits on the in park street table chart total invoice "
-         "date amount yes no two three left right bottle car house tree").split()
+WORDS = (
+    "a man woman dog cat red blue big small runs sits on the in park street table chart total invoice "
+    "date amount yes no two three left right bottle car house tree"
+).split()
 
 
 def phrase(rng: random.Random, lo: int, hi: int) -> str:
@@ -98,15 +100,17 @@ def bench_metrics(n: int, corpus_n: int, with_java: bool) -> list[dict]:
         if name == "meteor":
             metrics.meteor(preds[:2], refs[:2], tokenizer="none")  # start the java process outside the timing
         seconds = timed(fn, preds, refs, tokenizer="none")
-        rows.append({"metric": f"{name} (pre-tokenized)", "n": corpus_n, "seconds": seconds,
-                     "per_s": corpus_n / seconds})
+        rows.append(
+            {"metric": f"{name} (pre-tokenized)", "n": corpus_n, "seconds": seconds, "per_s": corpus_n / seconds}
+        )
     from vlmkit.metrics.tokenizers import ptb_tokenize, simple_tokenize
 
     texts = preds + [r for group in refs for r in group]
     if with_java:
         seconds = timed(ptb_tokenize, texts)
-        rows.append({"metric": "PTB tokenizer (java)", "n": len(texts), "seconds": seconds,
-                     "per_s": len(texts) / seconds})
+        rows.append(
+            {"metric": "PTB tokenizer (java)", "n": len(texts), "seconds": seconds, "per_s": len(texts) / seconds}
+        )
     seconds = timed(lambda: [simple_tokenize(t) for t in texts])
     rows.append({"metric": "simple tokenizer", "n": len(texts), "seconds": seconds, "per_s": len(texts) / seconds})
     return rows
@@ -126,17 +130,35 @@ def bench_overhead(samples_n: int, batch_size: int, work: Path) -> dict:
     for i in range(samples_n):
         path = work / "media" / f"{i}.png"
         make_image(seed=i).save(path)
-        samples.append(Sample(id=f"s{i}", messages=[{"role": "user", "content": [
-            {"type": "image", "image": str(path)}, {"type": "text", "text": f"What is written in box {i}?"}]}],
-            answers=[str(i)], meta={"doc_type": ["form", "table", "letter"][i % 3]}))
+        samples.append(
+            Sample(
+                id=f"s{i}",
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image", "image": str(path)},
+                            {"type": "text", "text": f"What is written in box {i}?"},
+                        ],
+                    }
+                ],
+                answers=[str(i)],
+                meta={"doc_type": ["form", "table", "letter"][i % 3]},
+            )
+        )
     predict, facts = load_predict_fn(str(checkpoint), batch_size=batch_size)
     evaluate(predict, "docvqa", samples[:batch_size], work / "warmup", batch_size=batch_size, make_plots=False)
     result = evaluate(predict, "docvqa", samples, work / "run", batch_size=batch_size, manifest=facts)
     timing = result.summary["timing"]
     free = evaluate(lambda reqs: ["0"] * len(reqs), "docvqa", samples, work / "free", batch_size=batch_size)
-    return {"samples": samples_n, "batch_size": batch_size, "wall_s": timing["wall_s"], "model_s": timing["model_s"],
-            "outside_model_share": timing["outside_model_share"],
-            "overhead_ms_per_sample_no_model": 1000 * free.summary["timing"]["wall_s"] / samples_n}
+    return {
+        "samples": samples_n,
+        "batch_size": batch_size,
+        "wall_s": timing["wall_s"],
+        "model_s": timing["model_s"],
+        "outside_model_share": timing["outside_model_share"],
+        "overhead_ms_per_sample_no_model": 1000 * free.summary["timing"]["wall_s"] / samples_n,
+    }
 
 
 def main() -> None:
@@ -159,10 +181,12 @@ def main() -> None:
     if not args.skip_model:
         with tempfile.TemporaryDirectory() as tmp:
             overhead = bench_overhead(args.eval_samples, args.batch_size, Path(tmp))
-        print(f"\neval run, tiny qwen2_vl, {overhead['samples']} samples at batch {overhead['batch_size']}: "
-              f"{overhead['wall_s']:.1f} s wall, {overhead['model_s']:.1f} s in the model, "
-              f"{100 * overhead['outside_model_share']:.1f} % outside it (target < 10 %); "
-              f"without a model the whole run costs {overhead['overhead_ms_per_sample_no_model']:.2f} ms per sample")
+        print(
+            f"\neval run, tiny qwen2_vl, {overhead['samples']} samples at batch {overhead['batch_size']}: "
+            f"{overhead['wall_s']:.1f} s wall, {overhead['model_s']:.1f} s in the model, "
+            f"{100 * overhead['outside_model_share']:.1f} % outside it (target < 10 %); "
+            f"without a model the whole run costs {overhead['overhead_ms_per_sample_no_model']:.2f} ms per sample"
+        )
     print(json.dumps({"bench": "metrics", "metrics": rows, "eval_overhead": overhead}))
     sys.stdout.flush()
 

@@ -28,7 +28,7 @@ FLAGS = {"default": [], "from-scratch": ["--from-scratch"]}
 def run_mode(mode: str, out: Path) -> dict:
     args = [sys.executable, "-m", "vlmkit", "quickstart", "--quiet", "--out", str(out), *FLAGS[mode]]
     out.mkdir(parents=True, exist_ok=True)
-    log = out / "quickstart.log"   # a file, not a pipe: nobody reads a pipe while we wait, and it would fill
+    log = out / "quickstart.log"  # a file, not a pipe: nobody reads a pipe while we wait, and it would fill
     start = time.perf_counter()
     with open(log, "w", encoding="utf-8") as sink:
         child = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -38,10 +38,16 @@ def run_mode(mode: str, out: Path) -> dict:
         raise SystemExit(f"{mode}: vlmkit quickstart failed:\n{log.read_text(encoding='utf-8')[-3000:]}")
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     peak_mb = max(usage.ru_maxrss / 1024, report["peak_rss_mb"])
-    return {"mode": mode, "wall_s": round(wall, 1), "peak_mb": round(peak_mb), "stages_s": report["stages_s"],
-            "wall_vs_budget": round(wall / BUDGET_S, 3), "memory_vs_budget": round(peak_mb / BUDGET_MB, 3),
-            "accuracy": {m: report[m] for m in ("base", "tuned")},
-            "targets_met": all(check["met"] for check in report["targets"].values())}
+    return {
+        "mode": mode,
+        "wall_s": round(wall, 1),
+        "peak_mb": round(peak_mb),
+        "stages_s": report["stages_s"],
+        "wall_vs_budget": round(wall / BUDGET_S, 3),
+        "memory_vs_budget": round(peak_mb / BUDGET_MB, 3),
+        "accuracy": {m: report[m] for m in ("base", "tuned")},
+        "targets_met": all(check["met"] for check in report["targets"].values()),
+    }
 
 
 def main() -> None:
@@ -58,8 +64,10 @@ def main() -> None:
     print(f"{'mode':<14}{'wall s':>8}{'/budget':>9}{'peak MB':>9}{'/budget':>9}  {'targets':<8} stages (s)")
     for row in rows:
         stages = " ".join(f"{k} {v:.0f}" for k, v in row["stages_s"].items())
-        print(f"{row['mode']:<14}{row['wall_s']:>8.1f}{row['wall_vs_budget']:>9.2f}{row['peak_mb']:>9}"
-              f"{row['memory_vs_budget']:>9.2f}  {'met' if row['targets_met'] else 'MISSED':<8} {stages}")
+        print(
+            f"{row['mode']:<14}{row['wall_s']:>8.1f}{row['wall_vs_budget']:>9.2f}{row['peak_mb']:>9}"
+            f"{row['memory_vs_budget']:>9.2f}  {'met' if row['targets_met'] else 'MISSED':<8} {stages}"
+        )
     print(json.dumps({"budget": {"wall_s": BUDGET_S, "peak_mb": BUDGET_MB}, "runs": rows}, indent=2))
     if not all(r["wall_vs_budget"] < 1 and r["memory_vs_budget"] < 1 and r["targets_met"] for r in rows):
         sys.exit(1)

@@ -48,9 +48,13 @@ def parse_args() -> argparse.Namespace:
 def server(model: str, *extra: str):
     """`vlmkit serve` on 127.0.0.1 and a free port; yields its base URL, stops it with Ctrl-C."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    process = subprocess.Popen([sys.executable, "-m", "vlmkit", "serve", "--model", model, "--port", "0",
-                                "--log-level", "warning", *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vlmkit", "serve", "--model", model, "--port", "0", "--log-level", "warning", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     try:
@@ -91,9 +95,19 @@ async def load(url: str, model: str, requests: int, concurrency: int, max_tokens
     async def ask(k: int) -> tuple[float, int]:
         started = time.perf_counter()
         reply = await client.chat.completions.create(
-            model=model, max_tokens=max_tokens, temperature=0,
-            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": images[k % 16]}},
-                                                   {"type": "text", "text": f"Question {k}: what is shown?"}]}])
+            model=model,
+            max_tokens=max_tokens,
+            temperature=0,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": images[k % 16]}},
+                        {"type": "text", "text": f"Question {k}: what is shown?"},
+                    ],
+                }
+            ],
+        )
         return time.perf_counter() - started, reply.usage.completion_tokens
 
     await asyncio.gather(*(ask(k) for k in range(warmup)))
@@ -118,10 +132,15 @@ async def load(url: str, model: str, requests: int, concurrency: int, max_tokens
     await client.close()
     batches = after["batches"] - before["batches"]
     return {
-        "ok": len(latencies), "failed": len(failures), "errors": failures[:3], "wall_s": wall,
-        "requests_per_s": len(latencies) / wall, "tokens_per_s": tokens / wall,
+        "ok": len(latencies),
+        "failed": len(failures),
+        "errors": failures[:3],
+        "wall_s": wall,
+        "requests_per_s": len(latencies) / wall,
+        "tokens_per_s": tokens / wall,
         "p50_s": statistics.median(latencies) if latencies else float("nan"),
-        "p95_s": quantile(latencies, 0.95), "mean_batch": (after["requests"] - before["requests"]) / max(1, batches),
+        "p95_s": quantile(latencies, 0.95),
+        "mean_batch": (after["requests"] - before["requests"]) / max(1, batches),
     }
 
 
@@ -146,33 +165,56 @@ def main() -> None:
         name = Path(model).name if Path(model).exists() else model
         configs = {
             "max-batch 1": ["--max-batch", "1"],
-            f"max-batch {args.max_batch}": ["--max-batch", str(args.max_batch), "--batch-wait-ms",
-                                            str(args.batch_wait_ms)],
+            f"max-batch {args.max_batch}": [
+                "--max-batch",
+                str(args.max_batch),
+                "--batch-wait-ms",
+                str(args.batch_wait_ms),
+            ],
         }
         results = {}
         for label, extra in configs.items():
             with server(model, *extra, "--max-tokens", str(max(args.max_tokens, 1))) as url:
-                results[label] = asyncio.run(load(url, name, args.requests, args.concurrency, args.max_tokens,
-                                                  args.warmup))
+                results[label] = asyncio.run(
+                    load(url, name, args.requests, args.concurrency, args.max_tokens, args.warmup)
+                )
 
     baseline, batched = results["max-batch 1"], results[f"max-batch {args.max_batch}"]
     speedup = batched["requests_per_s"] / baseline["requests_per_s"] if baseline["requests_per_s"] else float("nan")
-    print(f"\n{args.requests} requests, {args.concurrency} concurrent clients, max_tokens {args.max_tokens}, "
-          f"model {name}\n")
-    print(f"{'server':<14} {'ok':>4} {'failed':>6} {'req/s':>7} {'tok/s':>7} {'p50 s':>7} {'p95 s':>7} "
-          f"{'mean batch':>10} {'vs max-batch 1':>15}")
+    print(
+        f"\n{args.requests} requests, {args.concurrency} concurrent clients, max_tokens {args.max_tokens}, "
+        f"model {name}\n"
+    )
+    print(
+        f"{'server':<14} {'ok':>4} {'failed':>6} {'req/s':>7} {'tok/s':>7} {'p50 s':>7} {'p95 s':>7} "
+        f"{'mean batch':>10} {'vs max-batch 1':>15}"
+    )
     for label, r in results.items():
-        print(f"{label:<14} {r['ok']:>4} {r['failed']:>6} {r['requests_per_s']:>7.2f} {r['tokens_per_s']:>7.1f} "
-              f"{r['p50_s']:>7.3f} {r['p95_s']:>7.3f} {r['mean_batch']:>10.2f} "
-              f"{r['requests_per_s'] / baseline['requests_per_s']:>14.2f}x")
+        print(
+            f"{label:<14} {r['ok']:>4} {r['failed']:>6} {r['requests_per_s']:>7.2f} {r['tokens_per_s']:>7.1f} "
+            f"{r['p50_s']:>7.3f} {r['p95_s']:>7.3f} {r['mean_batch']:>10.2f} "
+            f"{r['requests_per_s'] / baseline['requests_per_s']:>14.2f}x"
+        )
     for label, r in results.items():
         for error in r["errors"]:
             print(f"  {label}: {error}")
-    print(json.dumps({"bench": "serve", "model": name, "requests": args.requests, "concurrency": args.concurrency,
-                      "max_tokens": args.max_tokens, "speedup": round(speedup, 3),
-                      "all_succeeded": all(r["failed"] == 0 and r["ok"] == args.requests for r in results.values()),
-                      "results": {k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items()}
-                                  for k, r in results.items()}}))
+    print(
+        json.dumps(
+            {
+                "bench": "serve",
+                "model": name,
+                "requests": args.requests,
+                "concurrency": args.concurrency,
+                "max_tokens": args.max_tokens,
+                "speedup": round(speedup, 3),
+                "all_succeeded": all(r["failed"] == 0 and r["ok"] == args.requests for r in results.values()),
+                "results": {
+                    k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items()}
+                    for k, r in results.items()
+                },
+            }
+        )
+    )
     if any(r["failed"] for r in results.values()):
         sys.exit(1)
 

@@ -40,12 +40,19 @@ from vlmkit.models.registry import get_family  # noqa: E402
 from vlmkit.models.tiny import build_tiny  # noqa: E402
 from vlmkit.train import train  # noqa: E402
 
-ANSWERS = ["red", "a red square on a green field", "blue", "it is a picture of three small boxes and a ramp",
-           "yes", "the colour is yellow with a darker stripe across the top and a bright patch in the lower left"]
+ANSWERS = [
+    "red",
+    "a red square on a green field",
+    "blue",
+    "it is a picture of three small boxes and a ramp",
+    "yes",
+    "the colour is yellow with a darker stripe across the top and a bright patch in the lower left",
+]
 SIZES = [(56, 56), (112, 84), (168, 112), (224, 168)]
 
 
 # --- data --------------------------------------------------------------------------------------
+
 
 def write_dataset(folder: Path, n: int) -> Path:
     """Single-turn image QA with varied image sizes and answer lengths, as real VQA data has."""
@@ -56,10 +63,22 @@ def write_dataset(folder: Path, n: int) -> Path:
             make_image(w, h, color=((37 * i) % 255, (91 * i) % 255, (53 * i) % 255), seed=i).save(buf, format="PNG")
             rel = writer.add_media_bytes(buf.getvalue(), ".png")
             answer = ANSWERS[(i * 5) % len(ANSWERS)]
-            writer.write({"id": f"s{i}", "answers": [answer], "messages": [
-                {"role": "user", "content": [{"type": "image", "image": rel},
-                                             {"type": "text", "text": f"Question {i}: what is shown here?"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": answer}]}]})
+            writer.write(
+                {
+                    "id": f"s{i}",
+                    "answers": [answer],
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "image", "image": rel},
+                                {"type": "text", "text": f"Question {i}: what is shown here?"},
+                            ],
+                        },
+                        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+                    ],
+                }
+            )
     return folder
 
 
@@ -72,14 +91,20 @@ def trl_dataset(samples):
     for s in samples:
         user, assistant = s.messages
         image = Image.open(user.content[0].image).convert("RGB")
-        rows.append({"images": [image],
-                     "prompt": [{"role": "user", "content": [{"type": "image"},
-                                                             {"type": "text", "text": user.content[1].text}]}],
-                     "completion": [{"role": "assistant", "content": [{"type": "text", "text": s.target()}]}]})
+        rows.append(
+            {
+                "images": [image],
+                "prompt": [
+                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user.content[1].text}]}
+                ],
+                "completion": [{"role": "assistant", "content": [{"type": "text", "text": s.target()}]}],
+            }
+        )
     return Dataset.from_list(rows)
 
 
 # --- measurement -------------------------------------------------------------------------------
+
 
 class Meter(TrainerCallback):
     """Wall time of the training loop, and the tokens / vision patches that went through the model."""
@@ -123,7 +148,7 @@ def model_flops(model, family, tokens: int, patches: int) -> float:
     gradients are negligible. Padding is not useful work and is not counted."""
     groups = family.parameter_groups(model)
     embed = model.get_input_embeddings().weight.numel()
-    lm = sum(p.numel() for _, p in groups["language_model"]) - embed   # lm_head stays in: it is a matmul
+    lm = sum(p.numel() for _, p in groups["language_model"]) - embed  # lm_head stays in: it is a matmul
     vision = sum(p.numel() for _, p in groups["vision"]) + sum(p.numel() for _, p in groups["projector"])
     return 2 * vision * patches + 3 * 2 * lm * tokens
 
@@ -135,11 +160,12 @@ def evaluate(base, adapter_dir, samples, batch_size=8) -> float:
     total = count = 0.0
     with torch.no_grad():
         for i in range(0, len(samples), batch_size):
-            batch = collator(samples[i:i + batch_size])
+            batch = collator(samples[i : i + batch_size])
             logits = loaded.model(**batch).logits[:, :-1].float()
             labels = batch["labels"][:, 1:]
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                     ignore_index=-100, reduction="sum")
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
+            )
             total += loss.item()
             count += int((labels != -100).sum())
     return total / count
@@ -147,16 +173,29 @@ def evaluate(base, adapter_dir, samples, batch_size=8) -> float:
 
 # --- the two contenders --------------------------------------------------------------------------
 
+
 def run_vlmkit(base, data, out, opts):
     meter = Meter()
-    config = config_from_dict({
-        "model": {"path": str(base)}, "data": {"train": str(data)}, "method": "lora", "output_dir": str(out),
-        "lora": {"rank": opts.rank, "alpha": 2 * opts.rank, "dropout": 0.05},
-        "optim": {"lr": opts.lr, "scheduler": "cosine"},
-        "train": {"batch_size": opts.batch, "epochs": opts.epochs, "seed": opts.seed, "logging_steps": 1,
-                  "group_by_length": not getattr(opts, "no_group", False),
-                  "num_workers": getattr(opts, "workers", 0)},
-        "save": {"every": 10**6}, "tracking": {"backends": []}})
+    config = config_from_dict(
+        {
+            "model": {"path": str(base)},
+            "data": {"train": str(data)},
+            "method": "lora",
+            "output_dir": str(out),
+            "lora": {"rank": opts.rank, "alpha": 2 * opts.rank, "dropout": 0.05},
+            "optim": {"lr": opts.lr, "scheduler": "cosine"},
+            "train": {
+                "batch_size": opts.batch,
+                "epochs": opts.epochs,
+                "seed": opts.seed,
+                "logging_steps": 1,
+                "group_by_length": not getattr(opts, "no_group", False),
+                "num_workers": getattr(opts, "workers", 0),
+            },
+            "save": {"every": 10**6},
+            "tracking": {"backends": []},
+        }
+    )
     result = train(config, callbacks=[meter])
     return meter, result.losses(), result.adapter_dir
 
@@ -170,15 +209,37 @@ def run_trl(base, samples, out, opts):
     loaded = load_model(base)
     family = loaded.family
     torch.manual_seed(opts.seed)
-    args = SFTConfig(output_dir=str(out), per_device_train_batch_size=opts.batch, num_train_epochs=opts.epochs,
-                     learning_rate=opts.lr, lr_scheduler_type="cosine", logging_steps=1, save_strategy="no",
-                     report_to="none", use_cpu=True, seed=opts.seed, max_length=None, disable_tqdm=True,
-                     # TRL turns activation checkpointing on by default; vlmkit leaves it off. Off for both here.
-                     gradient_checkpointing=False)
-    peft_config = LoraConfig(r=opts.rank, lora_alpha=2 * opts.rank, lora_dropout=0.05, task_type="CAUSAL_LM",
-                             target_modules=family.lora_target_regex())
-    trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=trl_dataset(samples),
-                         processing_class=loaded.processor, peft_config=peft_config, callbacks=[meter])
+    args = SFTConfig(
+        output_dir=str(out),
+        per_device_train_batch_size=opts.batch,
+        num_train_epochs=opts.epochs,
+        learning_rate=opts.lr,
+        lr_scheduler_type="cosine",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=opts.seed,
+        max_length=None,
+        disable_tqdm=True,
+        # TRL turns activation checkpointing on by default; vlmkit leaves it off. Off for both here.
+        gradient_checkpointing=False,
+    )
+    peft_config = LoraConfig(
+        r=opts.rank,
+        lora_alpha=2 * opts.rank,
+        lora_dropout=0.05,
+        task_type="CAUSAL_LM",
+        target_modules=family.lora_target_regex(),
+    )
+    trainer = SFTTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=trl_dataset(samples),
+        processing_class=loaded.processor,
+        peft_config=peft_config,
+        callbacks=[meter],
+    )
     trainer.remove_callback(PrinterCallback)  # one dict per step on stdout would bury the table
     trainer.train()
     adapter = Path(out) / "adapter"
@@ -196,9 +257,13 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each tool, seeds 0..N-1, alternating order")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads for both (tiny matmuls gain nothing from more, and on a shared "
-                             "machine spinning OpenMP threads make timings meaningless)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads for both (tiny matmuls gain nothing from more, and on a shared "
+        "machine spinning OpenMP threads make timings meaningless)",
+    )
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
 
@@ -235,7 +300,7 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
         flops = model_flops(model, family, median.tokens, median.patches)
         report[name] = {
             "samples_per_s": statistics.median(speeds),
-            "eval_loss": statistics.mean(a["eval_loss"] for a in attempts),    # mean over seeds
+            "eval_loss": statistics.mean(a["eval_loss"] for a in attempts),  # mean over seeds
             "last_train_loss": statistics.mean(statistics.mean(a["losses"][-4:]) for a in attempts),
             "padding_fraction": 1 - median.tokens / max(1, median.padded),
             "flops_per_s": flops / median.seconds,
@@ -245,25 +310,44 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
         }
     ratio = report["vlmkit"]["samples_per_s"] / report["trl"]["samples_per_s"]
 
-    print(f"\nvlmkit train vs TRL SFTTrainer: tiny {opts.family}, {opts.samples} samples x {opts.epochs:g} epochs, "
-          f"batch {opts.batch}, LoRA r{opts.rank} on the language model, lr {opts.lr:g} cosine, "
-          f"{opts.repeats} seeds, torch threads {torch.get_num_threads()}, activation checkpointing off for both")
+    print(
+        f"\nvlmkit train vs TRL SFTTrainer: tiny {opts.family}, {opts.samples} samples x {opts.epochs:g} epochs, "
+        f"batch {opts.batch}, LoRA r{opts.rank} on the language model, lr {opts.lr:g} cosine, "
+        f"{opts.repeats} seeds, torch threads {torch.get_num_threads()}, activation checkpointing off for both"
+    )
     print(f"machine fp32 matmul: {peak / 1e9:.1f} GFLOP/s\n")
-    header = (f"{'':<8} {'samples/s':>10} {'eval loss':>10} {'train loss':>11} {'padding':>8} {'GFLOP/s':>8} "
-              f"{'of peak':>8}")
+    header = (
+        f"{'':<8} {'samples/s':>10} {'eval loss':>10} {'train loss':>11} {'padding':>8} {'GFLOP/s':>8} {'of peak':>8}"
+    )
     print(header)
     print("-" * len(header))
     for name, row in report.items():
-        print(f"{name:<8} {row['samples_per_s']:>10.2f} {row['eval_loss']:>10.4f} {row['last_train_loss']:>11.4f} "
-              f"{row['padding_fraction']:>7.1%} {row['flops_per_s'] / 1e9:>8.3f} {row['fraction_of_matmul_peak']:>8.2%}")
+        print(
+            f"{name:<8} {row['samples_per_s']:>10.2f} {row['eval_loss']:>10.4f} {row['last_train_loss']:>11.4f} "
+            f"{row['padding_fraction']:>7.1%} {row['flops_per_s'] / 1e9:>8.3f} {row['fraction_of_matmul_peak']:>8.2%}"
+        )
     print("\nsamples/s: median over seeds; eval loss: each trained adapter on all training samples (token mean),")
     print("averaged over seeds; train loss: mean of the last 4 logged steps; GFLOP/s: useful model FLOPs (no padding).")
     print(f"speed ratio vlmkit / trl: {ratio:.2f}x (target >= 1.5x at equal or lower loss)")
-    print(json.dumps({"bench": "train", "family": opts.family, "samples": opts.samples, "epochs": opts.epochs,
-                      "batch": opts.batch, "rank": opts.rank, "lr": opts.lr, "seeds": opts.repeats,
-                      "threads": torch.get_num_threads(), "matmul_flops_per_s": peak, "ratio": ratio,
-                      "loss_not_worse": report["vlmkit"]["eval_loss"] <= report["trl"]["eval_loss"],
-                      **report}))
+    print(
+        json.dumps(
+            {
+                "bench": "train",
+                "family": opts.family,
+                "samples": opts.samples,
+                "epochs": opts.epochs,
+                "batch": opts.batch,
+                "rank": opts.rank,
+                "lr": opts.lr,
+                "seeds": opts.repeats,
+                "threads": torch.get_num_threads(),
+                "matmul_flops_per_s": peak,
+                "ratio": ratio,
+                "loss_not_worse": report["vlmkit"]["eval_loss"] <= report["trl"]["eval_loss"],
+                **report,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest
 
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """Factory: tiny_model("qwen2_vl", vocab="small") -> path of a saved tiny checkpoint (built once per session)."""

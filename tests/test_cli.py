@@ -16,14 +16,28 @@ def run(*args, timeout=120):
 def test_help_lists_every_verb():
     out = run("--help")
     assert out.returncode == 0, out.stderr
-    for verb in ("data", "models", "train", "export", "infer", "chat", "eval", "score", "compare", "serve", "quickstart"):
+    for verb in (
+        "data",
+        "models",
+        "train",
+        "export",
+        "infer",
+        "chat",
+        "eval",
+        "score",
+        "compare",
+        "serve",
+        "quickstart",
+    ):
         assert f" {verb} " in out.stdout, f"verb '{verb}' missing from --help"
 
 
 def test_cli_start_up_imports_no_torch_or_transformers():
-    code = ("import sys; import vlmkit.cli; "
-            "heavy = [m for m in ('torch', 'transformers', 'datasets', 'matplotlib') if m in sys.modules]; "
-            "print(heavy); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys; import vlmkit.cli; "
+        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'matplotlib') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stdout + out.stderr
 

@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -30,14 +30,14 @@ class Section(BaseModel):
 
 class ModelSection(Section):
     path: str = Field(description="Hub id or local checkpoint folder (relative to the config file).")
-    family: Optional[str] = Field(None, description="Expected family; checked against the checkpoint's model_type.")
-    processor: Optional[str] = Field(None, description="Processor folder or hub id, if not the model's own.")
+    family: str | None = Field(None, description="Expected family; checked against the checkpoint's model_type.")
+    processor: str | None = Field(None, description="Processor folder or hub id, if not the model's own.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attn_implementation: Optional[str] = Field(None, description="eager | sdpa | flash_attention_2 | ...")
+    attn_implementation: str | None = Field(None, description="eager | sdpa | flash_attention_2 | ...")
 
     @field_validator("family")
     @classmethod
-    def _known_family(cls, value: Optional[str]) -> Optional[str]:
+    def _known_family(cls, value: str | None) -> str | None:
         from .models.registry import FAMILIES
 
         if value is not None and value not in FAMILIES:
@@ -47,18 +47,18 @@ class ModelSection(Section):
 
 class DataSection(Section):
     train: str = Field(description="Dataset folder with samples.jsonl (or the samples.jsonl file itself).")
-    eval: Optional[str] = Field(None, description="Held-out dataset folder for periodic evaluation.")
-    eval_limit: Optional[int] = Field(None, ge=1, description="Use at most this many eval samples.")
-    min_pixels: Optional[int] = Field(None, ge=1)
-    max_pixels: Optional[int] = Field(None, ge=1)
-    nframes: Optional[int] = Field(None, ge=1, description="Frames sampled per video (exclusive with fps).")
-    fps: Optional[float] = Field(None, gt=0, description="Video sampling rate (exclusive with nframes).")
+    eval: str | None = Field(None, description="Held-out dataset folder for periodic evaluation.")
+    eval_limit: int | None = Field(None, ge=1, description="Use at most this many eval samples.")
+    min_pixels: int | None = Field(None, ge=1)
+    max_pixels: int | None = Field(None, ge=1)
+    nframes: int | None = Field(None, ge=1, description="Frames sampled per video (exclusive with fps).")
+    fps: float | None = Field(None, gt=0, description="Video sampling rate (exclusive with nframes).")
     max_frames: int = Field(64, ge=1)
-    max_length: Optional[int] = Field(None, ge=8, description="Longest sequence in tokens, media included.")
+    max_length: int | None = Field(None, ge=8, description="Longest sequence in tokens, media included.")
     on_overflow: Literal["error", "drop"] = "error"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DataSection":
+    def _consistent(self) -> DataSection:
         if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
         if self.nframes is not None and self.fps is not None:
@@ -70,15 +70,19 @@ class LoraSection(Section):
     rank: int = Field(16, ge=1)
     alpha: float = Field(32.0, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
-    targets: Union[Literal["default", "all-linear"], list[str]] = Field(
-        "default", description="'default' (the family's attention + MLP projections), 'all-linear' (every linear "
-                               "layer of the language model) or a list of module names (e.g. [q_proj, v_proj]).")
-    targets_extra: list[str] = Field(default_factory=list,
-                                     description="More LoRA targets outside the decoder layers, e.g. [lm_head, embed_tokens].")
-    modules_to_save: list[str] = Field(default_factory=list,
-                                       description="Modules trained fully and saved with the adapter, e.g. [lm_head].")
+    targets: Literal["default", "all-linear"] | list[str] = Field(
+        "default",
+        description="'default' (the family's attention + MLP projections), 'all-linear' (every linear "
+        "layer of the language model) or a list of module names (e.g. [q_proj, v_proj]).",
+    )
+    targets_extra: list[str] = Field(
+        default_factory=list, description="More LoRA targets outside the decoder layers, e.g. [lm_head, embed_tokens]."
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list, description="Modules trained fully and saved with the adapter, e.g. [lm_head]."
+    )
     vision: bool = Field(False, description="Also put LoRA on the vision tower's linear layers.")
-    vision_targets: Optional[list[str]] = Field(None, description="Vision module names for LoRA (default: all linear).")
+    vision_targets: list[str] | None = Field(None, description="Vision module names for LoRA (default: all linear).")
     bias: Literal["none", "all", "lora_only"] = "none"
     use_rslora: bool = False
 
@@ -94,8 +98,8 @@ class FreezeSection(Section):
     """Which base weights stay fixed. None means the method's default (see `resolved`)."""
 
     vision: bool = True
-    projector: Optional[bool] = None
-    language_model: Optional[bool] = None
+    projector: bool | None = None
+    language_model: bool | None = None
 
     def resolved(self, method: str) -> dict[str, bool]:
         full = method == "full"
@@ -109,12 +113,12 @@ class FreezeSection(Section):
 class OptimSection(Section):
     name: Literal["adamw", "adamw_8bit"] = "adamw"
     lr: float = Field(2e-4, gt=0, description="Learning rate of the language model (and its LoRA adapters).")
-    vision_lr: Optional[float] = Field(None, gt=0, description="Vision tower learning rate (default: lr).")
-    projector_lr: Optional[float] = Field(None, gt=0, description="Projector learning rate (default: lr).")
+    vision_lr: float | None = Field(None, gt=0, description="Vision tower learning rate (default: lr).")
+    projector_lr: float | None = Field(None, gt=0, description="Projector learning rate (default: lr).")
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
-    max_grad_norm: Optional[float] = Field(1.0, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     warmup_steps: int = Field(0, ge=0, description="Overrides warmup_ratio when > 0.")
@@ -131,49 +135,50 @@ class TrainSection(Section):
     batch_size: int = Field(1, ge=1, description="Samples per device per micro-step.")
     grad_accum: int = Field(1, ge=1, description="Micro-steps per optimiser step.")
     epochs: float = Field(1.0, gt=0)
-    max_steps: Optional[int] = Field(None, ge=1, description="Optimiser steps; overrides epochs.")
+    max_steps: int | None = Field(None, ge=1, description="Optimiser steps; overrides epochs.")
     gradient_checkpointing: bool = False
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 42
-    group_by_length: bool = Field(True, description="Batch samples of similar prompt length (media + question) "
-                                                    "to waste little padding.")
+    group_by_length: bool = Field(
+        True, description="Batch samples of similar prompt length (media + question) to waste little padding."
+    )
     logging_steps: int = Field(1, ge=1)
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes that build batches.")
 
 
 class EvalSection(Section):
-    every: Optional[int] = Field(None, ge=1, description="Evaluate on data.eval every N optimiser steps.")
-    batch_size: Optional[int] = Field(None, ge=1, description="Default: train.batch_size.")
+    every: int | None = Field(None, ge=1, description="Evaluate on data.eval every N optimiser steps.")
+    batch_size: int | None = Field(None, ge=1, description="Default: train.batch_size.")
 
 
 class SaveSection(Section):
     every: int = Field(500, ge=1, description="Save a checkpoint every N optimiser steps.")
-    keep_last: Optional[int] = Field(2, ge=1, description="Checkpoints kept (older ones deleted); null keeps all.")
+    keep_last: int | None = Field(2, ge=1, description="Checkpoints kept (older ones deleted); null keeps all.")
 
 
 class TrackingSection(Section):
     backends: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=lambda: ["tensorboard"])
-    project: Optional[str] = None
-    run_name: Optional[str] = None
+    project: str | None = None
+    run_name: str | None = None
 
 
 class DistributedSection(Section):
-    deepspeed: Optional[str] = Field(None, description="DeepSpeed JSON config, passed to the Trainer.")
-    fsdp: Optional[str] = Field(None, description="FSDP options for the Trainer, e.g. 'full_shard auto_wrap'.")
-    fsdp_config: Optional[dict[str, Any]] = None
-    ddp_backend: Optional[Literal["nccl", "gloo", "mpi", "ccl", "hccl"]] = None
+    deepspeed: str | None = Field(None, description="DeepSpeed JSON config, passed to the Trainer.")
+    fsdp: str | None = Field(None, description="FSDP options for the Trainer, e.g. 'full_shard auto_wrap'.")
+    fsdp_config: dict[str, Any] | None = None
+    ddp_backend: Literal["nccl", "gloo", "mpi", "ccl", "hccl"] | None = None
     find_unused_parameters: bool = False
 
     @model_validator(mode="after")
-    def _one_engine(self) -> "DistributedSection":
+    def _one_engine(self) -> DistributedSection:
         if self.deepspeed and self.fsdp:
             raise ValueError("choose DeepSpeed or FSDP, not both")
         return self
 
 
 class RunConfig(Section):
-    name: Optional[str] = Field(None, description="Run name (default: the config file's stem).")
-    output_dir: Optional[str] = Field(None, description="Run directory (default: runs/<name>).")
+    name: str | None = Field(None, description="Run name (default: the config file's stem).")
+    output_dir: str | None = Field(None, description="Run directory (default: runs/<name>).")
     model: ModelSection
     data: DataSection
     method: Method = "lora"
@@ -185,20 +190,23 @@ class RunConfig(Section):
     save: SaveSection = Field(default_factory=SaveSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     distributed: DistributedSection = Field(default_factory=DistributedSection)
-    _source: Optional[str] = PrivateAttr(None)  # the YAML file this came from, if any
+    _source: str | None = PrivateAttr(None)  # the YAML file this came from, if any
 
     @model_validator(mode="after")
-    def _method_rules(self) -> "RunConfig":
+    def _method_rules(self) -> RunConfig:
         freeze = self.freeze.resolved(self.method)
         if self.method in ("lora", "qlora") and not freeze["language_model"]:
-            raise ValueError("freeze.language_model: false trains the whole language model; with LoRA the "
-                             "language model learns through its adapters. Use method: full, or name modules in "
-                             "lora.modules_to_save")
+            raise ValueError(
+                "freeze.language_model: false trains the whole language model; with LoRA the "
+                "language model learns through its adapters. Use method: full, or name modules in "
+                "lora.modules_to_save"
+            )
         if self.method == "full" and self.lora.vision:
             raise ValueError("lora.vision: LoRA options do not apply to method: full")
         if self.method != "full" and self.lora.vision and not freeze["vision"]:
-            raise ValueError("lora.vision: LoRA on the vision tower and freeze.vision: false (train it fully) "
-                             "exclude each other")
+            raise ValueError(
+                "lora.vision: LoRA on the vision tower and freeze.vision: false (train it fully) exclude each other"
+            )
         if self.method == "full" and all(freeze.values()):
             raise ValueError("freeze: with method full and every group frozen nothing would train")
         if self.eval.every is not None and self.data.eval is None:
@@ -207,7 +215,7 @@ class RunConfig(Section):
 
     # --- derived values ----------------------------------------------------------------------
     @property
-    def source(self) -> Optional[Path]:
+    def source(self) -> Path | None:
         return Path(self._source) if self._source else None
 
     def run_name(self) -> str:
@@ -222,6 +230,7 @@ class RunConfig(Section):
 
 # --- loading -------------------------------------------------------------------------------------
 
+
 def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML run config, apply `key.sub=value` overrides, resolve paths and validate."""
     path = Path(path)
@@ -231,8 +240,9 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     return config_from_dict(raw, overrides=overrides, source=str(path))
 
 
-def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
-                     source: str = "config") -> RunConfig:
+def config_from_dict(
+    raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "config"
+) -> RunConfig:
     """Validate a config mapping (paths as given; override paths resolved against the working directory)."""
     data = _deep_copy(raw)
     patch = parse_overrides(overrides)

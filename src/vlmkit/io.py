@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
 
 from .errors import DataError
 
@@ -94,7 +95,7 @@ class JsonlAppender:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "JsonlAppender":
+    def __enter__(self) -> JsonlAppender:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -130,15 +131,17 @@ def iter_jsonl(path: str | os.PathLike, *, skip_torn_tail: bool = False) -> Iter
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path,
-                                record=f"line {number}") from None
+                raise DataError(
+                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, record=f"line {number}"
+                ) from None
             try:
                 yield number, json.loads(text)
             except json.JSONDecodeError as exc:
                 if skip_torn_tail and not raw.endswith(b"\n"):
                     return
-                raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path,
-                                record=f"line {number}") from None
+                raise DataError(
+                    f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, record=f"line {number}"
+                ) from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+from collections.abc import Iterable
 from importlib import metadata
-from typing import Iterable
 
 
 def package_versions(names: Iterable[str]) -> dict[str, str | None]:

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from families import FAMILIES, QWEN_FAMILIES
 from PIL import Image
 
-from families import FAMILIES, QWEN_FAMILIES
 from vlmkit.data.collate import IGNORE_INDEX, MediaSettings, VlmCollator
 from vlmkit.data.schema import Sample
 from vlmkit.errors import VlmkitError
@@ -64,8 +64,9 @@ def test_labels_are_exactly_the_assistant_turns(family, loaded, images):
     lm = loaded(family)
     collator = VlmCollator(lm.processor, lm.family)
     single = sample("single", [("What color is it?", "red")], images["wide"])
-    multi = sample("multi", [("What color is it?", "red"), ("And the shape?", "a circle"), ("How many?", "two")],
-                   images["tall"])
+    multi = sample(
+        "multi", [("What color is it?", "red"), ("And the shape?", "a circle"), ("How many?", "two")], images["tall"]
+    )
     batch = collator([single, multi])
     tok = lm.tokenizer
     got_single = labelled_text(batch, 0, tok)
@@ -91,10 +92,14 @@ def test_user_text_mentioning_the_assistant_marker_is_not_labelled(family, loade
 @pytest.mark.parametrize("family", FAMILIES)
 def test_padding_is_never_labelled(family, loaded, images):
     lm = loaded(family)
-    batch = VlmCollator(lm.processor, lm.family)([
-        sample("short", [("Color?", "red")], images["wide"]),
-        sample("long", [("Describe the colors and shapes in this picture in detail please?", "blue")], images["big"]),
-    ])
+    batch = VlmCollator(lm.processor, lm.family)(
+        [
+            sample("short", [("Color?", "red")], images["wide"]),
+            sample(
+                "long", [("Describe the colors and shapes in this picture in detail please?", "blue")], images["big"]
+            ),
+        ]
+    )
     pad = batch["attention_mask"] == 0
     assert pad.any(), "the batch should need padding"
     assert (batch["labels"][pad] == IGNORE_INDEX).all()
@@ -122,9 +127,13 @@ def test_inference_prompt_is_the_training_prefix(family, loaded, images):
 def test_media_token_count_matches_the_vision_features_in_a_mixed_batch(family, loaded, images):
     lm = loaded(family)
     collator = VlmCollator(lm.processor, lm.family)
-    batch = collator([sample("a", [("Color?", "red")], images["wide"]),
-                      sample("b", [("Color?", "blue")], images["tall"]),
-                      sample("c", [("Color?", "green")], images["big"])])
+    batch = collator(
+        [
+            sample("a", [("Color?", "red")], images["wide"]),
+            sample("b", [("Color?", "blue")], images["tall"]),
+            sample("c", [("Color?", "green")], images["big"]),
+        ]
+    )
     image_id = lm.tokenizer.convert_tokens_to_ids(lm.family.image_token)
     n_tokens = int((batch["input_ids"] == image_id).sum())
     model = lm.model
@@ -147,7 +156,9 @@ def test_over_long_sample_is_a_clear_error_or_dropped_and_counted(family, loaded
     long_q = "please describe everything " * 40
     samples = [sample("ok", [("Color?", "red")], images["wide"]), sample("too-long", [(long_q, "red")], images["big"])]
     strict = VlmCollator(lm.processor, lm.family, max_length=60)
-    with pytest.raises(VlmkitError, match=r"sample 'too-long' is \d+ tokens \(\d+ of them image/video tokens\), over max_length=60"):
+    with pytest.raises(
+        VlmkitError, match=r"sample 'too-long' is \d+ tokens \(\d+ of them image/video tokens\), over max_length=60"
+    ):
         strict(samples)
     lenient = VlmCollator(lm.processor, lm.family, max_length=60, on_overflow="drop")
     batch = lenient(samples)
@@ -159,9 +170,18 @@ def test_video_samples_collate_and_forward_on_qwen(family, loaded, tmp_path):
     from vlmkit.data.synthetic import write_video
 
     video = write_video(tmp_path / "clip.mp4", n_frames=8, size=(64, 48), fps=4.0)
-    s = Sample.model_validate({"id": "v", "messages": [
-        {"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": "What moves?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "a square"}]}]})
+    s = Sample.model_validate(
+        {
+            "id": "v",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": "What moves?"}],
+                },
+                {"role": "assistant", "content": [{"type": "text", "text": "a square"}]},
+            ],
+        }
+    )
     lm = loaded(family)
     collator = VlmCollator(lm.processor, lm.family, media=MediaSettings(nframes=4))
     batch = collator([s])
@@ -176,9 +196,15 @@ def test_video_on_a_family_without_video_is_a_clear_error(loaded, tmp_path):
     from vlmkit.data.synthetic import write_video
 
     video = write_video(tmp_path / "clip.mp4", n_frames=4)
-    s = Sample.model_validate({"id": "v", "messages": [
-        {"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": "?"}]},
-        {"role": "assistant", "content": "x"}]})
+    s = Sample.model_validate(
+        {
+            "id": "v",
+            "messages": [
+                {"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": "?"}]},
+                {"role": "assistant", "content": "x"},
+            ],
+        }
+    )
     lm = loaded("llava")
     with pytest.raises(VlmkitError, match="llava does not take video input"):
         VlmCollator(lm.processor, lm.family)([s])
@@ -209,9 +235,18 @@ def test_qwen3_video_frames_are_capped_like_the_reference(loaded, tmp_path):
     from vlmkit.data.synthetic import write_video
 
     video = write_video(tmp_path / "clip.mp4", n_frames=4, size=(256, 192), fps=4.0)
-    s = Sample.model_validate({"id": "v", "messages": [
-        {"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": "What moves?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "a square"}]}]})
+    s = Sample.model_validate(
+        {
+            "id": "v",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": "What moves?"}],
+                },
+                {"role": "assistant", "content": [{"type": "text", "text": "a square"}]},
+            ],
+        }
+    )
     lm = loaded("qwen3_vl")
     processor = copy.deepcopy(lm.processor)
     processor.video_processor.max_video_tokens = 4  # a per-frame ceiling below this clip's uncapped share

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixtures_data import write_llava, write_sharegpt
+
 from vlmkit.cli import main
 from vlmkit.data.export import export_dataset
 from vlmkit.data.importers import import_dataset
@@ -64,7 +64,9 @@ def test_sharegpt_counts_match_and_round_trip(tmp_path):
         text = "".join(m["content"] for m in record["messages"])
         assert text.count("<image>") == len(record.get("images", []))
         assert text.count("<video>") == len(record.get("videos", []))
-        assert all(Path(p).is_absolute() and Path(p).is_file() for p in record.get("images", []) + record.get("videos", []))
+        assert all(
+            Path(p).is_absolute() and Path(p).is_file() for p in record.get("images", []) + record.get("videos", [])
+        )
     assert records[1]["videos"][0].endswith(".mp4")
     import_dataset(tmp_path / "out.jsonl", tmp_path / "again", format="sharegpt", progress=False)
     assert content_of(tmp_path / "again") == content_of(tmp_path / "ds")

@@ -7,9 +7,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from fixtures_data import docvqa_rows, features, image_bytes, struct, vitextvqa_rows, write_hf_parquet
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from vlmkit.cli import main
 from vlmkit.data.importers import import_dataset
 from vlmkit.data.schema import read_samples
@@ -33,7 +34,10 @@ def llava_file(tmp_path: Path, records: list, name: str = "llava.json") -> Path:
 
 
 def qa(i: int) -> dict:
-    return {"id": str(i), "conversations": [{"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": f"Answer {i}"}]}
+    return {
+        "id": str(i),
+        "conversations": [{"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": f"Answer {i}"}],
+    }
 
 
 def test_malformed_json(tmp_path):
@@ -59,7 +63,9 @@ def test_missing_column(tmp_path):
     feats = features("docvqa")
     del feats["question"]
     write_hf_parquet(tmp_path / "src", rows, feats)
-    with pytest.raises(DataError, match=r"record row 0: field 'question': missing 'question' \(keys present: .*answers"):
+    with pytest.raises(
+        DataError, match=r"record row 0: field 'question': missing 'question' \(keys present: .*answers"
+    ):
         import_dataset(tmp_path / "src", tmp_path / "fail", format="docvqa", progress=False)
     with pytest.raises(DataError, match="no samples imported"):
         import_dataset(tmp_path / "src", tmp_path / "skip", format="docvqa", on_error="skip", progress=False)
@@ -88,12 +94,16 @@ def test_record_without_question_and_undecodable_image(tmp_path):
 def test_missing_image_file(tmp_path):
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a.jpg").write_bytes(image_bytes(0))
-    records = [{"id": "a", "image": "a.jpg", "conversations": qa(0)["conversations"]},
-               {"id": "b", "image": "nowhere.jpg", "conversations": qa(1)["conversations"]}]
+    records = [
+        {"id": "a", "image": "a.jpg", "conversations": qa(0)["conversations"]},
+        {"id": "b", "image": "nowhere.jpg", "conversations": qa(1)["conversations"]},
+    ]
     path = llava_file(tmp_path, records)
     with pytest.raises(DataError, match=r"record #1: field 'image': image file not found: nowhere.jpg"):
         import_dataset(path, tmp_path / "fail", format="llava", media_root=tmp_path / "img", progress=False)
-    report = import_dataset(path, tmp_path / "skip", format="llava", media_root=tmp_path / "img", on_error="skip", progress=False)
+    report = import_dataset(
+        path, tmp_path / "skip", format="llava", media_root=tmp_path / "img", on_error="skip", progress=False
+    )
     assert report["samples_written"] == 1 and report["skipped"][0]["location"] == "#1"
 
 
@@ -101,10 +111,17 @@ def test_missing_image_file(tmp_path):
 def test_non_utf8_file(tmp_path, suffix):
     good = [qa(0), qa(1)]
     if suffix == ".jsonl":
-        data = json.dumps(good[0]).encode() + b"\n" + '{"id": "x", "q": "caf\xe9"}'.encode("latin-1") + b"\n" + json.dumps(good[1]).encode() + b"\n"
+        data = (
+            json.dumps(good[0]).encode()
+            + b"\n"
+            + '{"id": "x", "q": "caf\xe9"}'.encode("latin-1")
+            + b"\n"
+            + json.dumps(good[1]).encode()
+            + b"\n"
+        )
         fmt, expect_written = "llava", 2
     elif suffix == ".csv":
-        data = "videoid,name\n".encode() + "1,caf\xe9\n".encode("latin-1") + b"2,fine\n"
+        data = b"videoid,name\n" + "1,caf\xe9\n".encode("latin-1") + b"2,fine\n"
         fmt, expect_written = "video-captions", 0
     else:
         data = b'[{"id": "0", "conversations": [{"from": "human", "value": "caf\xe9?"}]}]'
@@ -153,20 +170,32 @@ def test_odd_number_of_turns(tmp_path):
 
     report = import_dataset(tmp_path / "src", tmp_path / "keep", turns="keep", on_error="skip", progress=False)
     assert [s.id for s in read_samples(tmp_path / "keep")] == ["vitextvqa-1"]
-    assert "odd number of turns (5)" in report["skipped"][0]["reason"] and "--turns split" in report["skipped"][0]["reason"]
+    assert (
+        "odd number of turns (5)" in report["skipped"][0]["reason"]
+        and "--turns split" in report["skipped"][0]["reason"]
+    )
     assert_accounted(report)
 
 
 def test_bad_turn_structure(tmp_path):
     records = [
-        {"id": "twice", "conversations": [{"from": "human", "value": "A?"}, {"from": "human", "value": "B?"}, {"from": "gpt", "value": "C"}]},
+        {
+            "id": "twice",
+            "conversations": [
+                {"from": "human", "value": "A?"},
+                {"from": "human", "value": "B?"},
+                {"from": "gpt", "value": "C"},
+            ],
+        },
         {"id": "robot", "conversations": [{"from": "robot", "value": "A?"}, {"from": "gpt", "value": "B"}]},
         {"id": "answer-first", "conversations": [{"from": "gpt", "value": "B"}, {"from": "human", "value": "A?"}]},
         {"id": "empty-answer", "conversations": [{"from": "human", "value": "A?"}, {"from": "gpt", "value": "  "}]},
         {"id": "not-a-list", "conversations": "hello"},
         qa(9),
     ]
-    report = import_dataset(llava_file(tmp_path, records), tmp_path / "out", format="llava", on_error="skip", progress=False)
+    report = import_dataset(
+        llava_file(tmp_path, records), tmp_path / "out", format="llava", on_error="skip", progress=False
+    )
     reasons = [e["reason"] for e in report["skipped"]]
     assert "turn 2: two 'user' turns in a row" in reasons[0]
     assert "turn 1 has role 'robot'" in reasons[1]
@@ -178,10 +207,19 @@ def test_bad_turn_structure(tmp_path):
 
 def test_sharegpt_placeholder_count_must_match(tmp_path):
     (tmp_path / "a.jpg").write_bytes(image_bytes(0))
-    records = [{"messages": [{"role": "user", "content": "<image><image>Compare"}, {"role": "assistant", "content": "Same"}],
-                "images": ["a.jpg"]},
-               {"messages": [{"role": "user", "content": "No placeholder"}, {"role": "assistant", "content": "x"}],
-                "images": ["a.jpg"]}]
+    records = [
+        {
+            "messages": [
+                {"role": "user", "content": "<image><image>Compare"},
+                {"role": "assistant", "content": "Same"},
+            ],
+            "images": ["a.jpg"],
+        },
+        {
+            "messages": [{"role": "user", "content": "No placeholder"}, {"role": "assistant", "content": "x"}],
+            "images": ["a.jpg"],
+        },
+    ]
     path = llava_file(tmp_path, records, "sg.json")
     with pytest.raises(DataError, match=r"2 <image> placeholder\(s\) but 1 image\(s\)"):
         import_dataset(path, tmp_path / "out", format="sharegpt", progress=False)
@@ -216,12 +254,18 @@ def make_record(spec, index: int):
     if isinstance(spec, dict):
         convo = []
         for t in range(spec["turns"]):
-            convo += [{"from": "human", "value": f"<image>\nQ{index}.{t}?" if t == 0 else f"Q{index}.{t}?"},
-                      {"from": "gpt", "value": f"A{spec['n']}"}]
+            convo += [
+                {"from": "human", "value": f"<image>\nQ{index}.{t}?" if t == 0 else f"Q{index}.{t}?"},
+                {"from": "gpt", "value": f"A{spec['n']}"},
+            ]
         return {"id": f"r{index}", "image": "ok.png", "conversations": convo}
     if spec == "not-object":
         return ["just", "a", "list"]
-    record = {"id": f"r{index}", "image": "ok.png", "conversations": [{"from": "human", "value": "<image>\nQ?"}, {"from": "gpt", "value": "A"}]}
+    record = {
+        "id": f"r{index}",
+        "image": "ok.png",
+        "conversations": [{"from": "human", "value": "<image>\nQ?"}, {"from": "gpt", "value": "A"}],
+    }
     if spec == "no-conversations":
         del record["conversations"]
     elif spec == "odd":
@@ -247,10 +291,14 @@ def test_property_nothing_valid_lost(specs, turns):
         salvaged = turns == "split" and "odd" in specs  # the answered pair before a dangling question
         if not good and not salvaged:
             with pytest.raises(DataError, match="no samples imported"):
-                import_dataset(tmp / "data.json", tmp / "out", format="llava", turns=turns, on_error="skip", progress=False)
+                import_dataset(
+                    tmp / "data.json", tmp / "out", format="llava", turns=turns, on_error="skip", progress=False
+                )
             report = report_of(tmp / "out")
         else:
-            report = import_dataset(tmp / "data.json", tmp / "out", format="llava", turns=turns, on_error="skip", progress=False)
+            report = import_dataset(
+                tmp / "data.json", tmp / "out", format="llava", turns=turns, on_error="skip", progress=False
+            )
             written = read_samples(tmp / "out")
             if turns == "keep":
                 expected_ids = {f"llava-r{i}" for i in good}

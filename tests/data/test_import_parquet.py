@@ -8,11 +8,17 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures_data import (
+    docvqa_rows,
+    features,
+    half_red_left,
+    image_bytes,
+    struct,
+    vitextvqa_rows,
+    write_hf_parquet,
+)
 from PIL import Image, ImageOps
 
-from fixtures_data import (
-    docvqa_rows, features, half_red_left, image_bytes, struct, vitextvqa_rows, write_hf_parquet,
-)
 from vlmkit.data.importers import import_dataset
 from vlmkit.data.schema import read_samples
 
@@ -67,10 +73,19 @@ def test_docvqa_test_split_without_answers(tmp_path):
 
 
 def test_infovqa_keeps_types_and_drops_ocr(tmp_path):
-    rows = [{"questionId": "65718", "question": "Which country has the highest share?", "answers": ["China", "china"],
-             "answer_type": ["single span"], "image": struct(image_bytes(4, "PNG"), "38255.png"),
-             "image_url": "https://example.org/38255.png", "operation/reasoning": ["comparison"],
-             "ocr": json.dumps({"PAGE": [{"text": "x" * 500}]}), "data_split": "val"}]
+    rows = [
+        {
+            "questionId": "65718",
+            "question": "Which country has the highest share?",
+            "answers": ["China", "china"],
+            "answer_type": ["single span"],
+            "image": struct(image_bytes(4, "PNG"), "38255.png"),
+            "image_url": "https://example.org/38255.png",
+            "operation/reasoning": ["comparison"],
+            "ocr": json.dumps({"PAGE": [{"text": "x" * 500}]}),
+            "data_split": "val",
+        }
+    ]
     write_hf_parquet(tmp_path / "src", rows, features("infovqa"), split="validation")
     report = import_dataset(tmp_path / "src", tmp_path / "out", format="auto", progress=False)
     assert report["format"] == "infovqa"
@@ -86,11 +101,35 @@ def test_infovqa_keeps_types_and_drops_ocr(tmp_path):
 @pytest.mark.parametrize("spelling", ["chartqa_m4", "chartqa_lmms"])
 def test_chartqa_both_spellings(tmp_path, spelling):
     if spelling == "chartqa_m4":
-        rows = [{"image": struct(image_bytes(0, "PNG"), "a.png"), "query": "What is the peak value?", "label": ["42"], "human_or_machine": 0},
-                {"image": struct(image_bytes(1, "PNG"), "b.png"), "query": "Is the sum above 100?", "label": ["Yes"], "human_or_machine": 1}]
+        rows = [
+            {
+                "image": struct(image_bytes(0, "PNG"), "a.png"),
+                "query": "What is the peak value?",
+                "label": ["42"],
+                "human_or_machine": 0,
+            },
+            {
+                "image": struct(image_bytes(1, "PNG"), "b.png"),
+                "query": "Is the sum above 100?",
+                "label": ["Yes"],
+                "human_or_machine": 1,
+            },
+        ]
     else:
-        rows = [{"type": "human_test", "question": "What is the peak value?", "answer": "42", "image": struct(image_bytes(0, "PNG"), "a.png")},
-                {"type": "augmented_test", "question": "Is the sum above 100?", "answer": "Yes", "image": struct(image_bytes(1, "PNG"), "b.png")}]
+        rows = [
+            {
+                "type": "human_test",
+                "question": "What is the peak value?",
+                "answer": "42",
+                "image": struct(image_bytes(0, "PNG"), "a.png"),
+            },
+            {
+                "type": "augmented_test",
+                "question": "Is the sum above 100?",
+                "answer": "Yes",
+                "image": struct(image_bytes(1, "PNG"), "b.png"),
+            },
+        ]
     write_hf_parquet(tmp_path / "src", rows, features(spelling), split="test")
     report = import_dataset(tmp_path / "src", tmp_path / "out", format="auto", progress=False)
     assert report["format"] == "chartqa"
@@ -102,8 +141,15 @@ def test_chartqa_both_spellings(tmp_path, spelling):
 
 def test_vizwiz_parquet_keeps_all_ten_answers(tmp_path):
     answers = ["red"] * 6 + ["dark red"] * 3 + ["unanswerable"]
-    rows = [{"question_id": "VizWiz_val_00000000", "image": struct(image_bytes(2), "VizWiz_val_00000000.jpg"),
-             "question": "What color is this?", "answers": answers, "category": "other"}]
+    rows = [
+        {
+            "question_id": "VizWiz_val_00000000",
+            "image": struct(image_bytes(2), "VizWiz_val_00000000.jpg"),
+            "question": "What color is this?",
+            "answers": answers,
+            "category": "other",
+        }
+    ]
     write_hf_parquet(tmp_path / "src", rows, features("vizwiz_lmms"), split="val")
     report = import_dataset(tmp_path / "src", tmp_path / "out", format="auto", progress=False)
     assert report["format"] == "vizwiz"
@@ -115,13 +161,33 @@ def test_vizwiz_parquet_keeps_all_ten_answers(tmp_path):
 
 
 def test_textvqa_parquet(tmp_path):
-    base = {"image_id": "003a8ae2ef43b901", "question_tokens": ["what", "brand"], "image_width": 48, "image_height": 32,
-            "flickr_original_url": "u", "flickr_300k_url": "v", "image_classes": ["Bottle"], "set_name": "val",
-            "ocr_tokens": ["COKE", "ZERO"]}
-    rows = [{**base, "question_id": 34602, "question": "what brand is this?", "image": struct(image_bytes(3), "t.jpg"),
-             "answers": ["coke"] * 8 + ["coca cola"] * 2},
-            {**base, "question_id": 34603, "question": "what does it say?", "image": struct(image_bytes(3), "t.jpg"),
-             "answers": [""] * 10}]
+    base = {
+        "image_id": "003a8ae2ef43b901",
+        "question_tokens": ["what", "brand"],
+        "image_width": 48,
+        "image_height": 32,
+        "flickr_original_url": "u",
+        "flickr_300k_url": "v",
+        "image_classes": ["Bottle"],
+        "set_name": "val",
+        "ocr_tokens": ["COKE", "ZERO"],
+    }
+    rows = [
+        {
+            **base,
+            "question_id": 34602,
+            "question": "what brand is this?",
+            "image": struct(image_bytes(3), "t.jpg"),
+            "answers": ["coke"] * 8 + ["coca cola"] * 2,
+        },
+        {
+            **base,
+            "question_id": 34603,
+            "question": "what does it say?",
+            "image": struct(image_bytes(3), "t.jpg"),
+            "answers": [""] * 10,
+        },
+    ]
     write_hf_parquet(tmp_path / "src", rows, features("textvqa"), split="validation")
     report = import_dataset(tmp_path / "src", tmp_path / "out", format="auto", progress=False)
     assert report["format"] == "textvqa" and report["images_stored"] == 1
@@ -149,8 +215,12 @@ def test_vitextvqa_split_one_sample_per_qa_pair(tmp_path):
         assert [p.type for p in sample.messages[0].content] == ["image", "text"]
     assert samples["vitextvqa-0-0"].media() == samples["vitextvqa-0-2"].media()
     # typed by the Vietnamese question word (the data stats rules), for the vitextvqa task's breakdown
-    assert [s.meta["question_type"] for s in samples.values()] == ["where", "how many / much", "what color",
-                                                                   "what is this"]
+    assert [s.meta["question_type"] for s in samples.values()] == [
+        "where",
+        "how many / much",
+        "what color",
+        "what is this",
+    ]
     stored = Image.open(stored_image(tmp_path / "out", samples["vitextvqa-1-0"]))
     assert stored.size == (48, 32)
 
@@ -169,12 +239,30 @@ def test_vitextvqa_keep_whole_conversation(tmp_path):
 def test_exif_rotated_image_is_stored_upright(tmp_path):
     rotated = half_red_left((40, 20), orientation=6)  # viewers rotate it 90 degrees clockwise
     upright = half_red_left((40, 20))
-    rows = [{"questionId": "1", "question": "Which half is red?", "question_types": ["other"],
-             "image": struct(rotated, "r.jpg"), "docId": 1, "ucsf_document_id": "a", "ucsf_document_page_no": "1",
-             "answers": ["top"], "data_split": "val"},
-            {"questionId": "2", "question": "Which half is red?", "question_types": ["other"],
-             "image": struct(upright, "u.jpg"), "docId": 2, "ucsf_document_id": "b", "ucsf_document_page_no": "1",
-             "answers": ["left"], "data_split": "val"}]
+    rows = [
+        {
+            "questionId": "1",
+            "question": "Which half is red?",
+            "question_types": ["other"],
+            "image": struct(rotated, "r.jpg"),
+            "docId": 1,
+            "ucsf_document_id": "a",
+            "ucsf_document_page_no": "1",
+            "answers": ["top"],
+            "data_split": "val",
+        },
+        {
+            "questionId": "2",
+            "question": "Which half is red?",
+            "question_types": ["other"],
+            "image": struct(upright, "u.jpg"),
+            "docId": 2,
+            "ucsf_document_id": "b",
+            "ucsf_document_page_no": "1",
+            "answers": ["left"],
+            "data_split": "val",
+        },
+    ]
     write_hf_parquet(tmp_path / "src", rows, features("docvqa"), split="validation")
     import_dataset(tmp_path / "src", tmp_path / "out", format="docvqa", progress=False)
     samples = samples_by_id(tmp_path / "out")
@@ -233,16 +321,31 @@ def test_vizwiz_parquet_test_split_submission_names_the_images(tmp_path):
     names come from question_id, the image stem, as the EvalAI server expects."""
     from vlmkit.eval import evaluate
 
-    rows = [{"question_id": f"VizWiz_test_{i:08d}", "image": struct(image_bytes(i), None),
-             "question": f"What is item {i}?", "answers": [], "category": "other"} for i in (0, 7)]
+    rows = [
+        {
+            "question_id": f"VizWiz_test_{i:08d}",
+            "image": struct(image_bytes(i), None),
+            "question": f"What is item {i}?",
+            "answers": [],
+            "category": "other",
+        }
+        for i in (0, 7)
+    ]
     write_hf_parquet(tmp_path / "src", rows, features("vizwiz_lmms"), split="test")
     import_dataset(tmp_path / "src", tmp_path / "out", format="vizwiz", progress=False)
     samples = read_samples(tmp_path / "out")
     assert [s.meta["image_name"] for s in samples] == ["VizWiz_test_00000000.jpg", "VizWiz_test_00000007.jpg"]
-    evaluate(lambda requests: ["Yes."] * len(requests), "vizwiz", samples, tmp_path / "run",
-             submission=tmp_path / "submission.json")
+    evaluate(
+        lambda requests: ["Yes."] * len(requests),
+        "vizwiz",
+        samples,
+        tmp_path / "run",
+        submission=tmp_path / "submission.json",
+    )
     assert json.loads((tmp_path / "submission.json").read_text(encoding="utf-8")) == [
-        {"image": "VizWiz_test_00000000.jpg", "answer": "yes"}, {"image": "VizWiz_test_00000007.jpg", "answer": "yes"}]
+        {"image": "VizWiz_test_00000000.jpg", "answer": "yes"},
+        {"image": "VizWiz_test_00000007.jpg", "answer": "yes"},
+    ]
 
 
 def test_chartqa_and_infovqa_tasks_break_down_by_the_keys_the_importers_write(tmp_path):
@@ -250,19 +353,35 @@ def test_chartqa_and_infovqa_tasks_break_down_by_the_keys_the_importers_write(tm
     (one origin, so no automatic breakdown) is still reported per origin, InfoVQA per operation/reasoning."""
     from vlmkit.eval import evaluate
 
-    chart = [{"type": "human_test", "question": f"Peak {i}?", "answer": "42", "image": struct(image_bytes(i, "PNG"), None)}
-             for i in range(2)]
+    chart = [
+        {"type": "human_test", "question": f"Peak {i}?", "answer": "42", "image": struct(image_bytes(i, "PNG"), None)}
+        for i in range(2)
+    ]
     write_hf_parquet(tmp_path / "chart", chart, features("chartqa_lmms"), split="test")
     import_dataset(tmp_path / "chart", tmp_path / "chart-out", format="chartqa", progress=False)
-    result = evaluate(lambda requests: ["42"] * len(requests), "chartqa", tmp_path / "chart-out", tmp_path / "chart-run")
+    result = evaluate(
+        lambda requests: ["42"] * len(requests), "chartqa", tmp_path / "chart-out", tmp_path / "chart-run"
+    )
     assert result.summary["groups"]["origin"]["human"]["n"] == 2
 
-    info = [{"questionId": str(65718 + i), "question": f"Share {i}?", "answers": ["china"],
-             "answer_type": ["single span"], "image": struct(image_bytes(i, "PNG"), f"{i}.png"),
-             "image_url": f"https://example.org/{i}.png", "operation/reasoning": ["comparison"], "ocr": "{}",
-             "data_split": "val"} for i in range(2)]
+    info = [
+        {
+            "questionId": str(65718 + i),
+            "question": f"Share {i}?",
+            "answers": ["china"],
+            "answer_type": ["single span"],
+            "image": struct(image_bytes(i, "PNG"), f"{i}.png"),
+            "image_url": f"https://example.org/{i}.png",
+            "operation/reasoning": ["comparison"],
+            "ocr": "{}",
+            "data_split": "val",
+        }
+        for i in range(2)
+    ]
     write_hf_parquet(tmp_path / "info", info, features("infovqa"), split="validation")
     import_dataset(tmp_path / "info", tmp_path / "info-out", format="infovqa", progress=False)
-    result = evaluate(lambda requests: ["China"] * len(requests), "infovqa", tmp_path / "info-out", tmp_path / "info-run")
+    result = evaluate(
+        lambda requests: ["China"] * len(requests), "infovqa", tmp_path / "info-out", tmp_path / "info-run"
+    )
     assert result.summary["groups"]["operation_reasoning"]["comparison"]["n"] == 2
     assert result.summary["groups"]["answer_type"]["single span"]["n"] == 2

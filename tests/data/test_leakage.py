@@ -33,26 +33,41 @@ def dataset(root: Path, items: list[tuple[bytes, str, str]]) -> Path:
     with DatasetWriter(root) as writer:
         for index, (data, suffix, question) in enumerate(items):
             path = writer.add_media_bytes(data, suffix)
-            writer.write({"id": f"{root.name}-{index}", "messages": [
-                {"role": "user", "content": [{"type": "image", "image": path}, {"type": "text", "text": question}]},
-                {"role": "assistant", "content": "x"}]})
+            writer.write(
+                {
+                    "id": f"{root.name}-{index}",
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [{"type": "image", "image": path}, {"type": "text", "text": question}],
+                        },
+                        {"role": "assistant", "content": "x"},
+                    ],
+                }
+            )
     return root
 
 
 @pytest.fixture
 def pair(tmp_path):
     stripes, bands, checker, diagonal = (pattern(k) for k in ("stripes", "bands", "checker", "diagonal"))
-    train = dataset(tmp_path / "train", [
-        (encode(stripes), ".png", "What is shown?"),
-        (encode(bands), ".png", "How many bands?"),
-        (encode(checker), ".png", "Which colour?"),
-    ])
+    train = dataset(
+        tmp_path / "train",
+        [
+            (encode(stripes), ".png", "What is shown?"),
+            (encode(bands), ".png", "How many bands?"),
+            (encode(checker), ".png", "Which colour?"),
+        ],
+    )
     near_copy = encode(bands.resize((120, 90)), "JPEG", quality=70)  # resized and re-encoded
-    evals = dataset(tmp_path / "eval", [
-        (encode(stripes), ".png", "Something else?"),  # exact copy, new question
-        (near_copy, ".jpg", "  how MANY bands? "),  # near copy, same question (case/space aside)
-        (encode(diagonal), ".png", "What is shown?"),  # new image, a question train asked elsewhere
-    ])
+    evals = dataset(
+        tmp_path / "eval",
+        [
+            (encode(stripes), ".png", "Something else?"),  # exact copy, new question
+            (near_copy, ".jpg", "  how MANY bands? "),  # near copy, same question (case/space aside)
+            (encode(diagonal), ".png", "What is shown?"),  # new image, a question train asked elsewhere
+        ],
+    )
     return train, evals
 
 

@@ -513,7 +513,12 @@ def test_display_rotation_is_applied(tmp_path):
 
 def test_probe_video_reads_headers(clip):
     assert probe_video(clip) == {
-        "frames": 30, "fps": 10.0, "duration": 3.0, "width": 64, "height": 48, "codec": probe_video(clip)["codec"]
+        "frames": 30,
+        "fps": 10.0,
+        "duration": 3.0,
+        "width": 64,
+        "height": 48,
+        "codec": probe_video(clip)["codec"],
     }
 
 

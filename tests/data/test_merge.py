@@ -31,9 +31,17 @@ def write(root: Path, prefix: str, n: int, *, shared_image: bytes, video: Path |
             content = [{"type": "image", "image": image}, {"type": "text", "text": f"{prefix} question {i}?"}]
             if video is not None and i == 1:
                 content.insert(0, {"type": "video", "video": writer.add_media_file(video)})
-            writer.write({"id": f"{prefix}-{i}", "messages": [{"role": "user", "content": content},
-                          {"role": "assistant", "content": [{"type": "text", "text": f"answer {i}"}]}],
-                          "answers": [f"answer {i}"], "meta": {"source": prefix}})
+            writer.write(
+                {
+                    "id": f"{prefix}-{i}",
+                    "messages": [
+                        {"role": "user", "content": content},
+                        {"role": "assistant", "content": [{"type": "text", "text": f"answer {i}"}]},
+                    ],
+                    "answers": [f"answer {i}"],
+                    "meta": {"source": prefix},
+                }
+            )
     return root
 
 
@@ -41,8 +49,10 @@ def write(root: Path, prefix: str, n: int, *, shared_image: bytes, video: Path |
 def sources(tmp_path):
     shared = png(999)
     video = write_video(tmp_path / "clip.mp4", n_frames=4)
-    return (write(tmp_path / "docvqa", "docvqa", 5, shared_image=shared, video=video),
-            write(tmp_path / "chartqa", "chartqa", 8, shared_image=shared))
+    return (
+        write(tmp_path / "docvqa", "docvqa", 5, shared_image=shared, video=video),
+        write(tmp_path / "chartqa", "chartqa", 8, shared_image=shared),
+    )
 
 
 def test_merge_takes_all_or_a_seeded_sample_and_stores_media_once(sources, tmp_path):
@@ -57,25 +67,30 @@ def test_merge_takes_all_or_a_seeded_sample_and_stores_media_once(sources, tmp_p
             assert Path(ref).is_file() and Path(ref).is_relative_to(tmp_path / "mix")
     original = {s.id: s for s in read_samples(doc) + read_samples(chart)}
     for sample in merged:
-        assert [Path(p).read_bytes() for p in sample.media("image") + sample.media("video")] == \
-            [Path(p).read_bytes() for p in original[sample.id].media("image") + original[sample.id].media("video")]
+        assert [Path(p).read_bytes() for p in sample.media("image") + sample.media("video")] == [
+            Path(p).read_bytes() for p in original[sample.id].media("image") + original[sample.id].media("video")
+        ]
         assert sample.answers == original[sample.id].answers and sample.meta == original[sample.id].meta
     files = [p for p in (tmp_path / "mix" / "media").rglob("*") if p.is_file()]
     assert len(files) == report["media_stored"] == len({p.read_bytes() for p in files})  # each content once
     on_disk = json.loads((tmp_path / "mix" / "merge_report.json").read_text())
-    assert on_disk["sources"] == [{"path": str(doc), "samples": 5, "requested": None, "taken": 5},
-                                  {"path": str(chart), "samples": 8, "requested": 3, "taken": 3}]
+    assert on_disk["sources"] == [
+        {"path": str(doc), "samples": 5, "requested": None, "taken": 5},
+        {"path": str(chart), "samples": 8, "requested": 3, "taken": 3},
+    ]
     again = merge_datasets([doc, (chart, 3)], tmp_path / "again", seed=1, progress=False)
-    assert (tmp_path / "again" / "samples.jsonl").read_text().replace(str(tmp_path / "again"), "") == \
-        (tmp_path / "mix" / "samples.jsonl").read_text().replace(str(tmp_path / "mix"), "")
+    assert (tmp_path / "again" / "samples.jsonl").read_text().replace(str(tmp_path / "again"), "") == (
+        tmp_path / "mix" / "samples.jsonl"
+    ).read_text().replace(str(tmp_path / "mix"), "")
     assert again["samples"] == 8
 
 
 def test_no_shuffle_keeps_source_order(sources, tmp_path):
     doc, chart = sources
     merge_datasets([chart, doc], tmp_path / "mix", shuffle=False, progress=False)
-    assert [s.id for s in read_samples(tmp_path / "mix")] == [f"chartqa-{i}" for i in range(8)] + \
-        [f"docvqa-{i}" for i in range(5)]
+    assert [s.id for s in read_samples(tmp_path / "mix")] == [f"chartqa-{i}" for i in range(8)] + [
+        f"docvqa-{i}" for i in range(5)
+    ]
 
 
 def test_clashing_ids_name_both_sources_and_write_nothing(sources, tmp_path):
@@ -93,13 +108,43 @@ def test_source_syntax():
 
 def test_merge_cli(sources, tmp_path):
     doc, chart = sources
-    out = subprocess.run([sys.executable, "-m", "vlmkit", "data", "merge", str(doc), f"{chart}:2", "--out",
-                          str(tmp_path / "mix"), "--seed", "3"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlmkit",
+            "data",
+            "merge",
+            str(doc),
+            f"{chart}:2",
+            "--out",
+            str(tmp_path / "mix"),
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "7 samples (docvqa 5, chartqa 2)" in out.stdout
     assert len(read_samples(tmp_path / "mix")) == 7
-    out = subprocess.run([sys.executable, "-m", "vlmkit", "data", "merge", str(doc), str(tmp_path / "nowhere"),
-                          "--out", str(tmp_path / "other")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlmkit",
+            "data",
+            "merge",
+            str(doc),
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "other"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "nowhere" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -7,10 +7,15 @@ import pytest
 from vlmkit.data.schema import DatasetWriter, Sample, iter_samples, read_samples
 from vlmkit.errors import DataError
 
-GOOD = {"id": "docvqa-1", "messages": [
-    {"role": "user", "content": [{"type": "image", "image": "media/ab/x.png"}, {"type": "text", "text": "Total?"}]},
-    {"role": "assistant", "content": [{"type": "text", "text": "$1,234.56"}]}],
-    "answers": ["$1,234.56", "1,234.56"], "meta": {"source": "docvqa", "question_type": ["table/list"]}}
+GOOD = {
+    "id": "docvqa-1",
+    "messages": [
+        {"role": "user", "content": [{"type": "image", "image": "media/ab/x.png"}, {"type": "text", "text": "Total?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "$1,234.56"}]},
+    ],
+    "answers": ["$1,234.56", "1,234.56"],
+    "meta": {"source": "docvqa", "question_type": ["table/list"]},
+}
 
 
 def write_lines(path, lines):
@@ -39,14 +44,21 @@ def test_plain_string_content_is_accepted():
     assert s.id == "7" and s.messages[0].content[0].text == "hi" and s.target() is None
 
 
-@pytest.mark.parametrize("mutate, field, reason", [
-    (lambda r: r.pop("id"), "id", "Field required"),
-    (lambda r: r["messages"][0].update(role="robot"), "messages.0.role", "Input should be"),
-    (lambda r: r["messages"][0]["content"].append({"type": "audio", "audio": "x"}), "messages.0.content.2", ""),
-    (lambda r: r.update(answers="not-a-list"), "answers", "valid list"),
-    (lambda r: r["messages"].append({"role": "assistant", "content": "again"}), None, "two 'assistant' messages in a row"),
-    (lambda r: r.update(extra_key=1), "extra_key", "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "mutate, field, reason",
+    [
+        (lambda r: r.pop("id"), "id", "Field required"),
+        (lambda r: r["messages"][0].update(role="robot"), "messages.0.role", "Input should be"),
+        (lambda r: r["messages"][0]["content"].append({"type": "audio", "audio": "x"}), "messages.0.content.2", ""),
+        (lambda r: r.update(answers="not-a-list"), "answers", "valid list"),
+        (
+            lambda r: r["messages"].append({"role": "assistant", "content": "again"}),
+            None,
+            "two 'assistant' messages in a row",
+        ),
+        (lambda r: r.update(extra_key=1), "extra_key", "Extra inputs"),
+    ],
+)
 def test_bad_records_name_file_line_and_field(tmp_path, mutate, field, reason):
     bad = json.loads(json.dumps(GOOD))
     bad["id"] = "second"

@@ -8,16 +8,19 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from fixtures_data import image_bytes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vlmkit.cli import main
 from vlmkit.data.schema import DatasetWriter, read_samples
 from vlmkit.data.split import split_dataset
 from vlmkit.errors import ConfigError
 
 
-def build(root: Path, layout: list[tuple[int, int | None]], *, shuffle_seed: int | None = None, images: int = 12) -> Path:
+def build(
+    root: Path, layout: list[tuple[int, int | None]], *, shuffle_seed: int | None = None, images: int = 12
+) -> Path:
     """layout: (image index, doc id) per sample; image index -1 = text-only. Writes in the given order."""
     order = list(enumerate(layout))
     if shuffle_seed is not None:
@@ -25,15 +28,23 @@ def build(root: Path, layout: list[tuple[int, int | None]], *, shuffle_seed: int
     with DatasetWriter(root) as writer:
         paths = [writer.add_media_bytes(image_bytes(i, "PNG", size=(8, 8)), ".png") for i in range(images)]
         for index, (image, doc) in order:
-            content = ([{"type": "image", "image": paths[image]}] if image >= 0 else []) + [{"type": "text", "text": f"q{index}"}]
-            writer.write({"id": f"s{index}", "messages": [{"role": "user", "content": content},
-                                                         {"role": "assistant", "content": f"a{index}"}],
-                          "meta": {} if doc is None else {"doc_id": str(doc)}})
+            content = ([{"type": "image", "image": paths[image]}] if image >= 0 else []) + [
+                {"type": "text", "text": f"q{index}"}
+            ]
+            writer.write(
+                {
+                    "id": f"s{index}",
+                    "messages": [{"role": "user", "content": content}, {"role": "assistant", "content": f"a{index}"}],
+                    "meta": {} if doc is None else {"doc_id": str(doc)},
+                }
+            )
     return root
 
 
 def splits_of(out: Path) -> dict[str, list]:
-    return {name: read_samples(out / name) for name in ("train", "val", "test") if (out / name / "samples.jsonl").exists()}
+    return {
+        name: read_samples(out / name) for name in ("train", "val", "test") if (out / name / "samples.jsonl").exists()
+    }
 
 
 def owners(splits: dict[str, list], key) -> dict:
@@ -111,9 +122,13 @@ def test_cli(tmp_path, capsys):
 
 
 @settings(max_examples=20, deadline=None)
-@given(layout=st.lists(st.tuples(st.integers(-1, 7), st.one_of(st.none(), st.integers(0, 3))), min_size=1, max_size=30),
-       val=st.sampled_from([0.0, 0.1, 0.3]), test=st.sampled_from([0.0, 0.2]), seed=st.integers(0, 3),
-       group_by=st.sampled_from(["image", "doc"]))
+@given(
+    layout=st.lists(st.tuples(st.integers(-1, 7), st.one_of(st.none(), st.integers(0, 3))), min_size=1, max_size=30),
+    val=st.sampled_from([0.0, 0.1, 0.3]),
+    test=st.sampled_from([0.0, 0.2]),
+    seed=st.integers(0, 3),
+    group_by=st.sampled_from(["image", "doc"]),
+)
 def test_property_groups_never_straddle(tmp_path_factory, layout, val, test, seed, group_by):
     tmp = tmp_path_factory.mktemp("prop")
     root = build(tmp / "ds", layout, images=8)
@@ -123,4 +138,6 @@ def test_property_groups_never_straddle(tmp_path_factory, layout, val, test, see
     assert sum(report["samples"].values()) == len(layout)
     assert all(len(v) == 1 for v in owners(splits, lambda s: [Path(m).name for m in s.media()]).values())
     if group_by == "doc":
-        assert all(len(v) == 1 for v in owners(splits, lambda s: [s.meta["doc_id"]] if "doc_id" in s.meta else []).values())
+        assert all(
+            len(v) == 1 for v in owners(splits, lambda s: [s.meta["doc_id"]] if "doc_id" in s.meta else []).values()
+        )

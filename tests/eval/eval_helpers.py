@@ -9,9 +9,15 @@ def make_sample(i, *, answers=None, meta=None, question=None, image=True):
     content = [{"type": "image", "image": f"media/img{i}.png"}] if image else []
     content.append({"type": "text", "text": question or f"What is the value of item {i}?"})
     answers = [str(i * 7)] if answers is None else answers
-    return Sample(id=f"s{i:04d}", messages=[{"role": "user", "content": content},
-                                             {"role": "assistant", "content": answers[0] if answers else "x"}],
-                  answers=answers, meta=meta or {"kind": "even" if i % 2 == 0 else "odd"})
+    return Sample(
+        id=f"s{i:04d}",
+        messages=[
+            {"role": "user", "content": content},
+            {"role": "assistant", "content": answers[0] if answers else "x"},
+        ],
+        answers=answers,
+        meta=meta or {"kind": "even" if i % 2 == 0 else "odd"},
+    )
 
 
 def write_dataset(folder, samples):

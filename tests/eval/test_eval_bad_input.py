@@ -60,10 +60,13 @@ def test_malformed_json_and_non_objects(tmp_path):
 
 
 def test_lenient_parts_any_tool_may_write(tmp_path):
-    path = write_predictions(tmp_path / "p.jsonl", [
-        '{"id": 7, "prediction": "x", "answers": "x", "extra": {"ignored": true}}',
-        '{"id": "e", "prediction": null, "error": "CUDA OOM", "answers": ["x"]}',
-    ])
+    path = write_predictions(
+        tmp_path / "p.jsonl",
+        [
+            '{"id": 7, "prediction": "x", "answers": "x", "extra": {"ignored": true}}',
+            '{"id": "e", "prediction": null, "error": "CUDA OOM", "answers": ["x"]}',
+        ],
+    )
     first, second = read_predictions(path)
     assert first.id == "7" and first.answers == ["x"] and first.question == "" and first.meta == {}
     assert second.prediction == "" and second.error == "CUDA OOM"
@@ -71,8 +74,7 @@ def test_lenient_parts_any_tool_may_write(tmp_path):
 
 def run_cli(*args):
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "vlmkit", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "vlmkit", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_cli_errors_are_one_line_with_exit_2(tmp_path):

@@ -31,8 +31,9 @@ def two_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     samples = [make_sample(i) for i in range(1, 61)]
     evaluate(rule_predict, TASK, samples, root / "base", manifest={"model": "tiny"}, make_plots=False)
-    evaluate(better_predict, TASK, samples, root / "lora-r16", manifest={"model": "tiny", "adapter": "r16"},
-             make_plots=False)
+    evaluate(
+        better_predict, TASK, samples, root / "lora-r16", manifest={"model": "tiny", "adapter": "r16"}, make_plots=False
+    )
     return root, samples
 
 
@@ -83,9 +84,24 @@ def test_compare_errors(two_runs, tmp_path):
 def test_compare_cli(two_runs, tmp_path):
     root, _ = two_runs
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    out = subprocess.run([sys.executable, "-m", "vlmkit", "compare", str(root / "base"), str(root / "lora-r16"),
-                          "--out", str(tmp_path / "c"), "--resamples", "200"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlmkit",
+            "compare",
+            str(root / "base"),
+            str(root / "lora-r16"),
+            "--out",
+            str(tmp_path / "c"),
+            "--resamples",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "| lora-r16 |" in out.stdout and (tmp_path / "c" / "compare.png").exists()
 
@@ -94,8 +110,7 @@ def test_compare_breaks_deltas_down_by_group(two_runs, tmp_path):
     """Per-group rows (the seed's Forms / Tables / Invoices table): each label's scores are the runs' own group
     scores, and the delta interval is the paired bootstrap on exactly that group's samples."""
     root, _ = two_runs
-    result = compare([root / "base", root / "lora-r16"], names=["base", "r16"], out_dir=tmp_path / "cmp",
-                     resamples=300)
+    result = compare([root / "base", root / "lora-r16"], names=["base", "r16"], out_dir=tmp_path / "cmp", resamples=300)
     odd = result["groups"]["kind"]["odd"]
     ids = range(1, 61, 2)
     base_em = [float(i % 3 != 0) for i in ids]
@@ -122,12 +137,20 @@ def test_compare_shows_lora_rank_and_trainable_parameters(tmp_path):
         runs.append(tmp_path / f"eval-r{rank}")
         # as `vlmkit eval --adapter train-rN/adapter` run from tmp_path records it: relative, plus the absolute
         # folder (compare runs from another working directory here)
-        evaluate(better_predict, TASK, samples, runs[-1], make_plots=False,
-                 manifest={"model": "tiny", "adapter": f"train-r{rank}/adapter", "adapter_dir": str(adapter)})
+        evaluate(
+            better_predict,
+            TASK,
+            samples,
+            runs[-1],
+            make_plots=False,
+            manifest={"model": "tiny", "adapter": f"train-r{rank}/adapter", "adapter_dir": str(adapter)},
+        )
     result = compare(runs, names=["base", "r8", "r16"], resamples=100)
     assert [r["training"] for r in result["runs"]] == [
-        None, {"lora_rank": 8, "lora_alpha": 16, "trainable_params": 41_984},
-        {"lora_rank": 16, "lora_alpha": 32, "trainable_params": 1_234_567}]
+        None,
+        {"lora_rank": 8, "lora_alpha": 16, "trainable_params": 41_984},
+        {"lora_rank": 16, "lora_alpha": 32, "trainable_params": 1_234_567},
+    ]
     lines = result["markdown"].splitlines()
     assert lines[2].startswith("| run | n | LoRA r | trainable |")
     assert lines[4].startswith("| base | 20 | – | – |") and lines[5].startswith("| r8 | 20 | 8 | 42.0k |")
@@ -157,8 +180,14 @@ def test_hardware_column_when_runs_were_measured_on_different_hardware(tmp_path)
     the runs differ in it; each run's report.md names it beside the speed table."""
     samples = [make_sample(i) for i in range(1, 11)]
     for name, hardware in (("a100", "NVIDIA A100-SXM4-80GB"), ("t4", "Tesla T4"), ("t4-again", "Tesla T4")):
-        evaluate(rule_predict, TASK, samples, tmp_path / name, make_plots=False,
-                 manifest={"model": "m", "engine": {"hardware": hardware}})
+        evaluate(
+            rule_predict,
+            TASK,
+            samples,
+            tmp_path / name,
+            make_plots=False,
+            manifest={"model": "m", "engine": {"hardware": hardware}},
+        )
     assert "Measured on Tesla T4." in (tmp_path / "t4" / "report.md").read_text()
     lines = compare([tmp_path / "a100", tmp_path / "t4"], resamples=50)["markdown"].splitlines()
     header = [cell.strip() for cell in lines[2].strip("|").split("|")]

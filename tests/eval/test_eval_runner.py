@@ -26,8 +26,15 @@ def read_lines(path):
 def test_run_writes_everything(tmp_path):
     samples = [make_sample(i) for i in range(1, 25)]
     seen = []
-    result = evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", batch_size=5,
-                      manifest={"model": "rule-v1"}, progress=lambda done, total: seen.append((done, total)))
+    result = evaluate(
+        rule_predict,
+        EM_TASK,
+        samples,
+        tmp_path / "run",
+        batch_size=5,
+        manifest={"model": "rule-v1"},
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert result.predicted == result.total == 24
     rows = read_lines(tmp_path / "run" / "predictions.jsonl")
     assert [r["id"] for r in rows] == [s.id for s in samples]
@@ -121,8 +128,9 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     predictions = out / "predictions.jsonl"
     counts = []
     for target in (12, 45):  # kill twice, at two different points
-        proc = subprocess.Popen([sys.executable, str(script), str(data), str(out)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(data), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             if predictions.exists() and predictions.read_bytes().count(b"\n") >= target:
@@ -133,8 +141,9 @@ def test_kill_9_mid_run_then_resume(tmp_path):
         assert proc.returncode == -signal.SIGKILL
         counts.append(predictions.read_bytes().count(b"\n"))
     assert 12 <= counts[0] < counts[1] < len(samples)
-    done = subprocess.run([sys.executable, str(script), str(data), str(out)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(data), str(out)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     rows = read_lines(predictions)
     ids = [r["id"] for r in rows]
@@ -197,8 +206,9 @@ def test_resume_refuses_a_different_run(tmp_path):
         evaluate(rule_predict, "docvqa", samples, tmp_path / "run", manifest={"model": "a"}, make_plots=False)
     with pytest.raises(VlmkitError, match="different data_hash"):
         evaluate(rule_predict, EM_TASK, samples[:2], tmp_path / "run", manifest={"model": "a"}, make_plots=False)
-    fresh = evaluate(rule_predict, EM_TASK, samples[:2], tmp_path / "run", manifest={"model": "a"},
-                     overwrite=True, make_plots=False)
+    fresh = evaluate(
+        rule_predict, EM_TASK, samples[:2], tmp_path / "run", manifest={"model": "a"}, overwrite=True, make_plots=False
+    )
     assert fresh.predicted == 2 and len(read_lines(tmp_path / "run" / "predictions.jsonl")) == 2
 
 
@@ -223,27 +233,53 @@ def test_vizwiz_submission_for_a_test_split(tmp_path):
     assert json.loads((tmp_path / "sub.json").read_text()) == [
         {"image": "VizWiz_test_00000001.jpg", "answer": "unanswerable"},
         {"image": "VizWiz_test_00000002.jpg", "answer": "2 dogs"},
-        {"image": "VizWiz_test_00000003.jpg", "answer": "red"}]
+        {"image": "VizWiz_test_00000003.jpg", "answer": "red"},
+    ]
 
 
 def test_docvqa_submission_question_ids(tmp_path):
     samples = [make_sample(i, answers=[]) for i in (57, 58)]
-    evaluate(lambda reqs: [" $12 "] * len(reqs), get_task("docvqa"), samples, tmp_path / "run",
-             submission=tmp_path / "docvqa.json")
-    assert json.loads((tmp_path / "docvqa.json").read_text()) == [{"questionId": 57, "answer": "$12"},
-                                                                {"questionId": 58, "answer": "$12"}]
+    evaluate(
+        lambda reqs: [" $12 "] * len(reqs),
+        get_task("docvqa"),
+        samples,
+        tmp_path / "run",
+        submission=tmp_path / "docvqa.json",
+    )
+    assert json.loads((tmp_path / "docvqa.json").read_text()) == [
+        {"questionId": 57, "answer": "$12"},
+        {"questionId": 58, "answer": "$12"},
+    ]
 
 
 def test_resume_with_other_quantization_is_refused(tmp_path):
     """A run made with 4-bit weights is not continued in full precision (nor the other way round)."""
     samples = [make_sample(i) for i in range(1, 5)]
-    evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", make_plots=False,
-             manifest={"model": "m", "engine": {"quantization": "4bit"}})
+    evaluate(
+        rule_predict,
+        EM_TASK,
+        samples,
+        tmp_path / "run",
+        make_plots=False,
+        manifest={"model": "m", "engine": {"quantization": "4bit"}},
+    )
     with pytest.raises(VlmkitError, match="different engine.quantization"):
-        evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", make_plots=False,
-                 manifest={"model": "m", "engine": {"quantization": None}})
-    resumed = evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", make_plots=False,
-                       manifest={"model": "m", "engine": {"quantization": "4bit"}})
+        evaluate(
+            rule_predict,
+            EM_TASK,
+            samples,
+            tmp_path / "run",
+            make_plots=False,
+            manifest={"model": "m", "engine": {"quantization": None}},
+        )
+    resumed = evaluate(
+        rule_predict,
+        EM_TASK,
+        samples,
+        tmp_path / "run",
+        make_plots=False,
+        manifest={"model": "m", "engine": {"quantization": "4bit"}},
+    )
     assert resumed.predicted == 0 and resumed.total == 4  # same settings: resumed, nothing to redo
 
 
@@ -254,8 +290,15 @@ def test_npy_submission_holds_the_answers_in_dataset_order(tmp_path):
     samples = [make_sample(i, answers=[]) for i in (3, 1, 6, 2, 5, 4)]
     answers = {i: f" Answer {i}. " for i in range(1, 7)}
     predict = lambda reqs: [answers[item_number(r.question)] for r in reqs]  # noqa: E731
-    evaluate(predict, "vizwiz", samples, tmp_path / "run", batch_size=4, submission=tmp_path / "submission.npy",
-             make_plots=False)
+    evaluate(
+        predict,
+        "vizwiz",
+        samples,
+        tmp_path / "run",
+        batch_size=4,
+        submission=tmp_path / "submission.npy",
+        make_plots=False,
+    )
     saved = np.load(tmp_path / "submission.npy")
     assert saved.tolist() == [f"answer {i}" for i in (3, 1, 6, 2, 5, 4)]  # EvalAI-processed, as for the JSON
 
@@ -280,8 +323,9 @@ def test_tqdm_progress_counts_a_resumed_run_from_where_it_stands(tmp_path):
                 progress(done, total)
                 states.append((bar.initial, bar.n, bar.total))
 
-            evaluate(rule_predict, EM_TASK, samples, tmp_path / "run", batch_size=batch_size, make_plots=False,
-                     progress=spy)
+            evaluate(
+                rule_predict, EM_TASK, samples, tmp_path / "run", batch_size=batch_size, make_plots=False, progress=spy
+            )
         return states
 
     assert run(3) == [(0, 0, 10), (0, 3, 10), (0, 6, 10), (0, 9, 10), (0, 10, 10)]

@@ -30,11 +30,20 @@ def docvqa_rows(n=30, seed=1):
             pred, value = answer[:-1] + "z", 0.9
         else:
             pred, value = "0123456789", 0.0
-        rows.append({"id": f"q{i}", "question": f"q {i}?", "prediction": pred, "answers": [answer],
-                     "meta": {"doc_type": ["form", "table", "letter", "memo"][i % 4],
-                              "question_types": ["layout"] + (["table/list"] if i % 2 else []),
-                              "image": f"doc{i}.png"},
-                     "latency_s": 0.1 + 0.01 * i})
+        rows.append(
+            {
+                "id": f"q{i}",
+                "question": f"q {i}?",
+                "prediction": pred,
+                "answers": [answer],
+                "meta": {
+                    "doc_type": ["form", "table", "letter", "memo"][i % 4],
+                    "question_types": ["layout"] + (["table/list"] if i % 2 else []),
+                    "image": f"doc{i}.png",
+                },
+                "latency_s": 0.1 + 0.01 * i,
+            }
+        )
         expected.append(value)
     return rows, expected
 
@@ -77,19 +86,33 @@ def test_vizwiz_accuracy_by_answer_type(tmp_path):
     for i in range(20):
         k = i % 6
         answers = ["yes"] * k + [f"other{j}" for j in range(10 - k)]
-        rows.append({"id": i, "prediction": "Yes" if i % 2 else "yes", "answers": answers,
-                     "meta": {"answer_type": "yes/no" if k else "other"}})
+        rows.append(
+            {
+                "id": i,
+                "prediction": "Yes" if i % 2 else "yes",
+                "answers": answers,
+                "meta": {"answer_type": "yes/no" if k else "other"},
+            }
+        )
         expected.append(vqa_expected(k))
-    summary, per_sample = score_records(read_predictions(write_predictions(tmp_path / "p.jsonl", rows)),
-                                        get_task("vizwiz"))
+    summary, per_sample = score_records(
+        read_predictions(write_predictions(tmp_path / "p.jsonl", rows)), get_task("vizwiz")
+    )
     assert [r["scores"]["vqa_accuracy"] for r in per_sample] == pytest.approx(expected)
     assert summary["overall"]["vqa_accuracy"] == pytest.approx(np.mean(expected))
     assert summary["groups"]["answer_type"]["other"]["vqa_accuracy"] == 0.0
 
 
 def test_chartqa_human_and_augmented_split(tmp_path):
-    rows = [{"id": i, "prediction": ["10", "12", "abc"][i % 3], "answers": ["10.4"],
-             "meta": {"type": "human_test" if i < 6 else "augmented_test"}} for i in range(9)]
+    rows = [
+        {
+            "id": i,
+            "prediction": ["10", "12", "abc"][i % 3],
+            "answers": ["10.4"],
+            "meta": {"type": "human_test" if i < 6 else "augmented_test"},
+        }
+        for i in range(9)
+    ]
     summary = score(write_predictions(tmp_path / "p.jsonl", rows), "chartqa", make_plots=False)
     # "10" vs 10.4 is 3.8 % off (right), "12" is 15 % off, "abc" is not a number.
     assert summary["overall"]["relaxed_accuracy"] == pytest.approx(3 / 9)
@@ -103,8 +126,14 @@ def test_caption_groups_recompute_bleu_and_average_rouge(tmp_path):
     for i in range(12):
         ref = captions[i % 4]
         pred = ref if i % 3 == 0 else " ".join(ref.split()[:-1] + ["quickly"])
-        rows.append({"id": i, "prediction": pred, "answers": [ref, ref.replace("a ", "the ", 1)],
-                     "meta": {"source": "kitchen" if i < 5 else "street"}})
+        rows.append(
+            {
+                "id": i,
+                "prediction": pred,
+                "answers": [ref, ref.replace("a ", "the ", 1)],
+                "meta": {"source": "kitchen" if i < 5 else "street"},
+            }
+        )
     task = task_from_dict({"name": "caps", "metrics": ["bleu", "rouge_l"]})
     records = read_predictions(write_predictions(tmp_path / "p.jsonl", rows))
     summary, per_sample = score_records(records, task, tokenizer="simple")
@@ -142,10 +171,12 @@ def test_failure_categories(prediction, answers, category):
 
 
 def test_failure_counts_and_examples_in_summary(tmp_path):
-    rows = [{"id": 0, "prediction": "", "answers": ["a"]},
-            {"id": 1, "prediction": "b", "answers": ["b"]},
-            {"id": 2, "prediction": "x", "answers": ["y"], "error": "timeout"},
-            {"id": 3, "prediction": "17", "answers": ["18"]}]
+    rows = [
+        {"id": 0, "prediction": "", "answers": ["a"]},
+        {"id": 1, "prediction": "b", "answers": ["b"]},
+        {"id": 2, "prediction": "x", "answers": ["y"], "error": "timeout"},
+        {"id": 3, "prediction": "17", "answers": ["18"]},
+    ]
     summary = score(write_predictions(tmp_path / "p.jsonl", rows), "docvqa", make_plots=False)
     failures = summary["failures"]
     assert failures["wrong"] == 3 and failures["counts"] == {"empty": 2, "numeric_off": 1}
@@ -154,9 +185,15 @@ def test_failure_counts_and_examples_in_summary(tmp_path):
 
 
 def test_grouping_keys_skip_ids_and_free_text(tmp_path):
-    rows = [{"id": i, "prediction": "a", "answers": ["a"],
-             "meta": {"doc_id": f"d{i}", "kind": "x" if i % 2 else "y", "constant": "same", "box": {"x": 1}}}
-            for i in range(6)]
+    rows = [
+        {
+            "id": i,
+            "prediction": "a",
+            "answers": ["a"],
+            "meta": {"doc_id": f"d{i}", "kind": "x" if i % 2 else "y", "constant": "same", "box": {"x": 1}},
+        }
+        for i in range(6)
+    ]
     records = read_predictions(write_predictions(tmp_path / "p.jsonl", rows))
     assert grouping_keys(records) == ["kind"]
     assert grouping_keys(records, declared=["constant"]) == ["constant", "kind"]
@@ -164,8 +201,12 @@ def test_grouping_keys_skip_ids_and_free_text(tmp_path):
 
 def test_unscored_rows_and_metric_only_scoring(tmp_path):
     rows = [{"id": 0, "prediction": "Paris.", "answers": ["paris"]}, {"id": 1, "prediction": "x", "answers": []}]
-    summary = score(write_predictions(tmp_path / "p.jsonl", rows), metrics=["exact_match", "token_f1"],
-                    out_dir=tmp_path / "out", make_plots=False)
+    summary = score(
+        write_predictions(tmp_path / "p.jsonl", rows),
+        metrics=["exact_match", "token_f1"],
+        out_dir=tmp_path / "out",
+        make_plots=False,
+    )
     assert summary["task"] == "custom" and summary["overall"] == {"exact_match": 1.0, "token_f1": 1.0}
     assert summary["counts"] == {"predictions": 2, "scored": 1, "errors": 0, "without_answers": 1}
     assert (tmp_path / "out" / "scores.json").exists()
@@ -184,8 +225,10 @@ def test_plots_are_written(tmp_path):
 def test_reads_the_manifest_that_vlmkit_infer_writes(tmp_path):
     rows = [{"id": i, "prediction": "a", "answers": ["a"], "latency_s": 1.0} for i in range(4)]
     path = write_predictions(tmp_path / "preds.jsonl", rows)
-    (tmp_path / "preds.jsonl.manifest.json").write_text(json.dumps(
-        {"kind": "predictions", "model": "tiny-m", "elapsed_s": 2.0, "counts": {"predicted": 4}}), encoding="utf-8")
+    (tmp_path / "preds.jsonl.manifest.json").write_text(
+        json.dumps({"kind": "predictions", "model": "tiny-m", "elapsed_s": 2.0, "counts": {"predicted": 4}}),
+        encoding="utf-8",
+    )
     summary = score(path, "docvqa", make_plots=False)
     assert summary["throughput"]["samples_per_s"] == 2.0  # 4 samples in 2 s, not 4 / sum(latency_s)
     assert summary["throughput"]["source"] == "measured model time"

@@ -12,8 +12,15 @@ def test_builtin_tasks_and_their_metrics():
     assert get_task("docvqa").metrics == ("anls",)
     assert get_task("chartqa").metrics == ("relaxed_accuracy",)
     assert get_task("vizwiz").metrics == get_task("textvqa").metrics == ("vqa_accuracy",)
-    assert get_task("vitextvqa").score_keys == ["exact_match", "token_f1", "bleu_1", "bleu_2", "bleu_3", "bleu_4",
-                                                "rouge_l"]
+    assert get_task("vitextvqa").score_keys == [
+        "exact_match",
+        "token_f1",
+        "bleu_1",
+        "bleu_2",
+        "bleu_3",
+        "bleu_4",
+        "rouge_l",
+    ]
     assert set(get_task("video-caption").metrics) == {"bleu", "rouge_l", "meteor", "cider"}
     assert get_task("docvqa").prompt.endswith("Answer the question using a single word or phrase.")
 
@@ -44,11 +51,13 @@ def test_yaml_custom_task(tmp_path):
     path.write_text(
         "name: receipts\n"
         "extends: docvqa\n"
-        "prompt: \"Receipt question: {question}\\nAnswer briefly.\"\n"
+        'prompt: "Receipt question: {question}\\nAnswer briefly."\n'
         "metrics: [anls, exact_match]\n"
         "postprocess: [strip, first_line, {regex: 'Answer: (.*)'}]\n"
         "generation: {max_new_tokens: 8}\n"
-        "group_by: [store]\n", encoding="utf-8")
+        "group_by: [store]\n",
+        encoding="utf-8",
+    )
     task = get_task(str(path))
     assert task.name == "receipts" and task.score_keys == ["anls", "exact_match"]
     assert task.generation.max_new_tokens == 8 and task.generation.greedy

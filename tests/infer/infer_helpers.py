@@ -38,9 +38,18 @@ def write_dataset(root: Path, images, n: int = 12, bad_ids=()) -> Path:
             sample_id = f"q{k}"
             image = "media/missing.png" if sample_id in bad_ids else stored[k % len(stored)]
             question = "What colour?" + " Be brief." * (k % 3)
-            writer.write({"id": sample_id,
-                          "messages": [{"role": "user", "content": [{"type": "image", "image": image},
-                                                                    {"type": "text", "text": question}]},
-                                       {"role": "assistant", "content": "red"}],
-                          "answers": ["red", "dark red"], "meta": {"k": k}})
+            writer.write(
+                {
+                    "id": sample_id,
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [{"type": "image", "image": image}, {"type": "text", "text": question}],
+                        },
+                        {"role": "assistant", "content": "red"},
+                    ],
+                    "answers": ["red", "dark red"],
+                    "meta": {"k": k},
+                }
+            )
     return root

@@ -33,8 +33,13 @@ def test_chat_in_a_terminal_two_turns_reset_quit(tiny_model, engine_for, images,
     pexpect = pytest.importorskip("pexpect")
     model = tiny_model("qwen2_vl")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "NO_COLOR": "1"}
-    child = pexpect.spawn(str(VLMKIT), ["chat", "--model", str(model), "--image", str(images[0]),
-                                        "--max-new-tokens", "8"], env=env, encoding="utf-8", timeout=180)
+    child = pexpect.spawn(
+        str(VLMKIT),
+        ["chat", "--model", str(model), "--image", str(images[0]), "--max-new-tokens", "8"],
+        env=env,
+        encoding="utf-8",
+        timeout=180,
+    )
     try:
         child.expect_exact("you> ")
         child.sendline("What is in the picture?")
@@ -68,8 +73,10 @@ def test_chat_in_a_terminal_two_turns_reset_quit(tiny_model, engine_for, images,
     # What streamed into the terminal is what the engine answers for the same conversation, history included.
     engine = engine_for("qwen2_vl")
     expected_first = engine.generate([conversation(images[0], ("What is in the picture?", None))], PARAMS)[0].text
-    expected_second = engine.generate([conversation(images[0], ("What is in the picture?", expected_first),
-                                                    ("And which colour is it?", None))], PARAMS)[0].text
+    expected_second = engine.generate(
+        [conversation(images[0], ("What is in the picture?", expected_first), ("And which colour is it?", None))],
+        PARAMS,
+    )[0].text
     assert (first, second) == (expected_first, expected_second)
 
     record = parse_sample(json.loads(saved.read_text()))

@@ -29,11 +29,15 @@ def run_cli(capsys, *args):
 
 def test_one_question_prints_the_answer(capsys, tiny_model, engine_for, images):
     model = tiny_model("qwen2_vl")
-    code, out, err = run_cli(capsys, "infer", "--model", model, "--image", images[0], "--question", "What is it?",
-                             "--max-new-tokens", 10)
+    code, out, err = run_cli(
+        capsys, "infer", "--model", model, "--image", images[0], "--question", "What is it?", "--max-new-tokens", 10
+    )
     assert code == 0, err
-    expected = engine_for("qwen2_vl").generate([request("question", "What is it?", images=[images[0]])],
-                                               GenerationParams(max_new_tokens=10))[0].text
+    expected = (
+        engine_for("qwen2_vl")
+        .generate([request("question", "What is it?", images=[images[0]])], GenerationParams(max_new_tokens=10))[0]
+        .text
+    )
     assert out == expected + "\n"
 
 
@@ -67,9 +71,24 @@ def test_bad_single_questions_give_clear_errors(capsys, tiny_model, images, tmp_
 def test_dataset_predictions_with_a_bad_sample(capsys, tiny_model, engine_for, images, tmp_path):
     data = write_dataset(tmp_path / "data", images, n=10, bad_ids={"q4"})
     out = tmp_path / "run" / "predictions.jsonl"
-    code, _, err = run_cli(capsys, "infer", "--model", tiny_model("qwen2_vl"), "--data", data, "--out", out,
-                           "--batch-size", 4, "--max-new-tokens", 8, "--max-pixels", 28 * 28 * 16,
-                           "--save-samples", tmp_path / "saved")
+    code, _, err = run_cli(
+        capsys,
+        "infer",
+        "--model",
+        tiny_model("qwen2_vl"),
+        "--data",
+        data,
+        "--out",
+        out,
+        "--batch-size",
+        4,
+        "--max-new-tokens",
+        8,
+        "--max-pixels",
+        28 * 28 * 16,
+        "--save-samples",
+        tmp_path / "saved",
+    )
     assert code == 0, err
     assert "10 predicted" in err and "1 failed" in err and "q4: image" in err
 
@@ -131,8 +150,18 @@ def test_resume_with_other_settings_is_refused(capsys, tiny_model, images, tmp_p
 def test_failed_samples_are_retried_on_resume(capsys, tiny_model, images, tmp_path):
     data = write_dataset(tmp_path / "data", images, n=4, bad_ids={"q2"})
     out = tmp_path / "p.jsonl"
-    args = ["infer", "--model", tiny_model("qwen2_vl"), "--data", data, "--out", out, "--no-progress",
-            "--max-new-tokens", 4]
+    args = [
+        "infer",
+        "--model",
+        tiny_model("qwen2_vl"),
+        "--data",
+        data,
+        "--out",
+        out,
+        "--no-progress",
+        "--max-new-tokens",
+        4,
+    ]
     assert run_cli(capsys, *args)[0] == 0
     (data / "media" / "missing.png").write_bytes(images[0].read_bytes())  # the user fixes the missing image
     code, _, err = run_cli(capsys, *args)
@@ -141,23 +170,28 @@ def test_failed_samples_are_retried_on_resume(capsys, tiny_model, images, tmp_pa
     assert sorted(r["id"] for r in rows) == ["q0", "q1", "q2", "q3"] and not any("error" in r for r in rows)
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (["--slice", "20:30"], "--slice 20:30 is out of range: the dataset has 5 samples"),
-    (["--slice", "0:6"], "STOP can be at most 5"),
-    (["--question", "hi"], "the questions come from the dataset"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--slice", "20:30"], "--slice 20:30 is out of range: the dataset has 5 samples"),
+        (["--slice", "0:6"], "STOP can be at most 5"),
+        (["--question", "hi"], "the questions come from the dataset"),
+    ],
+)
 def test_bad_dataset_runs_give_clear_errors(capsys, tiny_model, images, tmp_path, extra, expected):
     data = write_dataset(tmp_path / "data", images, n=5)
-    code, _, err = run_cli(capsys, "infer", "--model", tiny_model("qwen2_vl"), "--data", data,
-                           "--out", tmp_path / "p.jsonl", *extra)
+    code, _, err = run_cli(
+        capsys, "infer", "--model", tiny_model("qwen2_vl"), "--data", data, "--out", tmp_path / "p.jsonl", *extra
+    )
     assert code == 2 and expected in err
 
 
 def test_out_must_not_be_a_dataset_file(capsys, tiny_model, images, tmp_path):
     data = write_dataset(tmp_path / "data", images, n=2)
     before = (data / "samples.jsonl").read_bytes()
-    code, _, err = run_cli(capsys, "infer", "--model", tiny_model("qwen2_vl"), "--data", data,
-                           "--out", data / "samples.jsonl")
+    code, _, err = run_cli(
+        capsys, "infer", "--model", tiny_model("qwen2_vl"), "--data", data, "--out", data / "samples.jsonl"
+    )
     assert code == 2 and "not a predictions file" in err
     assert (data / "samples.jsonl").read_bytes() == before
 
@@ -165,19 +199,41 @@ def test_out_must_not_be_a_dataset_file(capsys, tiny_model, images, tmp_path):
 def test_run_config_sets_pixel_bounds_and_flags_override_it(capsys, tiny_model, engine_for, images, tmp_path):
     data = write_dataset(tmp_path / "data", images, n=4)
     config = tmp_path / "config.yaml"
-    config.write_text(f"model: {{path: {tiny_model('qwen2_vl')}}}\n"
-                      f"data: {{train: {data}, max_pixels: {28 * 28 * 4}, nframes: 4}}\n")
+    config.write_text(
+        f"model: {{path: {tiny_model('qwen2_vl')}}}\ndata: {{train: {data}, max_pixels: {28 * 28 * 4}, nframes: 4}}\n"
+    )
     out = tmp_path / "p.jsonl"
-    code, _, err = run_cli(capsys, "infer", "--model", tiny_model("qwen2_vl"), "--data", data, "--out", out,
-                           "--config", config, "--min-pixels", 28 * 28 * 2, "--max-new-tokens", 6, "--no-progress")
+    code, _, err = run_cli(
+        capsys,
+        "infer",
+        "--model",
+        tiny_model("qwen2_vl"),
+        "--data",
+        data,
+        "--out",
+        out,
+        "--config",
+        config,
+        "--min-pixels",
+        28 * 28 * 2,
+        "--max-new-tokens",
+        6,
+        "--no-progress",
+    )
     assert code == 0, err
     manifest = json.loads((tmp_path / "p.jsonl.manifest.json").read_text())
-    assert manifest["media"] == {"min_pixels": 28 * 28 * 2, "max_pixels": 28 * 28 * 4, "nframes": 4, "fps": None,
-                                 "max_frames": 64}
+    assert manifest["media"] == {
+        "min_pixels": 28 * 28 * 2,
+        "max_pixels": 28 * 28 * 4,
+        "nframes": 4,
+        "fps": None,
+        "max_frames": 64,
+    }
     engine = engine_for("qwen2_vl", min_pixels=28 * 28 * 2, max_pixels=28 * 28 * 4, nframes=4)
     expected = engine.generate(read_samples(data), GenerationParams(max_new_tokens=6))
     assert {row["id"]: row["prediction"] for row in read_jsonl(out)} == {
-        s.id: r.text for s, r in zip(read_samples(data), expected)}
+        s.id: r.text for s, r in zip(read_samples(data), expected)
+    }
 
 
 def test_quantized_inference_from_the_cli(capsys, tiny_model, images, tmp_path):
@@ -190,19 +246,34 @@ def test_quantized_inference_from_the_cli(capsys, tiny_model, images, tmp_path):
     model = tiny_model("qwen2_vl")
     data = write_dataset(tmp_path / "data", images, n=3)
     out = tmp_path / "p.jsonl"
-    code, _, err = run_cli(capsys, "infer", "--model", model, "--data", data, "--out", out, "--quantization", "4bit",
-                           "--max-new-tokens", 4, "--no-progress")
+    code, _, err = run_cli(
+        capsys,
+        "infer",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--out",
+        out,
+        "--quantization",
+        "4bit",
+        "--max-new-tokens",
+        4,
+        "--no-progress",
+    )
     assert code == 0, err
     engine_info = json.loads((tmp_path / "p.jsonl.manifest.json").read_text())["engine"]
     assert engine_info["quantization"] == "4bit" and engine_info["hardware"].endswith(" cores")  # the CPU here
     assert sorted(row["id"] for row in read_jsonl(out)) == sorted(s.id for s in read_samples(data))
-    code, _, err = run_cli(capsys, "infer", "--model", model, "--data", data, "--out", out, "--max-new-tokens", 4,
-                           "--no-progress")  # resuming in full precision would mix two models' answers
+    code, _, err = run_cli(
+        capsys, "infer", "--model", model, "--data", data, "--out", out, "--max-new-tokens", 4, "--no-progress"
+    )  # resuming in full precision would mix two models' answers
     assert code == 2 and "quantization: '4bit' then, None now" in err
     engine = load_engine(model, quantization="4bit", batch_size=1)
     kinds = {name: type(module) for name, module in engine.model.named_modules()}
     assert kinds["model.language_model.layers.0.self_attn.q_proj"] is bnb.nn.Linear4bit
     assert not any(issubclass(kind, bnb.nn.Linear4bit) for name, kind in kinds.items() if ".visual." in f".{name}")
-    code, _, err = run_cli(capsys, "infer", "--model", model, "--image", images[0], "--question", "Hi?",
-                           "--quantization", "3bit")
+    code, _, err = run_cli(
+        capsys, "infer", "--model", model, "--image", images[0], "--question", "Hi?", "--quantization", "3bit"
+    )
     assert code == 2 and "4bit, 8bit" in err

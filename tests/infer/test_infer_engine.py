@@ -90,8 +90,14 @@ def test_a_bad_request_fails_alone_and_the_batch_goes_on(engine_for, images, tmp
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("this is text, not a PNG")
     good = mixed_batch(images)[:3]
-    samples = [good[0], request("missing", images=[tmp_path / "nope.png"]), good[1],
-               request("empty", "   ", images=[images[0]]), request("text-file", images=[not_an_image]), good[2]]
+    samples = [
+        good[0],
+        request("missing", images=[tmp_path / "nope.png"]),
+        good[1],
+        request("empty", "   ", images=[images[0]]),
+        request("text-file", images=[not_an_image]),
+        good[2],
+    ]
     results = engine.generate(samples, GREEDY)
     assert "file not found" in results[1].error and "nope.png" in results[1].error
     assert "empty question" in results[3].error

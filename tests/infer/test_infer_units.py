@@ -22,16 +22,19 @@ def test_params_defaults_are_greedy_and_hashable():
     assert GenerationParams(stop=["x"]).to_dict()["stop"] == ["x"]
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"max_new_tokens": 0}, "max_new_tokens"),
-    ({"temperature": 0}, "temperature"),
-    ({"top_p": 1.5}, "top_p"),
-    ({"top_k": -1}, "top_k"),
-    ({"num_beams": 0}, "num_beams"),
-    ({"num_beams": 2, "do_sample": True}, "beam search with sampling"),
-    ({"repetition_penalty": 0}, "repetition_penalty"),
-    ({"stop": [""]}, "stop strings"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"temperature": 0}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"num_beams": 0}, "num_beams"),
+        ({"num_beams": 2, "do_sample": True}, "beam search with sampling"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+        ({"stop": [""]}, "stop strings"),
+    ],
+)
 def test_params_reject_bad_values(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         GenerationParams(**kwargs)
@@ -49,15 +52,18 @@ def test_final_text_cuts_before_the_first_stop_then_strips():
     assert final_text("a STOP b ###", ["###", "STOP"]) == ("a", True)
 
 
-@pytest.mark.parametrize("pieces, stop", [
-    (["Hel", "lo wor", "ld", "  "], []),
-    (["  ", "\n", "Answer", ": 42", "\n"], []),
-    (["The ans", "wer is E", "N", "D and more"], ["END"]),
-    (["a ", "b", " #", "#", "# tail"], ["###"]),
-    (["x #", "# y ##", "#"], ["###"]),           # a partial stop that turns out not to be one
-    (["caf", "\ufffd", "é ok"], []),              # half of a multi-byte character is held back
-    (["\nHello", "\nWorld"], ["\n"]),             # stop string right at the start
-])
+@pytest.mark.parametrize(
+    "pieces, stop",
+    [
+        (["Hel", "lo wor", "ld", "  "], []),
+        (["  ", "\n", "Answer", ": 42", "\n"], []),
+        (["The ans", "wer is E", "N", "D and more"], ["END"]),
+        (["a ", "b", " #", "#", "# tail"], ["###"]),
+        (["x #", "# y ##", "#"], ["###"]),  # a partial stop that turns out not to be one
+        (["caf", "\ufffd", "é ok"], []),  # half of a multi-byte character is held back
+        (["\nHello", "\nWorld"], ["\n"]),  # stop string right at the start
+    ],
+)
 def test_stream_pieces_add_up_to_the_batch_answer(pieces, stop):
     expected, _ = final_text("".join(pieces), stop)
     shown = StreamText(stop)
@@ -92,18 +98,31 @@ def test_image_questions_sort_apart_from_text_questions(images):
     assert prompt_length_key(with_image) > prompt_length_key(text_only)
 
 
-@pytest.mark.parametrize("spec, total, expected", [
-    (None, 10, slice(0, 10)), ("0:5", 10, slice(0, 5)), ("3:", 10, slice(3, 10)), (":4", 10, slice(0, 4)),
-    ("9:10", 10, slice(9, 10)),
-])
+@pytest.mark.parametrize(
+    "spec, total, expected",
+    [
+        (None, 10, slice(0, 10)),
+        ("0:5", 10, slice(0, 5)),
+        ("3:", 10, slice(3, 10)),
+        (":4", 10, slice(0, 4)),
+        ("9:10", 10, slice(9, 10)),
+    ],
+)
 def test_slice_parsing(spec, total, expected):
     assert parse_slice(spec, total) == expected
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("10:20", "out of range"), ("0:11", "out of range"), ("5:5", "selects nothing"), ("abc", "START:STOP"),
-    ("-1:3", "START:STOP"), ("3", "START:STOP"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("10:20", "out of range"),
+        ("0:11", "out of range"),
+        ("5:5", "selects nothing"),
+        ("abc", "START:STOP"),
+        ("-1:3", "START:STOP"),
+        ("3", "START:STOP"),
+    ],
+)
 def test_slice_errors_are_clear(spec, fragment):
     with pytest.raises(ConfigError, match=fragment):
         parse_slice(spec, 10)
@@ -120,8 +139,10 @@ def test_media_overrides_replace_config_values_and_keep_frame_modes_exclusive(tm
     from vlmkit.infer.settings import media_from_config, override_media
 
     config = tmp_path / "config.yaml"
-    config.write_text("model: {path: some/model}\n"
-                      "data: {train: data/train, min_pixels: 3136, max_pixels: 50176, nframes: 8, max_frames: 16}\n")
+    config.write_text(
+        "model: {path: some/model}\n"
+        "data: {train: data/train, min_pixels: 3136, max_pixels: 50176, nframes: 8, max_frames: 16}\n"
+    )
     base = media_from_config(config)
     assert base == MediaSettings(min_pixels=3136, max_pixels=50176, nframes=8, fps=None, max_frames=16)
     assert override_media(base) == base

@@ -15,9 +15,11 @@ GREEDY = GenerationParams(max_new_tokens=12)
 @pytest.mark.parametrize("family", QWEN)
 def test_video_questions_answer_and_batch_like_single(engine_for, images, video, family):
     engine = engine_for(family, nframes=4)
-    samples = [request("v", "What happens in the video?", videos=[video]),
-               request("i", "What is this?", images=[images[1]]),
-               request("vi", "Does the picture appear in the video?", images=[images[0]], videos=[video])]
+    samples = [
+        request("v", "What happens in the video?", videos=[video]),
+        request("i", "What is this?", images=[images[1]]),
+        request("vi", "Does the picture appear in the video?", images=[images[0]], videos=[video]),
+    ]
     batched = engine.generate(samples, GREEDY)
     assert [r.error for r in batched] == [None, None, None]
     assert all(r.completion_tokens > 0 for r in batched)
@@ -51,8 +53,9 @@ def test_unreadable_video_fails_alone(engine_for, images, tmp_path):
 
     empty = write_empty_video(tmp_path / "empty.mp4")
     engine = engine_for("qwen2_vl", nframes=4)
-    results = engine.generate([request("e", "What happens?", videos=[empty]),
-                               request("i", "What is this?", images=[images[0]])], GREEDY)
+    results = engine.generate(
+        [request("e", "What happens?", videos=[empty]), request("i", "What is this?", images=[images[0]])], GREEDY
+    )
     assert "empty.mp4" in results[0].error and "frames" in results[0].error
     assert results[1].ok
 

@@ -116,9 +116,11 @@ def test_levenshtein_matches_oracle(a, b):
     assert our_levenshtein(a, b) == levenshtein(a, b)
 
 
-numbers = st.one_of(st.sampled_from(["0", "0.0", "100", "96%", "1e2", " 5", "nan", "inf", "-3", "1,000", "abc", "%"]),
-                    st.floats(allow_nan=False, width=32).map(lambda f: f"{f:g}"),
-                    st.text(alphabet="0123.%-e ", max_size=6))
+numbers = st.one_of(
+    st.sampled_from(["0", "0.0", "100", "96%", "1e2", " 5", "nan", "inf", "-3", "1,000", "abc", "%"]),
+    st.floats(allow_nan=False, width=32).map(lambda f: f"{f:g}"),
+    st.text(alphabet="0123.%-e ", max_size=6),
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -80,8 +80,34 @@ def test_bad_arguments():
     assert vqa_accuracy("yes", "yes") == 0.0  # a bare string is one answer
 
 
-TOKENS = ["yes", "Yes", "no", "2", "two", "the", "a", "dog", "dog.", "hot-dog", "hot dog", "1,000", "1000",
-          "don't", "dont", "it's", "x!", "(x)", " yes ", "yes\n", "none", "0", "3.5", "a.m.", "x;y", "a/b"]
+TOKENS = [
+    "yes",
+    "Yes",
+    "no",
+    "2",
+    "two",
+    "the",
+    "a",
+    "dog",
+    "dog.",
+    "hot-dog",
+    "hot dog",
+    "1,000",
+    "1000",
+    "don't",
+    "dont",
+    "it's",
+    "x!",
+    "(x)",
+    " yes ",
+    "yes\n",
+    "none",
+    "0",
+    "3.5",
+    "a.m.",
+    "x;y",
+    "a/b",
+]
 text = st.one_of(st.sampled_from(TOKENS), st.text(alphabet="ab .,-!?/'(0123\n\t", max_size=12))
 
 

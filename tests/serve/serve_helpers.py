@@ -31,6 +31,9 @@ def mp4_data_url(tmp_path, n_frames=4) -> str:
 
 
 def ask(question: str, image: str | None = None) -> dict:
-    content = question if image is None else [{"type": "image_url", "image_url": {"url": image}},
-                                              {"type": "text", "text": question}]
+    content = (
+        question
+        if image is None
+        else [{"type": "image_url", "image_url": {"url": image}}, {"type": "text", "text": question}]
+    )
     return {"role": "user", "content": content}

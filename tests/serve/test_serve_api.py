@@ -27,8 +27,13 @@ def test_image_question_counts_the_image_tokens(client):
 
 
 def test_video_question(client, tmp_path):
-    message = {"role": "user", "content": [{"type": "video_url", "video_url": {"url": mp4_data_url(tmp_path)}},
-                                           {"type": "text", "text": "What happens?"}]}
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "video_url", "video_url": {"url": mp4_data_url(tmp_path)}},
+            {"type": "text", "text": "What happens?"},
+        ],
+    }
     reply = client.chat.completions.create(messages=[message], **GREEDY)
     assert reply.usage.prompt_tokens > 20 and reply.choices[0].finish_reason in ("stop", "length")
 
@@ -36,8 +41,9 @@ def test_video_question(client, tmp_path):
 def test_streaming_gives_the_same_text_and_usage_at_the_end(client):
     messages = [ask("Describe it.", png_data_url(seed=1))]
     whole = client.chat.completions.create(messages=messages, **GREEDY)
-    chunks = list(client.chat.completions.create(messages=messages, stream=True,
-                                                 stream_options={"include_usage": True}, **GREEDY))
+    chunks = list(
+        client.chat.completions.create(messages=messages, stream=True, stream_options={"include_usage": True}, **GREEDY)
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
@@ -54,8 +60,10 @@ def test_multi_turn_conversation_keeps_the_history(client):
     history = [first, {"role": "assistant", "content": one.choices[0].message.content}, ask("Are you sure?")]
     two = client.chat.completions.create(messages=history, **GREEDY)
     assert two.usage.prompt_tokens > one.usage.prompt_tokens + one.usage.completion_tokens
-    system = {"role": "system", "content": "Answer every question about the picture with one short word, "
-                                           "and never use any punctuation at all."}  # longer than Qwen's default
+    system = {
+        "role": "system",
+        "content": "Answer every question about the picture with one short word, and never use any punctuation at all.",
+    }  # longer than Qwen's default
     with_system = client.chat.completions.create(messages=[system, *history], **GREEDY)
     assert with_system.usage.prompt_tokens > two.usage.prompt_tokens
 
@@ -66,15 +74,18 @@ def test_stop_sequences_and_max_tokens_are_honoured(client):
     full = client.chat.completions.create(messages=[ask("Count.")], model=MODEL, temperature=0, max_tokens=12)
     text = full.choices[0].message.content
     if len(text) > 2:  # cut at a stop string taken from the answer itself
-        stopped = client.chat.completions.create(messages=[ask("Count.")], model=MODEL, temperature=0,
-                                                 max_tokens=12, stop=[text[2:4]])
+        stopped = client.chat.completions.create(
+            messages=[ask("Count.")], model=MODEL, temperature=0, max_tokens=12, stop=[text[2:4]]
+        )
         assert stopped.choices[0].message.content == text[: text.index(text[2:4])]
 
 
 def test_sampling_with_a_seed_is_repeatable(client):
     args = dict(messages=[ask("Say something.")], model=MODEL, temperature=1.0, top_p=0.9, seed=7, max_tokens=8)
-    assert (client.chat.completions.create(**args).choices[0].message.content
-            == client.chat.completions.create(**args).choices[0].message.content)
+    assert (
+        client.chat.completions.create(**args).choices[0].message.content
+        == client.chat.completions.create(**args).choices[0].message.content
+    )
 
 
 def test_concurrent_requests_each_get_their_own_answer(client, server):
@@ -95,8 +106,17 @@ def test_models_health_and_stats(client, server):
         client.models.retrieve("gpt-4o")
 
 
-@pytest.mark.parametrize("host, status", [("evil.example", 400), ("evil.example:80", 400), ("127.0.0.1.nip.io", 400),
-                                          ("localhost", 200), ("[::1]:8000", 200), ("127.0.0.1", 200)])
+@pytest.mark.parametrize(
+    "host, status",
+    [
+        ("evil.example", 400),
+        ("evil.example:80", 400),
+        ("127.0.0.1.nip.io", 400),
+        ("localhost", 200),
+        ("[::1]:8000", 200),
+        ("127.0.0.1", 200),
+    ],
+)
 def test_only_loopback_host_names_are_answered_by_default(server, host, status):
     """A page on another site that rebinds its DNS name to 127.0.0.1 still sends its own name as Host."""
     response = httpx.get(f"{server.url}/v1/models", headers={"Host": host})

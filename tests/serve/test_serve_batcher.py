@@ -58,8 +58,11 @@ def test_requests_with_different_params_share_a_batch_but_not_a_generate_call(en
 
 def test_a_bad_request_fails_alone(engine):
     batcher = DynamicBatcher(engine, max_batch=8, max_wait_s=0.01)
-    calls = [batcher.generate(sample(0), GREEDY), batcher.generate(sample(1, text="  "), GREEDY),
-             batcher.generate(sample(2), GREEDY)]
+    calls = [
+        batcher.generate(sample(0), GREEDY),
+        batcher.generate(sample(1, text="  "), GREEDY),
+        batcher.generate(sample(2), GREEDY),
+    ]
     good, bad, other = asyncio.run(run_queued(batcher, calls))
     assert good.ok and other.ok and not bad.ok and "empty question" in bad.error
 

@@ -14,8 +14,9 @@ import pytest
 
 def vlmkit(*args, env=None, **kwargs):
     command = [sys.executable, "-m", "vlmkit", *args]
-    return subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def first_line_with(stream, needle: str, timeout: float = 180) -> str:
@@ -30,22 +31,39 @@ def first_line_with(stream, needle: str, timeout: float = 180) -> str:
 
 def test_serve_command_runs_a_keyed_server_and_stops_on_ctrl_c(tiny_model):
     model = tiny_model("qwen2_vl")
-    process = vlmkit("serve", "--model", str(model), "--port", "0", "--max-batch", "4", "--max-tokens", "16",
-                     env={"VLMKIT_API_KEY": "sesame-123"})
+    process = vlmkit(
+        "serve",
+        "--model",
+        str(model),
+        "--port",
+        "0",
+        "--max-batch",
+        "4",
+        "--max-tokens",
+        "16",
+        env={"VLMKIT_API_KEY": "sesame-123"},
+    )
     try:
         line = first_line_with(process.stdout, "serving")
         url = line.split(" on ", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:") and f"serving {model.name} on" in line
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="sesame-123", max_retries=0)
-        reply = client.chat.completions.create(model=model.name, messages=[{"role": "user", "content": "Hi?"}],
-                                               max_tokens=4, temperature=0)
+        reply = client.chat.completions.create(
+            model=model.name, messages=[{"role": "user", "content": "Hi?"}], max_tokens=4, temperature=0
+        )
         assert reply.usage.completion_tokens > 0
-        assert client.chat.completions.create(model=str(model), messages=[{"role": "user", "content": "Hi?"}],
-                                              max_tokens=4).usage.completion_tokens > 0  # the path is an alias
+        assert (
+            client.chat.completions.create(
+                model=str(model), messages=[{"role": "user", "content": "Hi?"}], max_tokens=4
+            ).usage.completion_tokens
+            > 0
+        )  # the path is an alias
         assert httpx.get(f"{url}/v1/models").status_code == 401
-        too_many = httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": "Bearer sesame-123"},
-                              json={"model": model.name, "messages": [{"role": "user", "content": "Hi?"}],
-                                    "max_tokens": 17})
+        too_many = httpx.post(
+            f"{url}/v1/chat/completions",
+            headers={"Authorization": "Bearer sesame-123"},
+            json={"model": model.name, "messages": [{"role": "user", "content": "Hi?"}], "max_tokens": 17},
+        )
         assert too_many.status_code == 400
     finally:
         process.send_signal(signal.SIGINT)
@@ -57,11 +75,14 @@ def test_serve_command_runs_a_keyed_server_and_stops_on_ctrl_c(tiny_model):
     assert process.returncode == 0, process.stderr.read()
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (["--allow-remote-media", "--trusted-network", "nonsense"], {}, "--trusted-network"),
-    (["--trusted-network", "10.0.0.0/8"], {}, "only makes sense with --allow-remote-media"),
-    ([], {"VLMKIT_API_KEY": " "}, "--api-key is empty"),
-])
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--allow-remote-media", "--trusted-network", "nonsense"], {}, "--trusted-network"),
+        (["--trusted-network", "10.0.0.0/8"], {}, "only makes sense with --allow-remote-media"),
+        ([], {"VLMKIT_API_KEY": " "}, "--api-key is empty"),
+    ],
+)
 def test_bad_options_are_one_line_errors(args, env, message):
     process = vlmkit("serve", "--model", "some-model", *args, env=env)
     _, stderr = process.communicate(timeout=60)

@@ -29,12 +29,21 @@ def to_sample(req, tmp_path, policy=None, video=True):
 
 
 def test_plain_string_and_part_lists_become_one_sample(tmp_path):
-    sample = to_sample(request(
-        {"role": "developer", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url()}},
-                                     {"type": "text", "text": "What colour?"}]},
-        {"role": "assistant", "content": "Orange."},
-        {"role": "user", "content": "And the shape?"}), tmp_path)
+    sample = to_sample(
+        request(
+            {"role": "developer", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image_url()}},
+                    {"type": "text", "text": "What colour?"},
+                ],
+            },
+            {"role": "assistant", "content": "Orange."},
+            {"role": "user", "content": "And the shape?"},
+        ),
+        tmp_path,
+    )
     roles = [m.role for m in sample.messages]
     assert roles == ["system", "user", "assistant", "user"]
     image = sample.messages[1].content[0]
@@ -45,19 +54,27 @@ def test_plain_string_and_part_lists_become_one_sample(tmp_path):
 
 
 def test_consecutive_messages_of_one_role_are_merged(tmp_path):
-    sample = to_sample(request({"role": "user", "content": "Look:"},
-                               {"role": "user", "content": [{"type": "image_url", "image_url": image_url()}]},
-                               {"role": "user", "content": "what is it?"}), tmp_path)
+    sample = to_sample(
+        request(
+            {"role": "user", "content": "Look:"},
+            {"role": "user", "content": [{"type": "image_url", "image_url": image_url()}]},
+            {"role": "user", "content": "what is it?"},
+        ),
+        tmp_path,
+    )
     assert len(sample.messages) == 1
     kinds = [type(p) for p in sample.messages[0].content]
     assert kinds == [TextPart, ImagePart, TextPart]
 
 
-@pytest.mark.parametrize("messages, words", [
-    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "last message"),
-    ([{"role": "assistant", "content": "hi"}, {"role": "user", "content": "q"}], "first non-system"),
-    ([{"role": "system", "content": "s"}], "last message"),
-])
+@pytest.mark.parametrize(
+    "messages, words",
+    [
+        ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "last message"),
+        ([{"role": "assistant", "content": "hi"}, {"role": "user", "content": "q"}], "first non-system"),
+        ([{"role": "system", "content": "s"}], "last message"),
+    ],
+)
 def test_turn_order_problems_are_400(tmp_path, messages, words):
     with pytest.raises(ApiError) as info:
         to_sample(request(*messages), tmp_path)
@@ -65,8 +82,15 @@ def test_turn_order_problems_are_400(tmp_path, messages, words):
 
 
 def test_media_refusals_name_the_message_and_part(tmp_path):
-    req = request({"role": "user", "content": [{"type": "text", "text": "q"},
-                                                {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]})
+    req = request(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "q"},
+                {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}},
+            ],
+        }
+    )
     with pytest.raises(ApiError) as info:
         to_sample(req, tmp_path)
     assert info.value.message.startswith("messages[0].content[1]: ")
@@ -83,8 +107,12 @@ def test_too_many_media_parts_are_413(tmp_path):
 def test_videos_are_written_probed_and_refused_where_unsupported(tmp_path):
     video = write_video(tmp_path / "clip.mp4", n_frames=6)
     url = "data:video/mp4;base64," + base64.b64encode(video.read_bytes()).decode()
-    req = request({"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}},
-                                               {"type": "text", "text": "What happens?"}]})
+    req = request(
+        {
+            "role": "user",
+            "content": [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": "What happens?"}],
+        }
+    )
     part = to_sample(req, tmp_path).messages[0].content[0]
     assert isinstance(part, VideoPart) and part.video.endswith(".mp4")
     with pytest.raises(ApiError) as info:
@@ -106,8 +134,9 @@ def test_bytes_that_are_not_a_video_are_400(tmp_path):
 
 
 def params(**fields):
-    return request_to_params(request({"role": "user", "content": "q"}, **fields), default_max_tokens=32,
-                             max_tokens_cap=100)
+    return request_to_params(
+        request({"role": "user", "content": "q"}, **fields), default_max_tokens=32, max_tokens_cap=100
+    )
 
 
 def test_sampling_fields_map_to_generation_params():
@@ -125,10 +154,20 @@ def test_max_tokens_over_the_cap_is_400():
     assert info.value.status == 400 and info.value.param == "max_tokens"
 
 
-@pytest.mark.parametrize("fields", [{"n": 2}, {"tools": [{"type": "function"}]}, {"logprobs": True},
-                                    {"stop": ["a", "b", "c", "d", "e"]}, {"temperature": 3},
-                                    {"response_format": {"type": "json_object"}}, {"stream": "yes"},
-                                    {"max_tokens": 0}, {"messages": []}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"n": 2},
+        {"tools": [{"type": "function"}]},
+        {"logprobs": True},
+        {"stop": ["a", "b", "c", "d", "e"]},
+        {"temperature": 3},
+        {"response_format": {"type": "json_object"}},
+        {"stream": "yes"},
+        {"max_tokens": 0},
+        {"messages": []},
+    ],
+)
 def test_unsupported_or_out_of_range_fields_fail_validation(fields):
     body = {"model": "m", "messages": [{"role": "user", "content": "q"}], **fields}
     with pytest.raises(ValidationError):

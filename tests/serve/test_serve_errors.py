@@ -14,8 +14,13 @@ from serve_helpers import MODEL, ask, png_data_url, start_server
 @pytest.fixture(scope="module")
 def strict_server(engine):
     """Small caps, and remote media allowed, so the SSRF guard (not the on/off switch) answers."""
-    srv = start_server(engine, max_body_bytes=200_000, max_tokens_cap=64, max_queue=64,
-                       media={"max_image_bytes": 20_000, "max_image_pixels": 256 * 256, "allow_remote": True})
+    srv = start_server(
+        engine,
+        max_body_bytes=200_000,
+        max_tokens_cap=64,
+        max_queue=64,
+        media={"max_image_bytes": 20_000, "max_image_pixels": 256 * 256, "allow_remote": True},
+    )
     yield srv
     srv.__exit__()
 
@@ -36,8 +41,9 @@ def image_chat(url: str) -> dict:
 
 def post(url, body=None, *, raw=None, headers=None):
     headers = {"Content-Type": "application/json", **(headers or {})}
-    return httpx.post(f"{url}/v1/chat/completions", json=body if raw is None else None,
-                      content=raw, headers=headers, timeout=60)
+    return httpx.post(
+        f"{url}/v1/chat/completions", json=body if raw is None else None, content=raw, headers=headers, timeout=60
+    )
 
 
 BAD_REQUESTS = {
@@ -54,8 +60,11 @@ BAD_REQUESTS = {
     "oversized image": (dict(body=image_chat(noise_png_url(120))), 413, "image_too_large"),
     "too many pixels": (dict(body=image_chat(png_data_url(300, 300))), 413, "image_too_large"),
     "oversized body": (dict(body=chat(messages=[ask("x" * 300_000)])), 413, "request_too_large"),
-    "non-image bytes": (dict(body=image_chat("data:image/png;base64," + base64.b64encode(b"MZ\x90\x00" * 50).decode())),
-                        400, "invalid_image"),
+    "non-image bytes": (
+        dict(body=image_chat("data:image/png;base64," + base64.b64encode(b"MZ\x90\x00" * 50).decode())),
+        400,
+        "invalid_image",
+    ),
     "file:///etc/passwd": (dict(body=image_chat("file:///etc/passwd")), 400, "local_media_refused"),
     "local path": (dict(body=image_chat("/etc/passwd")), 400, "local_media_refused"),
     "URL to 127.0.0.1": (dict(body=image_chat("http://127.0.0.1:22/x.png")), 400, "media_url_refused"),
@@ -63,8 +72,11 @@ BAD_REQUESTS = {
     "URL to localhost": (dict(body=image_chat("http://localhost/x.png")), 400, "media_url_refused"),
     "unknown model": (dict(body=chat(model="gpt-4o")), 404, "model_not_found"),
     "max_tokens 10^9": (dict(body=chat(max_tokens=10**9)), 400, "max_tokens_too_large"),
-    "last turn not user": (dict(body=chat(messages=[ask("q"), {"role": "assistant", "content": "a"}])), 400,
-                           "invalid_messages"),
+    "last turn not user": (
+        dict(body=chat(messages=[ask("q"), {"role": "assistant", "content": "a"}])),
+        400,
+        "invalid_messages",
+    ),
     "empty question": (dict(body=chat(messages=[ask("   ")])), 400, "invalid_messages"),
     "image token in text": (dict(body=chat(messages=[ask("<|image_pad|> what?")])), 400, "invalid_messages"),
 }
@@ -113,8 +125,9 @@ def test_streaming_requests_are_refused_before_the_stream_starts(strict_server):
 
 
 def test_a_client_that_hangs_up_mid_stream_does_not_stop_the_server(strict_server):
-    with httpx.stream("POST", f"{strict_server.url}/v1/chat/completions", json=chat(stream=True, max_tokens=64),
-                      timeout=60) as response:
+    with httpx.stream(
+        "POST", f"{strict_server.url}/v1/chat/completions", json=chat(stream=True, max_tokens=64), timeout=60
+    ) as response:
         assert response.status_code == 200
         first = next(response.iter_lines())
         assert first.startswith("data: ")

@@ -65,13 +65,15 @@ def site():
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    handler.routes.update({
-        "/cat.png": (200, {"Content-Type": "image/png"}, png_bytes()),
-        "/to-cat": (302, {"Location": "/cat.png"}, b""),
-        "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
-        "/page.html": (200, {"Content-Type": "text/html"}, b"<html>not an image</html>"),
-        "/big.png": (200, {"Content-Type": "image/png"}, noise_png(64)),
-    })
+    handler.routes.update(
+        {
+            "/cat.png": (200, {"Content-Type": "image/png"}, png_bytes()),
+            "/to-cat": (302, {"Location": "/cat.png"}, b""),
+            "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
+            "/page.html": (200, {"Content-Type": "text/html"}, b"<html>not an image</html>"),
+            "/big.png": (200, {"Content-Type": "image/png"}, noise_png(64)),
+        }
+    )
     yield base, handler.hits
     server.shutdown()
     server.server_close()
@@ -111,12 +113,15 @@ def test_too_many_pixels_are_413_before_decoding():
     assert "300x300" in error.message
 
 
-@pytest.mark.parametrize("payload, mime, words", [
-    (b"%PDF-1.4 not an image", "image/png", "PDF"),
-    (b"hello, world", "image/png", "not an image"),
-    (png_bytes()[:60], "image/png", "corrupt"),
-    (png_bytes(), "text/plain", "not an image"),
-])
+@pytest.mark.parametrize(
+    "payload, mime, words",
+    [
+        (b"%PDF-1.4 not an image", "image/png", "PDF"),
+        (b"hello, world", "image/png", "not an image"),
+        (png_bytes()[:60], "image/png", "corrupt"),
+        (png_bytes(), "text/plain", "not an image"),
+    ],
+)
 def test_non_image_bytes_are_refused_with_the_reason(payload, mime, words):
     assert words in refused(data_url(payload, mime), MediaPolicy()).message
 
@@ -130,8 +135,19 @@ def test_invalid_base64_and_non_base64_data_urls_are_refused():
 # --- local files and schemes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "FILE:///etc/passwd", "/etc/passwd", "etc/passwd",
-                                 "../secrets.png", "~/.ssh/id_rsa", "C:\\Windows\\win.ini", "  /etc/passwd"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "FILE:///etc/passwd",
+        "/etc/passwd",
+        "etc/passwd",
+        "../secrets.png",
+        "~/.ssh/id_rsa",
+        "C:\\Windows\\win.ini",
+        "  /etc/passwd",
+    ],
+)
 def test_local_paths_are_never_read(url):
     assert refused(url, MediaPolicy(allow_remote=True), code="local_media_refused")
 
@@ -150,9 +166,26 @@ def test_remote_urls_are_off_by_default(local_site):
 # --- SSRF guard --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254",
-                                     "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "fe80::1",
-                                     "fc00::1", "::ffff:127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:7f00:1::",
+    ],
+)
 def test_non_public_addresses_are_not_public(address):
     assert not is_public_address(ipaddress.ip_address(address))
 
@@ -162,8 +195,20 @@ def test_public_addresses_are_public(address):
     assert is_public_address(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1", "2130706433", "0x7f000001", "[::1]",
-                                  "[::ffff:127.0.0.1]", "169.254.169.254", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "localhost",
+        "127.1",
+        "2130706433",
+        "0x7f000001",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "169.254.169.254",
+        "0.0.0.0",
+    ],
+)
 def test_urls_to_the_server_itself_or_metadata_are_refused_before_connecting(local_site, host):
     base, hits = local_site
     port = base.rsplit(":", 1)[1]

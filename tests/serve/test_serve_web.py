@@ -10,8 +10,10 @@ from serve_helpers import start_server
 from vlmkit.data.synthetic import make_image, write_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; "
-                                                          "scripts/test-system-deps.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs Debian's chromium (apt-get install chromium; scripts/test-system-deps.sh installs it)",
+)
 ANSWERED = ".message.assistant.done:not(.failed)"
 
 
@@ -21,8 +23,15 @@ def browser():
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-dev-shm-usage", "--no-first-run"])
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -60,8 +69,9 @@ def connected(page) -> None:
 def chat_bodies(page) -> list:
     """Collects the JSON bodies the page POSTs to /v1/chat/completions."""
     bodies = []
-    page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/chat/completions")
-            else None)
+    page.on(
+        "request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/chat/completions") else None
+    )
     return bodies
 
 
@@ -104,12 +114,15 @@ def test_drop_a_video_and_ask(server, page, tmp_path):
     video = write_video(tmp_path / "clip.mp4", n_frames=4)
     bodies = chat_bodies(page)
     start_chat(page, server.url)
-    page.evaluate("""([name, bytes]) => {
+    page.evaluate(
+        """([name, bytes]) => {
         const file = new File([new Uint8Array(bytes)], name, {type: "video/mp4"});
         const drop = new DataTransfer();
         drop.items.add(file);
         document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: drop}));
-    }""", ["clip.mp4", list(video.read_bytes())])
+    }""",
+        ["clip.mp4", list(video.read_bytes())],
+    )
     page.wait_for_selector("#preview video")
     page.fill("#question", "What happens?")
     page.click("#send")

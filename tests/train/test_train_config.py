@@ -37,8 +37,10 @@ def test_defaults_and_derived_values(tmp_path):
 def test_paths_resolve_against_the_config_file_and_hub_ids_stay(tmp_path):
     (tmp_path / "models" / "tiny").mkdir(parents=True)
     (tmp_path / "cfg").mkdir()
-    path = write_config(tmp_path / "cfg" / "exp.yaml", {
-        "model": {"path": "../models/tiny"}, "data": {"train": "../data/train", "eval": "val"}})
+    path = write_config(
+        tmp_path / "cfg" / "exp.yaml",
+        {"model": {"path": "../models/tiny"}, "data": {"train": "../data/train", "eval": "val"}},
+    )
     config = load_config(path)
     assert config.model.path == str((tmp_path / "models" / "tiny").resolve())
     assert config.data.train == str((tmp_path / "data" / "train").resolve())
@@ -49,28 +51,42 @@ def test_paths_resolve_against_the_config_file_and_hub_ids_stay(tmp_path):
 
 
 def test_overrides_are_typed_and_nested(tmp_path):
-    patch = parse_overrides(["lora.rank=16", "lora.targets=[q_proj, v_proj]", "train.gradient_checkpointing=true",
-                             "optim.lr=1e-4", "data.eval=null"])
-    assert patch == {"lora": {"rank": 16, "targets": ["q_proj", "v_proj"]}, "train": {"gradient_checkpointing": True},
-                     "optim": {"lr": 1e-4}, "data": {"eval": None}}
+    patch = parse_overrides(
+        [
+            "lora.rank=16",
+            "lora.targets=[q_proj, v_proj]",
+            "train.gradient_checkpointing=true",
+            "optim.lr=1e-4",
+            "data.eval=null",
+        ]
+    )
+    assert patch == {
+        "lora": {"rank": 16, "targets": ["q_proj", "v_proj"]},
+        "train": {"gradient_checkpointing": True},
+        "optim": {"lr": 1e-4},
+        "data": {"eval": None},
+    }
     config = config_from_dict({"model": {"path": "m"}, "data": {"train": "d"}}, ["lora.rank=16", "optim.lr=1e-4"])
     assert config.lora.rank == 16 and config.optim.lr == 1e-4
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         parse_overrides(["lora.rank"])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["lora.rnk=8"], r"lora\.rnk: unknown key \(did you mean 'lora\.rank'\?\)"),
-    (["lora.rank=0"], r"lora\.rank: Input should be greater than or equal to 1 \(got 0\)"),
-    (["method=dora"], r"method: Input should be 'lora', 'qlora' or 'full'"),
-    (["optim.scheduler=exp"], r"optim\.scheduler: Input should be 'cosine', 'linear' or 'constant'"),
-    (["data.nframes=8", "data.fps=2"], r"data: set either nframes or fps"),
-    (["trian.max_steps=3"], r"trian: unknown key \(did you mean 'train'\?\)"),
-    (["eval.every=10"], r"eval\.every: needs a held-out set in data\.eval"),
-    (["freeze.language_model=false"], r"freeze\.language_model: false .* Use method: full"),
-    (["model.family=qwen9"], r"model\.family: unknown family 'qwen9'"),
-    (["lora.dropout=1.5"], r"lora\.dropout: Input should be less than 1"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["lora.rnk=8"], r"lora\.rnk: unknown key \(did you mean 'lora\.rank'\?\)"),
+        (["lora.rank=0"], r"lora\.rank: Input should be greater than or equal to 1 \(got 0\)"),
+        (["method=dora"], r"method: Input should be 'lora', 'qlora' or 'full'"),
+        (["optim.scheduler=exp"], r"optim\.scheduler: Input should be 'cosine', 'linear' or 'constant'"),
+        (["data.nframes=8", "data.fps=2"], r"data: set either nframes or fps"),
+        (["trian.max_steps=3"], r"trian: unknown key \(did you mean 'train'\?\)"),
+        (["eval.every=10"], r"eval\.every: needs a held-out set in data\.eval"),
+        (["freeze.language_model=false"], r"freeze\.language_model: false .* Use method: full"),
+        (["model.family=qwen9"], r"model\.family: unknown family 'qwen9'"),
+        (["lora.dropout=1.5"], r"lora\.dropout: Input should be less than 1"),
+    ],
+)
 def test_invalid_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict({"model": {"path": "m"}, "data": {"train": "d"}}, overrides)
@@ -96,8 +112,9 @@ def test_missing_data_folder_fails_before_the_model_loads(tmp_path):
 
 def test_family_mismatch_fails_before_the_model_loads(tmp_path, image_data):
     model = _header_only_model(tmp_path / "model", "qwen2_vl")
-    config = config_from_dict(base_config(model, image_data, tmp_path / "run", model={"path": str(model),
-                                                                                      "family": "llava"}))
+    config = config_from_dict(
+        base_config(model, image_data, tmp_path / "run", model={"path": str(model), "family": "llava"})
+    )
     with pytest.raises(ConfigError, match=r"model\.family: the config says 'llava' but .* is a qwen2_vl checkpoint"):
         train(config)
 
@@ -105,8 +122,9 @@ def test_family_mismatch_fails_before_the_model_loads(tmp_path, image_data):
 def test_processor_of_another_family_is_refused(tmp_path, image_data):
     model = _header_only_model(tmp_path / "model", "qwen2_vl")
     processor = _header_only_model(tmp_path / "processor", "llava", processor_class="LlavaProcessor")
-    config = config_from_dict(base_config(model, image_data, tmp_path / "run",
-                                          model={"path": str(model), "processor": str(processor)}))
+    config = config_from_dict(
+        base_config(model, image_data, tmp_path / "run", model={"path": str(model), "processor": str(processor)})
+    )
     with pytest.raises(ConfigError, match=r"model\.processor: .* is a LlavaProcessor, .* qwen2_vl family"):
         train(config)
     wrong_own = _header_only_model(tmp_path / "model2", "qwen2_vl", processor_class="SmolVLMProcessor")

@@ -37,12 +37,20 @@ def _compare(base, adapter_dir, merged_dir, samples):
 
 def test_cli_train_then_export_merges_lora_extras_and_projector(tiny_model, image_data, tmp_path, capsys):
     base = tiny_model("qwen2_vl")
-    config = write_config(tmp_path / "exp.yaml", base_config(
-        base, image_data, tmp_path / "unused", optim={"lr": 3e-2}, lora={"targets_extra": ["lm_head"]},
-        freeze={"projector": False}, train={"batch_size": 4, "max_steps": 100}))
+    config = write_config(
+        tmp_path / "exp.yaml",
+        base_config(
+            base,
+            image_data,
+            tmp_path / "unused",
+            optim={"lr": 3e-2},
+            lora={"targets_extra": ["lm_head"]},
+            freeze={"projector": False},
+            train={"batch_size": 4, "max_steps": 100},
+        ),
+    )
     run_dir = tmp_path / "run"
-    main(["train", str(config), "train.max_steps=6", f"data.eval={image_data}", "eval.every=3",
-          "--out", str(run_dir)])
+    main(["train", str(config), "train.max_steps=6", f"data.eval={image_data}", "eval.every=3", "--out", str(run_dir)])
     assert "done: 6 steps" in capsys.readouterr().out
     history = json.loads((run_dir / "log_history.json").read_text())
     assert [row["step"] for row in history if "eval_loss" in row] == [3, 6, 6]  # every 3 steps + the final eval
@@ -60,7 +68,9 @@ def test_cli_train_then_export_merges_lora_extras_and_projector(tiny_model, imag
     plain = load_model(base).model
     batch = VlmCollator(AutoProcessor.from_pretrained(out), get_family("qwen2_vl"))(samples)
     with torch.no_grad():
-        assert (plain(**batch).logits - AutoModelForImageTextToText.from_pretrained(out)(**batch).logits).abs().max() > 1e-2
+        assert (
+            plain(**batch).logits - AutoModelForImageTextToText.from_pretrained(out)(**batch).logits
+        ).abs().max() > 1e-2
 
     with pytest.raises(VlmkitError, match="not empty"):
         export_merged(run_dir, out)
@@ -75,9 +85,16 @@ def test_tied_embeddings_with_lora_on_both_sides_export_exactly(tiny_model, imag
     model.save_pretrained(tied)
     AutoProcessor.from_pretrained(tiny_model("qwen2_vl")).save_pretrained(tied)
 
-    config = config_from_dict(base_config(tied, image_data, tmp_path / "run", optim={"lr": 3e-2},
-                                          lora={"targets_extra": ["lm_head", "embed_tokens"]},
-                                          train={"batch_size": 4, "max_steps": 3}))
+    config = config_from_dict(
+        base_config(
+            tied,
+            image_data,
+            tmp_path / "run",
+            optim={"lr": 3e-2},
+            lora={"targets_extra": ["lm_head", "embed_tokens"]},
+            train={"batch_size": 4, "max_steps": 3},
+        )
+    )
     run = train(config)
     out = export_merged(run.run_dir, tmp_path / "merged")
     merged = AutoModelForImageTextToText.from_pretrained(out)
@@ -99,13 +116,23 @@ def test_qlora_trains_on_a_4bit_base_and_merges_in_full_precision(tiny_model, im
     class Inspect(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             seen["4bit"] = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
-            seen["vision"] = {n: p.detach().clone() for n, p in model.named_parameters() if family.group_of(n) == "vision"}
+            seen["vision"] = {
+                n: p.detach().clone() for n, p in model.named_parameters() if family.group_of(n) == "vision"
+            }
 
         def on_train_end(self, args, state, control, model=None, **kwargs):
             seen["after"] = {n: p for n, p in model.named_parameters() if n in seen["vision"]}
 
-    config = config_from_dict(base_config(base, image_data, tmp_path / "run", method="qlora", optim={"lr": 3e-2},
-                                          train={"batch_size": 4, "max_steps": 3}))
+    config = config_from_dict(
+        base_config(
+            base,
+            image_data,
+            tmp_path / "run",
+            method="qlora",
+            optim={"lr": 3e-2},
+            train={"batch_size": 4, "max_steps": 3},
+        )
+    )
     run = train(config, callbacks=[Inspect()])
     assert seen["4bit"] and all(family.group_of(n + ".weight") == "language_model" for n in seen["4bit"])
     assert all(torch.equal(seen["vision"][n], seen["after"][n]) for n in seen["vision"])

@@ -31,8 +31,16 @@ class KeepModel(TrainerCallback):
 def test_lora_trains_only_adapters_and_reloads(family, tiny_model, image_data, tmp_path):
     base = tiny_model(family)
     before = load_model(base).model.state_dict()
-    config = config_from_dict(base_config(base, image_data, tmp_path / "run", lora={"rank": 8, "alpha": 16},
-                                          optim={"lr": 1e-2}, train={"batch_size": 4, "max_steps": 24}))
+    config = config_from_dict(
+        base_config(
+            base,
+            image_data,
+            tmp_path / "run",
+            lora={"rank": 8, "alpha": 16},
+            optim={"lr": 1e-2},
+            train={"batch_size": 4, "max_steps": 24},
+        )
+    )
     keep = KeepModel()
     result = train(config, callbacks=[keep])
 
@@ -45,8 +53,9 @@ def test_lora_trains_only_adapters_and_reloads(family, tiny_model, image_data, t
 
     # the frozen vision tower and projector are bit-identical after training
     adapter = get_family(family)
-    trained = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
-               for k, v in keep.model.state_dict().items()}
+    trained = {
+        k.replace("base_model.model.", "").replace(".base_layer", ""): v for k, v in keep.model.state_dict().items()
+    }
     frozen = [k for k in before if adapter.group_of(k) in ("vision", "projector")]
     assert frozen and all(torch.equal(before[k], trained[k]) for k in frozen)
 

@@ -17,8 +17,9 @@ def test_answer_only_loss_equals_the_full_loss(family, tiny_model, image_data):
 
     loaded = load_model(tiny_model(family))
     torch.manual_seed(0)
-    model = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=loaded.family.lora_target_regex(),
-                                                    init_lora_weights=False))
+    model = get_peft_model(
+        loaded.model, LoraConfig(r=4, target_modules=loaded.family.lora_target_regex(), init_lora_weights=False)
+    )
     assert supports_answer_only_logits(model)
     batch = VlmCollator(loaded.processor, loaded.family)(read_samples(image_data)[:3])
 
@@ -42,10 +43,10 @@ def test_true_mean_is_reported_while_the_gradient_keeps_the_expected_normalisati
     from vlmkit.train.loss import report_true_mean
 
     w = torch.tensor(2.0, requires_grad=True)
-    summed = w * 3.0                      # a batch whose token losses sum to 6 over 3 tokens
+    summed = w * 3.0  # a batch whose token losses sum to 6 over 3 tokens
     loss = report_true_mean(summed / 6.0, expected=6.0, actual=3.0)
     loss.backward()
-    assert loss.item() == pytest.approx(2.0)          # 6 / 3: the batch's real token mean
+    assert loss.item() == pytest.approx(2.0)  # 6 / 3: the batch's real token mean
     assert w.grad.item() == pytest.approx(3.0 / 6.0)  # d(sum / expected) / dw
 
 
@@ -65,10 +66,10 @@ def test_lengths_and_grouped_order(tiny_model, image_data):
     key = [int(n) for n in torch.randint(10, 500, (64,), generator=torch.Generator().manual_seed(0))]
     sampler = GroupedByLengthSampler(key, group_size=4, seed=1)
     order = list(sampler)
-    assert sorted(order) == list(range(64)) and order == list(sampler)   # a permutation, reproducible
+    assert sorted(order) == list(range(64)) and order == list(sampler)  # a permutation, reproducible
 
     def padding(indices):
-        batches = [[key[i] for i in indices[j:j + 4]] for j in range(0, 64, 4)]
+        batches = [[key[i] for i in indices[j : j + 4]] for j in range(0, 64, 4)]
         return sum(max(b) * len(b) - sum(b) for b in batches)
 
     assert padding(order) < padding(torch.randperm(64).tolist()) / 2  # similar lengths share a batch

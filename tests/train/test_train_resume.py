@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from train_helpers import base_config
 from safetensors.torch import load_file
+from train_helpers import base_config
 from transformers import TrainerCallback
 
 from vlmkit.config import config_from_dict
@@ -28,10 +28,17 @@ def _config(model, data, out, max_steps=8):
     # 8 samples, batch 2: 4 steps per epoch. Resuming from checkpoint-6 lands mid-way through the second epoch,
     # whose sample order must not depend on what the first epoch did to the global RNG. Dropout and length
     # grouping exercise the restored RNG state and the per-epoch order.
-    return config_from_dict(base_config(model, data, out, lora={"rank": 4, "alpha": 8, "dropout": 0.1},
-                                        optim={"lr": 5e-3, "scheduler": "cosine", "warmup_steps": 2},
-                                        train={"batch_size": 2, "max_steps": max_steps, "seed": 3},
-                                        save={"every": 3, "keep_last": 2}))
+    return config_from_dict(
+        base_config(
+            model,
+            data,
+            out,
+            lora={"rank": 4, "alpha": 8, "dropout": 0.1},
+            optim={"lr": 5e-3, "scheduler": "cosine", "warmup_steps": 2},
+            train={"batch_size": 2, "max_steps": max_steps, "seed": 3},
+            save={"every": 3, "keep_last": 2},
+        )
+    )
 
 
 def test_resume_matches_uninterrupted_run(tiny_model, image_data, tmp_path):
@@ -45,7 +52,7 @@ def test_resume_matches_uninterrupted_run(tiny_model, image_data, tmp_path):
     resumed = train(_config(model, image_data, interrupted_dir), resume=True)
 
     assert resumed.global_step == straight.global_step == 8
-    assert resumed.losses() == straight.losses()   # the log history continues from the checkpoint
+    assert resumed.losses() == straight.losses()  # the log history continues from the checkpoint
     a = load_file(straight.adapter_dir / "adapter_model.safetensors")
     b = load_file(resumed.adapter_dir / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

@@ -27,7 +27,7 @@ def _trainable(model):
 
 
 def test_default_targets_are_attention_and_mlp_of_the_language_model_only(tiny_model):
-    _, model, family = _prepare(tiny_model, "qwen2_5_vl")   # its vision MLP also has gate/up/down_proj
+    _, model, family = _prepare(tiny_model, "qwen2_5_vl")  # its vision MLP also has gate/up/down_proj
     names = _trainable(model)
     leaves = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in names}
     assert leaves == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
@@ -57,8 +57,9 @@ def test_targets_extra_puts_lora_on_lm_head_and_embeddings(tiny_model):
 def test_unfrozen_projector_trains_fully_and_vision_lora_spares_it(tiny_model):
     _, model, family = _prepare(tiny_model, "qwen3_vl", freeze={"projector": False})
     counts = count_parameters(model, family)
-    merger = sum(p.numel() for n, p in model.named_parameters()
-                 if family.group_of(n) == "projector" and "modules_to_save" in n)
+    merger = sum(
+        p.numel() for n, p in model.named_parameters() if family.group_of(n) == "projector" and "modules_to_save" in n
+    )
     assert counts["projector"]["trainable"] == merger > 0 and counts["vision"]["trainable"] == 0
 
     # Qwen3-VL's merger and vision MLP share the leaf names linear_fc1/linear_fc2: only the tower gets LoRA
@@ -71,14 +72,22 @@ def test_unfrozen_projector_trains_fully_and_vision_lora_spares_it(tiny_model):
 def test_unfrozen_vision_tower_without_its_merger(tiny_model):
     _, model, family = _prepare(tiny_model, "qwen2_vl", freeze={"vision": False})
     counts = count_parameters(model, family)
-    vision_total = sum(p.numel() for n, p in load_model(tiny_model("qwen2_vl")).model.named_parameters()
-                       if family.group_of(n) == "vision")
+    vision_total = sum(
+        p.numel()
+        for n, p in load_model(tiny_model("qwen2_vl")).model.named_parameters()
+        if family.group_of(n) == "vision"
+    )
     assert counts["vision"]["trainable"] == vision_total and counts["projector"]["trainable"] == 0
 
 
 def test_full_method_follows_freeze_and_groups_get_their_learning_rates(tiny_model):
-    config, model, family = _prepare(tiny_model, "llava", method="full", freeze={"vision": False},
-                                     optim={"lr": 1e-4, "vision_lr": 1e-5, "projector_lr": 5e-5, "weight_decay": 0.1})
+    config, model, family = _prepare(
+        tiny_model,
+        "llava",
+        method="full",
+        freeze={"vision": False},
+        optim={"lr": 1e-4, "vision_lr": 1e-5, "projector_lr": 5e-5, "weight_decay": 0.1},
+    )
     counts = count_parameters(model, family)
     assert all(counts[g]["trainable"] == counts[g]["total"] > 0 for g in ("vision", "projector", "language_model"))
     groups = {g["name"]: g for g in optimizer_groups(model, family, config.optim)}
@@ -98,9 +107,17 @@ def test_full_finetune_from_scratch_with_trainable_vision(tiny_model, image_data
     """The quickstart's case: a tiny Qwen2-VL trained fully, vision tower included; every group moves."""
     base = tiny_model("qwen2_vl")
     before = load_model(base).model.state_dict()
-    config = config_from_dict(base_config(base, image_data, tmp_path / "run", method="full",
-                                          freeze={"vision": False}, optim={"lr": 1e-3, "vision_lr": 2e-4},
-                                          train={"batch_size": 4, "max_steps": 8}))
+    config = config_from_dict(
+        base_config(
+            base,
+            image_data,
+            tmp_path / "run",
+            method="full",
+            freeze={"vision": False},
+            optim={"lr": 1e-3, "vision_lr": 2e-4},
+            train={"batch_size": 4, "max_steps": 8},
+        )
+    )
     seen = {}
 
     class Groups(TrainerCallback):
@@ -108,8 +125,14 @@ def test_full_finetune_from_scratch_with_trainable_vision(tiny_model, image_data
             seen.update({g["name"]: g["lr"] for g in optimizer.param_groups})
 
     result = train(config, callbacks=[Groups()])
-    assert seen == {"language_model": 1e-3, "language_model/no_decay": 1e-3, "projector": 1e-3,
-                    "projector/no_decay": 1e-3, "vision": 2e-4, "vision/no_decay": 2e-4}  # scheduler: constant
+    assert seen == {
+        "language_model": 1e-3,
+        "language_model/no_decay": 1e-3,
+        "projector": 1e-3,
+        "projector/no_decay": 1e-3,
+        "vision": 2e-4,
+        "vision/no_decay": 2e-4,
+    }  # scheduler: constant
     assert result.model_dir is not None and (result.model_dir / "config.json").exists()
     after = load_model(result.model_dir).model.state_dict()
     family = load_model(base).family

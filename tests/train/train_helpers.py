@@ -22,10 +22,22 @@ def write_image_dataset(folder: Path, n: int = 8, sizes: tuple[tuple[int, int], 
             buf = io.BytesIO()
             make_image(w, h, color=rgb, seed=i).save(buf, format="PNG")
             rel = writer.add_media_bytes(buf.getvalue(), ".png")
-            writer.write({"id": f"img-{i}", "answers": [name], "messages": [
-                {"role": "user", "content": [{"type": "image", "image": rel},
-                                             {"type": "text", "text": "What colour is it?"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": name}]}]})
+            writer.write(
+                {
+                    "id": f"img-{i}",
+                    "answers": [name],
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "image", "image": rel},
+                                {"type": "text", "text": "What colour is it?"},
+                            ],
+                        },
+                        {"role": "assistant", "content": [{"type": "text", "text": name}]},
+                    ],
+                }
+            )
     return folder
 
 
@@ -35,10 +47,19 @@ def write_video_dataset(folder: Path, n: int = 4) -> Path:
             clip = write_video(folder.parent / f"clip-{folder.name}-{i}.mp4", n_frames=4 + 2 * i, size=(56, 56))
             rel = writer.add_media_file(clip)
             answer = "a moving square" if i % 2 == 0 else "colours change"
-            writer.write({"id": f"vid-{i}", "answers": [answer], "messages": [
-                {"role": "user", "content": [{"type": "video", "video": rel},
-                                             {"type": "text", "text": "What happens?"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": answer}]}]})
+            writer.write(
+                {
+                    "id": f"vid-{i}",
+                    "answers": [answer],
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [{"type": "video", "video": rel}, {"type": "text", "text": "What happens?"}],
+                        },
+                        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+                    ],
+                }
+            )
     return folder
 
 

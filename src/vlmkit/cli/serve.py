@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,27 +13,39 @@ MiB = 2**20
 
 def serve(
     model: str = typer.Option(..., "--model", "-m", help="Checkpoint folder or hub id."),
-    adapter: Optional[Path] = typer.Option(None, help="LoRA adapter folder to apply on top of --model."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on. Loopback by default; use 0.0.0.0 only "
-                                               "with --api-key."),
+    adapter: Path | None = typer.Option(None, help="LoRA adapter folder to apply on top of --model."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to listen on. Loopback by default; use 0.0.0.0 only with --api-key."
+    ),
     port: int = typer.Option(8000, help="Port to listen on (0: any free port; the address is printed)."),
-    api_key: Optional[str] = typer.Option(None, envvar="VLMKIT_API_KEY", show_envvar=True,
-                                          help="Require 'Authorization: Bearer KEY' on every API route but "
-                                               "/health. Prefer the environment variable: arguments show in ps."),
-    allowed_host: list[str] = typer.Option([], help="Also answer requests for this host name (repeatable), e.g. "
-                                                    "behind a proxy. Default: loopback names when --host is "
-                                                    "loopback (guards against DNS rebinding), any otherwise."),
+    api_key: str | None = typer.Option(
+        None,
+        envvar="VLMKIT_API_KEY",
+        show_envvar=True,
+        help="Require 'Authorization: Bearer KEY' on every API route but "
+        "/health. Prefer the environment variable: arguments show in ps.",
+    ),
+    allowed_host: list[str] = typer.Option(
+        [],
+        help="Also answer requests for this host name (repeatable), e.g. "
+        "behind a proxy. Default: loopback names when --host is "
+        "loopback (guards against DNS rebinding), any otherwise.",
+    ),
     max_batch: int = typer.Option(8, min=1, help="Most requests the engine runs together in one batch."),
-    batch_wait_ms: float = typer.Option(15.0, min=0.0, help="How long the first request of a batch waits for "
-                                                           "others to join."),
-    served_model_name: Optional[str] = typer.Option(None, help="Model id clients send (default: the folder "
-                                                               "name or hub id)."),
+    batch_wait_ms: float = typer.Option(
+        15.0, min=0.0, help="How long the first request of a batch waits for others to join."
+    ),
+    served_model_name: str | None = typer.Option(
+        None, help="Model id clients send (default: the folder name or hub id)."
+    ),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16."),
-    quantization: Optional[str] = QUANTIZATION,
-    allow_remote_media: bool = typer.Option(False, help="Let requests reference http(s) image/video URLs. Only "
-                                                        "public addresses are fetched."),
-    trusted_network: list[str] = typer.Option([], help="With --allow-remote-media: also fetch from this "
-                                                       "network (CIDR, e.g. 10.1.0.0/16; repeatable)."),
+    quantization: str | None = QUANTIZATION,
+    allow_remote_media: bool = typer.Option(
+        False, help="Let requests reference http(s) image/video URLs. Only public addresses are fetched."
+    ),
+    trusted_network: list[str] = typer.Option(
+        [], help="With --allow-remote-media: also fetch from this network (CIDR, e.g. 10.1.0.0/16; repeatable)."
+    ),
     max_tokens: int = typer.Option(2048, min=1, help="Largest max_tokens a request may ask for."),
     default_max_tokens: int = typer.Option(512, min=1, help="max_tokens when a request sets none."),
     max_image_mb: float = typer.Option(10.0, min=0.01, help="Largest image a request may send (MiB)."),
@@ -42,12 +53,10 @@ def serve(
     max_video_mb: float = typer.Option(32.0, min=0.01, help="Largest video a request may send (MiB)."),
     max_body_mb: float = typer.Option(64.0, min=0.01, help="Largest request body (MiB)."),
     max_queue: int = typer.Option(256, min=1, help="Requests waiting beyond this are answered 429."),
-    min_pixels: Optional[int] = typer.Option(None, help="Resize images up to at least this many pixels "
-                                                        "(model input)."),
-    max_pixels: Optional[int] = typer.Option(None, help="Resize images down to at most this many pixels "
-                                                        "(model input)."),
-    nframes: Optional[int] = typer.Option(None, help="Frames sampled from each video (default: by --fps)."),
-    fps: Optional[float] = typer.Option(None, help="Video frames sampled per second."),
+    min_pixels: int | None = typer.Option(None, help="Resize images up to at least this many pixels (model input)."),
+    max_pixels: int | None = typer.Option(None, help="Resize images down to at most this many pixels (model input)."),
+    nframes: int | None = typer.Option(None, help="Frames sampled from each video (default: by --fps)."),
+    fps: float | None = typer.Option(None, help="Video frames sampled per second."),
     max_frames: int = typer.Option(64, min=1, help="Most frames sampled from one video."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
@@ -68,25 +77,45 @@ def serve(
         raise ConfigError("--trusted-network only makes sense with --allow-remote-media")
     if api_key is not None and not api_key.strip():
         raise ConfigError("--api-key is empty")
-    policy = MediaPolicy(max_image_bytes=int(max_image_mb * MiB), max_image_pixels=max_image_pixels,
-                         max_video_bytes=int(max_video_mb * MiB), allow_remote=allow_remote_media,
-                         trusted_networks=networks)
+    policy = MediaPolicy(
+        max_image_bytes=int(max_image_mb * MiB),
+        max_image_pixels=max_image_pixels,
+        max_video_bytes=int(max_video_mb * MiB),
+        allow_remote=allow_remote_media,
+        trusted_networks=networks,
+    )
     loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
     hosts: tuple[str, ...] | None = None
     if allowed_host or loopback:
         hosts = (*LOOPBACK_HOSTS, host, *allowed_host)
     name = served_model_name or (Path(model).name if Path(model).exists() else model)
-    settings = ServeSettings(model_name=name, model_aliases=(model,), api_key=api_key, max_batch=max_batch,
-                             batch_wait_ms=batch_wait_ms, max_queue=max_queue, max_body_bytes=int(max_body_mb * MiB),
-                             max_tokens_cap=max_tokens, default_max_tokens=min(default_max_tokens, max_tokens),
-                             media=policy, allowed_hosts=hosts)
+    settings = ServeSettings(
+        model_name=name,
+        model_aliases=(model,),
+        api_key=api_key,
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+        max_queue=max_queue,
+        max_body_bytes=int(max_body_mb * MiB),
+        max_tokens_cap=max_tokens,
+        default_max_tokens=min(default_max_tokens, max_tokens),
+        media=policy,
+        allowed_hosts=hosts,
+    )
 
     from ..infer import load_engine
 
     typer.echo(f"loading {model}" + (f" with adapter {adapter}" if adapter else "") + " …", err=True)
-    engine = load_engine(model=model, adapter=str(adapter) if adapter else None, dtype=dtype, batch_size=max_batch,
-                         media=MediaSettings(min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps,
-                                             max_frames=max_frames), quantization=quantization)
+    engine = load_engine(
+        model=model,
+        adapter=str(adapter) if adapter else None,
+        dtype=dtype,
+        batch_size=max_batch,
+        media=MediaSettings(
+            min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps, max_frames=max_frames
+        ),
+        quantization=quantization,
+    )
     try:
         run(engine, settings, host=host, port=port, log_level=log_level, announce=lambda line: typer.echo(line))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; for a server it is the normal way out

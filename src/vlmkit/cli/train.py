@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 
 def train(
     config: Path = typer.Argument(..., help="Run config (YAML); see configs/ and docs/training.md."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. lora.rank=16 train.max_steps=50."),
+    overrides: list[str] | None = typer.Argument(None, help="Dotted overrides, e.g. lora.rank=16 train.max_steps=50."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run directory."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: output_dir, else runs/<name>)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default: output_dir, else runs/<name>)."),
     check: bool = typer.Option(False, "--check", help="Validate the config, data and model family, then stop."),
 ) -> None:
     """Fine-tune a vision-language model (LoRA, QLoRA or full) as the config says; runs under torchrun too."""
@@ -25,8 +24,10 @@ def train(
         from ..train.preflight import preflight
 
         checked = preflight(run_config, resume=resume)
-        typer.echo(f"ok: {checked.family.name} checkpoint, {len(checked.train_samples)} training samples, "
-                   f"{len(checked.eval_samples)} eval samples, run directory {checked.run_dir}")
+        typer.echo(
+            f"ok: {checked.family.name} checkpoint, {len(checked.train_samples)} training samples, "
+            f"{len(checked.eval_samples)} eval samples, run directory {checked.run_dir}"
+        )
         return
     from ..train import train as run_training
 
@@ -39,7 +40,7 @@ def train(
 def export(
     run_dir: Path = typer.Argument(..., help="A finished run directory (from `vlmkit train`)."),
     out: Path = typer.Option(..., "--out", help="Folder for the merged checkpoint."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 | bfloat16 | float16 (default: the base's)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32 | bfloat16 | float16 (default: the base's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder."),
 ) -> None:
     """Merge the run's LoRA adapter into its base (a full fine-tune is re-saved) as a plain checkpoint."""

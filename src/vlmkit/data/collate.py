@@ -9,11 +9,12 @@ between placeholders. No token id is hard-coded and no media run is ever cut.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import DataError, VlmkitError
-from .schema import ImagePart, Sample, TextPart, VideoPart
+from .schema import ImagePart, Sample, VideoPart
 
 IGNORE_INDEX = -100
 
@@ -33,7 +34,7 @@ class MediaSettings:
 class Rendered:
     sample_id: str
     text: str
-    spans: list[tuple[int, int]]     # character spans of assistant turns in `text`
+    spans: list[tuple[int, int]]  # character spans of assistant turns in `text`
     images: list[Any] = field(default_factory=list)
     videos: list[Any] = field(default_factory=list)
 
@@ -41,8 +42,15 @@ class Rendered:
 class VlmCollator:
     """Batch builder for training (labels) and generation (prompts), shared by train/, infer/ and eval/."""
 
-    def __init__(self, processor: Any, family: Any, *, max_length: int | None = None, on_overflow: str = "error",
-                 media: MediaSettings | None = None):
+    def __init__(
+        self,
+        processor: Any,
+        family: Any,
+        *,
+        max_length: int | None = None,
+        on_overflow: str = "error",
+        media: MediaSettings | None = None,
+    ):
         if on_overflow not in ("error", "drop"):
             raise VlmkitError(f"on_overflow must be 'error' or 'drop', not '{on_overflow}'")
         self.processor = processor
@@ -52,12 +60,14 @@ class VlmCollator:
         self.on_overflow = on_overflow
         self.media = media or MediaSettings()
         self.dropped: list[str] = []
-        self._placeholder_ids = {self.tokenizer.convert_tokens_to_ids(t)
-                                 for t in (family.image_token, family.video_token) if t}
+        self._placeholder_ids = {
+            self.tokenizer.convert_tokens_to_ids(t) for t in (family.image_token, family.video_token) if t
+        }
         # Special tokens that wrap a placeholder (<|vision_start|> ... <|vision_end|>) may be rewritten
         # along with it (Qwen3-VL puts a timestamp before each frame), so alignment skips them too.
         self._special_ids = set(self.tokenizer.all_special_ids) | {
-            i for i, tok in self.tokenizer.added_tokens_decoder.items() if tok.special}
+            i for i, tok in self.tokenizer.added_tokens_decoder.items() if tok.special
+        }
 
     # --- rendering ---------------------------------------------------------------------------
     def _messages(self, sample: Sample, upto: int | None = None) -> list[dict[str, Any]]:
@@ -84,8 +94,10 @@ class VlmCollator:
             prefix = self.render(self._messages(sample, k), add_generation_prompt=True)
             upto = self.render(self._messages(sample, k + 1), add_generation_prompt=False)
             if not (upto.startswith(prefix) and full.startswith(upto)):
-                raise VlmkitError(f"sample '{sample.id}': the chat template of {self.family.name} does not render "
-                                  f"turn {k} as a prefix of the conversation; cannot locate the answer tokens")
+                raise VlmkitError(
+                    f"sample '{sample.id}': the chat template of {self.family.name} does not render "
+                    f"turn {k} as a prefix of the conversation; cannot locate the answer tokens"
+                )
             spans.append((len(prefix), len(upto)))
         if not spans:
             raise DataError("no assistant turn to learn from", record=sample.id, field="messages")
@@ -108,8 +120,11 @@ class VlmCollator:
                 elif isinstance(part, VideoPart):
                     if not self.family.supports_video:
                         raise VlmkitError(f"sample '{sample.id}': {self.family.name} does not take video input")
-                    videos.append(media.load_video(part.video, nframes=self.media.nframes, fps=self.media.fps,
-                                                   max_frames=self.media.max_frames))
+                    videos.append(
+                        media.load_video(
+                            part.video, nframes=self.media.nframes, fps=self.media.fps, max_frames=self.media.max_frames
+                        )
+                    )
         return images, videos
 
     def _process(self, texts: list[str], images: list[list[Any]], videos: list[list[Any]], padding_side: str):
@@ -141,8 +156,9 @@ class VlmCollator:
         rendered = [self.render_training(s) for s in samples]
         for r, s in zip(rendered, samples):
             r.images, r.videos = self._load_media(s, s.messages)
-        batch = self._process([r.text for r in rendered], [r.images for r in rendered],
-                              [r.videos for r in rendered], padding_side="right")
+        batch = self._process(
+            [r.text for r in rendered], [r.images for r in rendered], [r.videos for r in rendered], padding_side="right"
+        )
         labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
         keep = []
         for row, r in enumerate(rendered):
@@ -155,22 +171,27 @@ class VlmCollator:
             keep.append(row)
             ids = batch["input_ids"][row, :length].tolist()
             mask = self._label_mask(r, ids)
-            labels[row, :length] = torch.where(torch.tensor(mask), batch["input_ids"][row, :length],
-                                               torch.tensor(IGNORE_INDEX))
+            labels[row, :length] = torch.where(
+                torch.tensor(mask), batch["input_ids"][row, :length], torch.tensor(IGNORE_INDEX)
+            )
         if len(keep) < len(rendered):
             kept = [s for s, r in zip(samples, rendered) if r.sample_id not in self.dropped]
             if not kept:
-                raise VlmkitError(f"every sample in the batch is longer than max_length={self.max_length}: "
-                                  f"{', '.join(r.sample_id for r in rendered)}")
+                raise VlmkitError(
+                    f"every sample in the batch is longer than max_length={self.max_length}: "
+                    f"{', '.join(r.sample_id for r in rendered)}"
+                )
             return self.training_batch(kept)
         batch["labels"] = labels
         return batch
 
     def _overflow_message(self, sample_id: str, ids: Any) -> str:
         media = sum(int((ids == i).sum()) for i in self._media_token_ids())
-        return (f"sample '{sample_id}' is {len(ids)} tokens ({media} of them image/video tokens), over "
-                f"max_length={self.max_length}; it cannot be truncated without cutting media tokens. Raise "
-                f"max_length, lower max_pixels / nframes, or drop over-long samples (on_overflow='drop')")
+        return (
+            f"sample '{sample_id}' is {len(ids)} tokens ({media} of them image/video tokens), over "
+            f"max_length={self.max_length}; it cannot be truncated without cutting media tokens. Raise "
+            f"max_length, lower max_pixels / nframes, or drop over-long samples (on_overflow='drop')"
+        )
 
     def _media_token_ids(self) -> list[int]:
         return sorted(self._placeholder_ids)
@@ -195,8 +216,14 @@ class VlmCollator:
         return self._process(texts, images, videos, padding_side="left")
 
 
-def _map_mask(unexpanded: list[int], mask: list[bool], expanded: list[int], placeholders: set[int],
-              specials: set[int], sample_id: str) -> list[bool]:
+def _map_mask(
+    unexpanded: list[int],
+    mask: list[bool],
+    expanded: list[int],
+    placeholders: set[int],
+    specials: set[int],
+    sample_id: str,
+) -> list[bool]:
     """Carry a per-token mask from unexpanded ids onto the processor's expanded ids.
 
     The processor only replaces media placeholders by runs of special tokens, so the text between
@@ -210,8 +237,10 @@ def _map_mask(unexpanded: list[int], mask: list[bool], expanded: list[int], plac
         if segment:
             at = _find(expanded, segment, cursor)
             if at < 0:
-                raise VlmkitError(f"sample '{sample_id}': could not align the processor's tokens with the rendered "
-                                  "prompt (the processor changed text outside the media placeholders)")
+                raise VlmkitError(
+                    f"sample '{sample_id}': could not align the processor's tokens with the rendered "
+                    "prompt (the processor changed text outside the media placeholders)"
+                )
             for offset, flag in enumerate(mask[start:bound]):
                 out[at + offset] = flag
             cursor = at + len(segment)
@@ -240,6 +269,6 @@ def _media_regions(ids: list[int], placeholders: set[int], specials: set[int]) -
 def _find(haystack: list[int], needle: list[int], start: int) -> int:
     first, n = needle[0], len(needle)
     for i in range(start, len(haystack) - n + 1):
-        if haystack[i] == first and haystack[i:i + n] == needle:
+        if haystack[i] == first and haystack[i : i + n] == needle:
             return i
     return -1

@@ -113,11 +113,24 @@ def _placeholder_text(parts: list[Any], images: list[str], videos: list[str], pa
 def dataset_info_entry(out: Path, format: str) -> dict[str, Any]:
     """What to add to LLaMA-Factory's data/dataset_info.json for this file."""
     if format == "llava":
-        return {out.stem: {"file_name": out.name, "formatting": "sharegpt",
-                           "columns": {"messages": "conversations", "images": "image", "videos": "video", "system": "system"}}}
-    return {out.stem: {
-        "file_name": out.name, "formatting": "sharegpt",
-        "columns": {"messages": "messages", "images": "images", "videos": "videos"},
-        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                 "assistant_tag": "assistant", "system_tag": "system"},
-    }}
+        return {
+            out.stem: {
+                "file_name": out.name,
+                "formatting": "sharegpt",
+                "columns": {"messages": "conversations", "images": "image", "videos": "video", "system": "system"},
+            }
+        }
+    return {
+        out.stem: {
+            "file_name": out.name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "images": "images", "videos": "videos"},
+            "tags": {
+                "role_tag": "role",
+                "content_tag": "content",
+                "user_tag": "user",
+                "assistant_tag": "assistant",
+                "system_tag": "system",
+            },
+        }
+    }

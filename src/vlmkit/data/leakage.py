@@ -16,8 +16,9 @@ import hashlib
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ConfigError, MediaError
 from .schema import iter_samples
@@ -52,8 +53,12 @@ class _Side:
         self.sha: dict[str, str] = {}
         self.phash: dict[str, int] = {}
         self.unreadable: list[dict[str, str]] = []
-        for path in tqdm(list(self.samples_by_media), desc=f"hash {label}", unit="file",
-                         disable=None if progress is None else not progress):
+        for path in tqdm(
+            list(self.samples_by_media),
+            desc=f"hash {label}",
+            unit="file",
+            disable=None if progress is None else not progress,
+        ):
             self._hash(path)
 
     def _hash(self, rel: str) -> None:
@@ -98,19 +103,31 @@ def check_leakage(
     for path, digest in right.sha.items():
         if digest in by_sha:
             matches[path].update(by_sha[digest])
-            exact.append({
-                "kind": right.kinds.get(path, "image"), "sha256": digest, "eval_media": path,
-                "train_media": by_sha[digest], "eval_samples": right.samples_by_media[path],
-                "train_samples": sorted({s for t in by_sha[digest] for s in left.samples_by_media[t]})[:20],
-            })
+            exact.append(
+                {
+                    "kind": right.kinds.get(path, "image"),
+                    "sha256": digest,
+                    "eval_media": path,
+                    "train_media": by_sha[digest],
+                    "eval_samples": right.samples_by_media[path],
+                    "train_samples": sorted({s for t in by_sha[digest] for s in left.samples_by_media[t]})[:20],
+                }
+            )
 
     near = []
     for eval_path, train_path, distance in _near_pairs(left.phash, right.phash, threshold):
         if left.sha.get(train_path) == right.sha.get(eval_path):
             continue  # already listed as an exact duplicate
         matches[eval_path].add(train_path)
-        near.append({"eval_media": eval_path, "train_media": train_path, "distance": distance,
-                     "eval_samples": right.samples_by_media[eval_path], "train_samples": left.samples_by_media[train_path][:20]})
+        near.append(
+            {
+                "eval_media": eval_path,
+                "train_media": train_path,
+                "distance": distance,
+                "eval_samples": right.samples_by_media[eval_path],
+                "train_samples": left.samples_by_media[train_path][:20],
+            }
+        )
 
     train_pairs: dict[tuple[str, str], str] = {}
     for sample_id, media, question in left.questions:
@@ -119,14 +136,30 @@ def check_leakage(
     same_question = []
     for sample_id, media, question in right.questions:
         for path in media:
-            hit = next(((t, train_pairs[(t, question)]) for t in sorted(matches.get(path, ())) if (t, question) in train_pairs), None)
+            hit = next(
+                (
+                    (t, train_pairs[(t, question)])
+                    for t in sorted(matches.get(path, ()))
+                    if (t, question) in train_pairs
+                ),
+                None,
+            )
             if hit:
-                same_question.append({"eval_sample": sample_id, "train_sample": hit[1], "question": question,
-                                      "eval_media": path, "train_media": hit[0]})
+                same_question.append(
+                    {
+                        "eval_sample": sample_id,
+                        "train_sample": hit[1],
+                        "question": question,
+                        "eval_media": path,
+                        "train_media": hit[0],
+                    }
+                )
                 break
 
     leaking = {s for item in exact + near for s in item["eval_samples"]} | {i["eval_sample"] for i in same_question}
-    eval_samples = len({sid for sid, _, _ in right.questions} | {s for ids in right.samples_by_media.values() for s in ids})
+    eval_samples = len(
+        {sid for sid, _, _ in right.questions} | {s for ids in right.samples_by_media.values() for s in ids}
+    )
     return {
         "train": str(train),
         "eval": str(eval),
@@ -156,7 +189,7 @@ def _near_pairs(train: dict[str, int], evals: dict[str, int], threshold: int) ->
     eval_hashes = np.array([evals[k] for k in eval_keys], dtype=np.uint64)
     step = max(1, PAIR_CHUNK // len(train_hashes))
     for start in range(0, len(eval_hashes), step):
-        block = eval_hashes[start:start + step]
+        block = eval_hashes[start : start + step]
         distances = np.bitwise_count(block[:, None] ^ train_hashes[None, :])
         for row, col in zip(*np.nonzero(distances <= threshold)):
             yield eval_keys[start + row], train_keys[col], int(distances[row, col])
@@ -164,16 +197,20 @@ def _near_pairs(train: dict[str, int], evals: dict[str, int], threshold: int) ->
 
 def summary_lines(report: dict[str, Any], limit: int = 5) -> list[str]:
     lines = [
-        f"train {report['train']} ({report['train_media']} media) vs eval {report['eval']} ({report['eval_media']} media)",
+        f"train {report['train']} ({report['train_media']} media) "
+        f"vs eval {report['eval']} ({report['eval_media']} media)",
         f"exact duplicates: {report['exact_duplicates']['count']}",
         f"near duplicates (phash <= {report['threshold']} bits): {report['near_duplicates']['count']}",
         f"identical (image, question) pairs: {report['identical_image_question']['count']}",
-        f"eval samples affected: {report['eval_samples_leaking']} of {report['eval_samples']} ({report['eval_leak_share']:.1%})",
+        f"eval samples affected: {report['eval_samples_leaking']} of {report['eval_samples']} "
+        f"({report['eval_leak_share']:.1%})",
     ]
     for item in report["exact_duplicates"]["items"][:limit]:
         lines.append(f"  exact: {item['eval_media']} == {item['train_media'][0]}")
     for item in report["near_duplicates"]["items"][:limit]:
         lines.append(f"  near ({item['distance']} bits): {item['eval_media']} ~ {item['train_media']}")
     for item in report["identical_image_question"]["items"][:limit]:
-        lines.append(f"  same question: eval {item['eval_sample']} = train {item['train_sample']}: {item['question'][:80]}")
+        lines.append(
+            f"  same question: eval {item['eval_sample']} = train {item['train_sample']}: {item['question'][:80]}"
+        )
     return lines

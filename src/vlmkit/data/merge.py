@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any
 
 from ..errors import DataError
 from ..io import write_json
 from .schema import DatasetWriter, Sample, read_samples, samples_path
 
 REPORT_FILE = "merge_report.json"
-Source = Union[str, os.PathLike, tuple[Union[str, os.PathLike], Union[int, None]]]
+Source = str | os.PathLike | tuple[str | os.PathLike, int | None]
 
 
 def parse_source(text: str) -> tuple[Path, int | None]:
@@ -30,8 +31,15 @@ def parse_source(text: str) -> tuple[Path, int | None]:
     return Path(text), None
 
 
-def merge_datasets(sources: Sequence[Source], out_dir: str | os.PathLike, *, seed: int | str = 0,
-                   shuffle: bool = True, overwrite: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def merge_datasets(
+    sources: Sequence[Source],
+    out_dir: str | os.PathLike,
+    *,
+    seed: int | str = 0,
+    shuffle: bool = True,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
     """Write the merged dataset to out_dir (samples.jsonl, media/, merge_report.json); returns the report."""
     from tqdm.auto import tqdm
 
@@ -48,8 +56,10 @@ def merge_datasets(sources: Sequence[Source], out_dir: str | os.PathLike, *, see
         chosen = samples if count is None else rng.sample(samples, min(count, len(samples)))
         for sample in chosen:
             if sample.id in owners:
-                raise DataError(f"sample id '{sample.id}' is in {owners[sample.id]} too; ids must be unique across "
-                                "merged datasets", path=source)
+                raise DataError(
+                    f"sample id '{sample.id}' is in {owners[sample.id]} too; ids must be unique across merged datasets",
+                    path=source,
+                )
             owners[sample.id] = source
         picked += [(source, sample) for sample in chosen]
         report_sources.append({"path": str(source), "samples": len(samples), "requested": count, "taken": len(chosen)})
@@ -59,8 +69,15 @@ def merge_datasets(sources: Sequence[Source], out_dir: str | os.PathLike, *, see
     with DatasetWriter(out, overwrite=overwrite) as writer:
         for source, sample in tqdm(picked, desc="merge", unit="sample", disable=progress is False):
             writer.write(_restore_media(sample.to_json(), samples_path(source).parent, writer))
-    report = {"out": str(out), "samples": writer.samples_written, "sources": report_sources, "seed": seed,
-              "shuffled": shuffle, "media_stored": writer.media_stored, "media_shared": writer.media_duplicates}
+    report = {
+        "out": str(out),
+        "samples": writer.samples_written,
+        "sources": report_sources,
+        "seed": seed,
+        "shuffled": shuffle,
+        "media_stored": writer.media_stored,
+        "media_shared": writer.media_duplicates,
+    }
     write_json(out / REPORT_FILE, report)
     return report
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -40,7 +41,7 @@ class VideoPart(BaseModel):
     video: str
 
 
-Part = Union[TextPart, ImagePart, VideoPart]
+Part = TextPart | ImagePart | VideoPart
 
 
 class Message(BaseModel):
@@ -71,7 +72,7 @@ class Sample(BaseModel):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
-    def _check_roles(self) -> "Sample":
+    def _check_roles(self) -> Sample:
         roles = [m.role for m in self.messages if m.role != "system"]
         if not roles:
             raise ValueError("messages: needs at least one user message")
@@ -108,7 +109,7 @@ class Sample(BaseModel):
                     out.append(part.video)
         return out
 
-    def resolved(self, root: str | os.PathLike | None) -> "Sample":
+    def resolved(self, root: str | os.PathLike | None) -> Sample:
         """A copy whose relative media paths are joined to the dataset folder."""
         if root is None:
             return self
@@ -201,8 +202,9 @@ class DatasetWriter:
         """Copy a file (e.g. a video, never re-encoded) into the store, hashing it in chunks. `link`: hard-link
         it instead where the filesystem allows (the source is another dataset's immutable media file)."""
         path = Path(path)
-        return self._store(file_sha256(path), path.suffix, lambda tmp: link_or_copy(path, tmp) if link
-                           else shutil.copyfile(path, tmp))
+        return self._store(
+            file_sha256(path), path.suffix, lambda tmp: link_or_copy(path, tmp) if link else shutil.copyfile(path, tmp)
+        )
 
     def _store(self, digest: str, suffix: str, write_to: Any) -> str:
         rel = f"{MEDIA_DIR}/{digest[:2]}/{digest}{suffix.lower()}"
@@ -239,7 +241,7 @@ class DatasetWriter:
             self._handle.close()
         self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:

@@ -51,7 +51,9 @@ def split_dataset(
     groups = _group(root, group_by)
     assignment, group_split = _deal(groups, {"val": val, "test": test}, seed)
     written, missing = _write(root, out, assignment, overwrite)
-    counts = {name: written.get(name, 0) for name in SPLIT_NAMES if name == "train" or {"val": val, "test": test}[name] > 0}
+    counts = {
+        name: written.get(name, 0) for name in SPLIT_NAMES if name == "train" or {"val": val, "test": test}[name] > 0
+    }
     report = {
         "dataset": str(root),
         "out": str(out),

@@ -17,8 +17,9 @@ import re
 import statistics
 from array import array
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import ConfigError
 from ..io import atomic_write_text, write_json
@@ -91,8 +92,10 @@ def load_tokenizer(name: str | None) -> tuple[str, Callable[[str], int]] | None:
 
         hf = AutoTokenizer.from_pretrained(name)
     except Exception as exc:
-        raise ConfigError(f"--tokenizer {name}: can't load it offline ({type(exc).__name__}: {exc}); "
-                          "use 'qwen', a local tokenizer folder, or 'none'") from None
+        raise ConfigError(
+            f"--tokenizer {name}: can't load it offline ({type(exc).__name__}: {exc}); "
+            "use 'qwen', a local tokenizer folder, or 'none'"
+        ) from None
     return name, lambda text: len(hf(text, add_special_tokens=False)["input_ids"])
 
 
@@ -110,8 +113,12 @@ def dataset_stats(
     root = Path(dataset)
     counter = load_tokenizer(tokenizer)
     acc = _Accumulator(counter[1] if counter else None)
-    for sample in tqdm(iter_samples(root, resolve_media=False), desc="stats", unit="sample",
-                       disable=None if progress is None else not progress):
+    for sample in tqdm(
+        iter_samples(root, resolve_media=False),
+        desc="stats",
+        unit="sample",
+        disable=None if progress is None else not progress,
+    ):
         acc.add(sample)
     result = acc.result(top)
     result["dataset"] = str(root)
@@ -130,7 +137,9 @@ class _Accumulator:
         self.text_only_samples = 0
         self.turns: Counter[int] = Counter()
         self.unanswered = 0
-        self.lengths = {f"{side}_{unit}": array("I") for side in ("question", "answer") for unit in ("chars", "words", "tokens")}
+        self.lengths = {
+            f"{side}_{unit}": array("I") for side in ("question", "answer") for unit in ("chars", "words", "tokens")
+        }
         self.answers: Counter[str] = Counter()
         self.types: Counter[str] = Counter()
         self.languages: Counter[str] = Counter()
@@ -203,7 +212,9 @@ class _Accumulator:
             },
             "lengths": {name: describe(values) for name, values in self.lengths.items() if len(values)},
             "unique_answers": len(self.answers),
-            "top_answers": [{"answer": a, "count": c, "share": round(c / answered, 4)} for a, c in self.answers.most_common(top)],
+            "top_answers": [
+                {"answer": a, "count": c, "share": round(c / answered, 4)} for a, c in self.answers.most_common(top)
+            ],
             "answer_coverage": {str(k): round(v, 4) for k, v in coverage.items()},
             "coverage_curve": coverage_curve(self.answers),
             "classification_verdict": classification_verdict(coverage, len(self.answers), answered),
@@ -266,13 +277,19 @@ def classification_verdict(coverage: dict[int, float], unique: int, answered: in
     c1000, c5000 = coverage.get(1000, 0.0), coverage.get(5000, 0.0)
     tail = f"{unique:,} unique answers among {answered:,}"
     if c1000 >= 0.9:
-        return (f"A classification head could work: the top 1,000 answers cover {c1000:.1%} of the questions "
-                f"({tail}), as in VQA v2. A generative model still handles the rest.")
+        return (
+            f"A classification head could work: the top 1,000 answers cover {c1000:.1%} of the questions "
+            f"({tail}), as in VQA v2. A generative model still handles the rest."
+        )
     if c5000 >= 0.8:
-        return (f"Borderline: the top 1,000 answers cover {c1000:.1%} and the top 5,000 {c5000:.1%} ({tail}). "
-                "A classification head would miss a fifth or more; prefer a generative model.")
-    return (f"A classification head can't work: the top 1,000 answers cover only {c1000:.1%} of the questions "
-            f"and the top 5,000 {c5000:.1%} ({tail}). The answers are open-ended; use a generative VLM.")
+        return (
+            f"Borderline: the top 1,000 answers cover {c1000:.1%} and the top 5,000 {c5000:.1%} ({tail}). "
+            "A classification head would miss a fifth or more; prefer a generative model."
+        )
+    return (
+        f"A classification head can't work: the top 1,000 answers cover only {c1000:.1%} of the questions "
+        f"and the top 5,000 {c5000:.1%} ({tail}). The answers are open-ended; use a generative VLM."
+    )
 
 
 def describe(values: Any) -> dict[str, float]:
@@ -325,6 +342,7 @@ def _image_sizes(root: Path, images: Iterable[str], progress: bool | None) -> di
 
 # --- writing ------------------------------------------------------------------------------------
 
+
 def write_stats(stats: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
     """stats.json, stats.md and the PNG plots in OUT_DIR; returns the paths written."""
     out = Path(out_dir)
@@ -348,15 +366,29 @@ def headline(stats: dict[str, Any]) -> list[tuple[str, str]]:
     cov = stats["answer_coverage"]
 
     def length(name: str) -> str:
-        parts = [f"{lengths[f'{name}_{u}']['mean']:.1f} {u}" for u in ("chars", "words", "tokens") if f"{name}_{u}" in lengths]
+        parts = [
+            f"{lengths[f'{name}_{u}']['mean']:.1f} {u}"
+            for u in ("chars", "words", "tokens")
+            if f"{name}_{u}" in lengths
+        ]
         return ", ".join(parts) or "-"
 
     per_image = stats["qa_pairs_per_image"]
     rows = [
         ("samples", f"{stats['samples']:,}"),
         ("images", f"{stats['images']:,}" + (f" (+{stats['videos']:,} videos)" if stats["videos"] else "")),
-        ("QA pairs", f"{stats['qa_pairs']:,}" + (f" ({stats['unanswered_questions']:,} without answer)" if stats["unanswered_questions"] else "")),
-        ("QA pairs per image", f"mean {per_image.get('mean', 0):.2f}, median {per_image.get('median', 0):g}, max {per_image.get('max', 0):g}" if per_image.get("count") else "-"),
+        (
+            "QA pairs",
+            f"{stats['qa_pairs']:,}"
+            + (f" ({stats['unanswered_questions']:,} without answer)" if stats["unanswered_questions"] else ""),
+        ),
+        (
+            "QA pairs per image",
+            f"mean {per_image.get('mean', 0):.2f}, median {per_image.get('median', 0):g}, "
+            f"max {per_image.get('max', 0):g}"
+            if per_image.get("count")
+            else "-",
+        ),
         ("question length (mean)", length("question")),
         ("answer length (mean)", length("answer")),
         ("unique answers", f"{stats['unique_answers']:,}"),
@@ -366,15 +398,24 @@ def headline(stats: dict[str, Any]) -> list[tuple[str, str]]:
     sizes = stats.get("image_sizes")
     if sizes and sizes.get("count"):
         common = sizes["most_common"][0]["size"] if sizes["most_common"] else "-"
-        rows.append(("image size", f"median {sizes['width']['median']:g}x{sizes['height']['median']:g}, most common {common}"))
+        rows.append(
+            ("image size", f"median {sizes['width']['median']:g}x{sizes['height']['median']:g}, most common {common}")
+        )
     return rows
 
 
 def markdown(stats: dict[str, Any], plots: list[str]) -> str:
     lines = [f"# Dataset statistics: {stats.get('dataset', '')}", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in headline(stats)]
-    lines += ["", "## Can a classification head work?", "", stats["classification_verdict"], "",
-              "| top-K answers | coverage |", "| --- | --- |"]
+    lines += [
+        "",
+        "## Can a classification head work?",
+        "",
+        stats["classification_verdict"],
+        "",
+        "| top-K answers | coverage |",
+        "| --- | --- |",
+    ]
     lines += [f"| {int(k):,} | {v:.2%} |" for k, v in stats["answer_coverage"].items()]
     lines += ["", "## Top answers", "", "| answer | count | share |", "| --- | --- | --- |"]
     lines += [f"| {_cell(a['answer'])} | {a['count']:,} | {a['share']:.2%} |" for a in stats["top_answers"]]
@@ -383,7 +424,10 @@ def markdown(stats: dict[str, Any], plots: list[str]) -> str:
     lines += ["", "## Leading words", "", "| words | count |", "| --- | --- |"]
     lines += [f"| {_cell(w['words'])} | {w['count']:,} |" for w in stats["leading_words"]]
     lines += ["", "## Lengths", "", "| | mean | median | p90 | max |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {name} | {d['mean']:.1f} | {d['median']:g} | {d['p90']:g} | {d['max']:g} |" for name, d in stats["lengths"].items()]
+    lines += [
+        f"| {name} | {d['mean']:.1f} | {d['median']:g} | {d['p90']:g} | {d['max']:g} |"
+        for name, d in stats["lengths"].items()
+    ]
     if stats.get("tokenizer"):
         lines += ["", f"Tokens counted with {stats['tokenizer']}."]
     for key, counts in stats.get("meta", {}).items():
@@ -429,7 +473,13 @@ def _plots(stats: dict[str, Any], out: Path) -> list[Path]:
         ax.plot([k for k, _ in curve], [c for _, c in curve], color="#c00000")
         for k in COVERAGE_K:
             ax.axvline(k, color="grey", lw=0.5, ls=":")
-        ax.set(xscale="log", ylim=(0, 1.02), title="Answer-vocabulary coverage", xlabel="top-K answers", ylabel="questions covered")
+        ax.set(
+            xscale="log",
+            ylim=(0, 1.02),
+            title="Answer-vocabulary coverage",
+            xlabel="top-K answers",
+            ylabel="questions covered",
+        )
         save(fig, "answer_coverage.png")
     types = stats["question_types"]
     if types:

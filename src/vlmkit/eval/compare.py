@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import VlmkitError
 from ..io import iter_jsonl, write_json
+from .compare_groups import group_deltas, groups_markdown
 from .manifest import MANIFEST_FILE
 from .report import delta_cell, md, md_table, pct
 from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE
-from .compare_groups import group_deltas, groups_markdown
 from .stats import paired_delta
 
 APPROXIMATE = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor")
@@ -37,8 +38,11 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     path = Path(path)
     scores = path / SCORES_FILE
     if not scores.exists():
-        hint = (" (it has predictions.jsonl: run `vlmkit score` on it first)"
-                if (path / "predictions.jsonl").exists() else "")
+        hint = (
+            " (it has predictions.jsonl: run `vlmkit score` on it first)"
+            if (path / "predictions.jsonl").exists()
+            else ""
+        )
         raise VlmkitError(f"{path} is not a scored run: no {SCORES_FILE}{hint}")
     summary = json.loads(scores.read_text(encoding="utf-8"))
     samples = {}
@@ -54,9 +58,15 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     return Run(name or path.name, path, summary, samples, manifest)
 
 
-def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | None = None,
-                 metrics: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0,
-                 confidence: float = 0.95) -> dict[str, Any]:
+def compare_runs(
+    paths: Sequence[str | os.PathLike],
+    *,
+    names: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
     if len(paths) < 2:
         raise VlmkitError("compare needs at least two run folders (the first is the base)")
     if names and len(names) != len(paths):
@@ -78,32 +88,45 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | N
     rows = []
     for run in runs:
         manifest = run.manifest or {}
-        row: dict[str, Any] = {"name": run.name, "path": str(run.path), "task": run.summary.get("task"),
-                               "n": run.summary["counts"]["scored"],
-                               "overall": {m: run.summary["overall"].get(m) for m in shared},
-                               "latency_p50_s": run.summary["latency"].get("p50_s"),
-                               "samples_per_s": run.summary["throughput"].get("samples_per_s"),
-                               "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
-                               "model": manifest.get("model"),
-                               "hardware": (manifest.get("engine") or {}).get("hardware"),
-                               "adapter": manifest.get("adapter"),
-                               "training": adapter_facts(manifest.get("adapter_dir") or manifest.get("adapter")),
-                               "deltas": {}}
+        row: dict[str, Any] = {
+            "name": run.name,
+            "path": str(run.path),
+            "task": run.summary.get("task"),
+            "n": run.summary["counts"]["scored"],
+            "overall": {m: run.summary["overall"].get(m) for m in shared},
+            "latency_p50_s": run.summary["latency"].get("p50_s"),
+            "samples_per_s": run.summary["throughput"].get("samples_per_s"),
+            "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
+            "model": manifest.get("model"),
+            "hardware": (manifest.get("engine") or {}).get("hardware"),
+            "adapter": manifest.get("adapter"),
+            "training": adapter_facts(manifest.get("adapter_dir") or manifest.get("adapter")),
+            "deltas": {},
+        }
         if run is not base:
             common = [i for i in base.samples if i in run.samples]
             if not common:
                 raise VlmkitError(f"runs '{base.name}' and '{run.name}' have no scored sample id in common")
             row["common"] = len(common)
             for metric in shared:
-                corpus_delta = (row["overall"][metric] - base.summary["overall"][metric]
-                                if metric in APPROXIMATE else None)
-                row["deltas"][metric] = paired_delta([base.samples[i][metric] for i in common],
-                                                     [run.samples[i][metric] for i in common],
-                                                     corpus_delta=corpus_delta, **bootstrap)
+                corpus_delta = (
+                    row["overall"][metric] - base.summary["overall"][metric] if metric in APPROXIMATE else None
+                )
+                row["deltas"][metric] = paired_delta(
+                    [base.samples[i][metric] for i in common],
+                    [run.samples[i][metric] for i in common],
+                    corpus_delta=corpus_delta,
+                    **bootstrap,
+                )
         rows.append(row)
-    return {"base": base.name, "tasks": tasks, "metrics": shared, "runs": rows,
-            "groups": group_deltas(runs, shared[0], approximate=shared[0] in APPROXIMATE, **bootstrap),
-            "bootstrap": bootstrap}
+    return {
+        "base": base.name,
+        "tasks": tasks,
+        "metrics": shared,
+        "runs": rows,
+        "groups": group_deltas(runs, shared[0], approximate=shared[0] in APPROXIMATE, **bootstrap),
+        "bootstrap": bootstrap,
+    }
 
 
 def adapter_facts(adapter: str | None) -> dict[str, Any] | None:
@@ -152,9 +175,11 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         p50 = run["latency_p50_s"]
         if hardware:
             cells.append(md(run.get("hardware") or "–", 30))
-        cells += [f"{1000 * p50:.1f} ms" if p50 is not None else "–",
-                  f"{run['samples_per_s']:.2f}" if run["samples_per_s"] else "–",
-                  f"${run['usd_per_1k_images']:.4f}" if run["usd_per_1k_images"] is not None else "–"]
+        cells += [
+            f"{1000 * p50:.1f} ms" if p50 is not None else "–",
+            f"{run['samples_per_s']:.2f}" if run["samples_per_s"] else "–",
+            f"${run['usd_per_1k_images']:.4f}" if run["usd_per_1k_images"] is not None else "–",
+        ]
         rows.append(cells)
     return header, rows
 
@@ -163,9 +188,12 @@ def compare_markdown(result: dict[str, Any]) -> str:
     header, rows = table_rows(result)
     conf = int(100 * result["bootstrap"]["confidence"])
     lines = [f"# Comparison ({', '.join(t or '?' for t in result['tasks'])})", "", *md_table(header, rows)]
-    lines += ["", f"Scores x100. Δ is each run minus the base (`{md(result['base'])}`) with a {conf} % paired "
-              f"bootstrap interval ({result['bootstrap']['resamples']} resamples over the samples both runs scored); "
-              "* marks an interval that excludes 0; † marks an approximate interval (corpus BLEU/METEOR)."]
+    lines += [
+        "",
+        f"Scores x100. Δ is each run minus the base (`{md(result['base'])}`) with a {conf} % paired "
+        f"bootstrap interval ({result['bootstrap']['resamples']} resamples over the samples both runs scored); "
+        "* marks an interval that excludes 0; † marks an approximate interval (corpus BLEU/METEOR).",
+    ]
     for run in result["runs"][1:]:
         if run.get("common") is not None and run["common"] < max(run["n"], result["runs"][0]["n"]):
             lines.append(f"- `{md(run['name'])}` was compared on the {run['common']} samples both runs scored.")
@@ -181,8 +209,12 @@ def compare_png(result: dict[str, Any], path: Path) -> Path:
     header, rows = table_rows(result)
     metric = result["metrics"][0]
     runs = result["runs"]
-    fig, (ax_table, ax_bar) = plt.subplots(2, 1, figsize=(max(8, 1.4 * len(header)), 2.2 + 0.45 * len(rows) + 3),
-                                           gridspec_kw={"height_ratios": [0.6 + 0.3 * len(rows), 3]})
+    fig, (ax_table, ax_bar) = plt.subplots(
+        2,
+        1,
+        figsize=(max(8, 1.4 * len(header)), 2.2 + 0.45 * len(rows) + 3),
+        gridspec_kw={"height_ratios": [0.6 + 0.3 * len(rows), 3]},
+    )
     ax_table.axis("off")
     table = ax_table.table(cellText=rows, colLabels=header, loc="center", cellLoc="center")
     table.auto_set_font_size(False)
@@ -190,10 +222,16 @@ def compare_png(result: dict[str, Any], path: Path) -> Path:
     table.auto_set_column_width(col=list(range(len(header))))
     table.scale(1, 1.3)
     values = [100 * (r["overall"][metric] or 0) for r in runs]
-    errors = [[0, 0]] + [[100 * (r["deltas"][metric]["delta"] - r["deltas"][metric]["ci_low"]),
-                          100 * (r["deltas"][metric]["ci_high"] - r["deltas"][metric]["delta"])] for r in runs[1:]]
-    ax_bar.bar(range(len(runs)), values, yerr=list(zip(*errors)), capsize=6,
-               color=["#8C8C8C"] + ["#4C72B0"] * (len(runs) - 1))
+    errors = [[0, 0]] + [
+        [
+            100 * (r["deltas"][metric]["delta"] - r["deltas"][metric]["ci_low"]),
+            100 * (r["deltas"][metric]["ci_high"] - r["deltas"][metric]["delta"]),
+        ]
+        for r in runs[1:]
+    ]
+    ax_bar.bar(
+        range(len(runs)), values, yerr=list(zip(*errors)), capsize=6, color=["#8C8C8C"] + ["#4C72B0"] * (len(runs) - 1)
+    )
     ax_bar.set_xticks(range(len(runs)), [r["name"][:24] for r in runs], rotation=15)
     ax_bar.set_ylabel(f"{metric} (x100)")
     conf = int(100 * result["bootstrap"]["confidence"])
@@ -201,9 +239,17 @@ def compare_png(result: dict[str, Any], path: Path) -> Path:
     return plots.save_figure(fig, path)
 
 
-def compare(paths: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | None = None,
-            names: Sequence[str] | None = None, metrics: Sequence[str] | None = None, resamples: int = 1000,
-            seed: int = 0, confidence: float = 0.95, make_png: bool = True) -> dict[str, Any]:
+def compare(
+    paths: Sequence[str | os.PathLike],
+    *,
+    out_dir: str | os.PathLike | None = None,
+    names: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    make_png: bool = True,
+) -> dict[str, Any]:
     """Compare runs; with out_dir, write compare.md, compare.json and compare.png there."""
     result = compare_runs(paths, names=names, metrics=metrics, resamples=resamples, seed=seed, confidence=confidence)
     result["markdown"] = compare_markdown(result)
@@ -211,8 +257,10 @@ def compare(paths: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | 
         from ..io import atomic_write_text
 
         out = Path(out_dir)
-        files = {"markdown": atomic_write_text(out / "compare.md", result["markdown"]),
-                 "json": write_json(out / "compare.json", {k: v for k, v in result.items() if k != "markdown"})}
+        files = {
+            "markdown": atomic_write_text(out / "compare.md", result["markdown"]),
+            "json": write_json(out / "compare.json", {k: v for k, v in result.items() if k != "markdown"}),
+        }
         if make_png:
             files["png"] = compare_png(result, out / "compare.png")
         result["files"] = {k: str(v) for k, v in files.items()}

@@ -8,8 +8,9 @@ returns the facts the run manifest records (model, adapter, pixel settings, dtyp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..data.schema import Sample
 
@@ -20,8 +21,13 @@ def generation_params(settings: Any) -> Any:
 
     if settings.greedy:
         return GenerationParams(max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams)
-    return GenerationParams(max_new_tokens=settings.max_new_tokens, do_sample=True, num_beams=settings.num_beams,
-                            temperature=settings.temperature or 1.0, top_p=settings.top_p)
+    return GenerationParams(
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=True,
+        num_beams=settings.num_beams,
+        temperature=settings.temperature or 1.0,
+        top_p=settings.top_p,
+    )
 
 
 def engine_predict_fn(engine: Any) -> Callable[[list[Any]], list[dict[str, Any]]]:
@@ -32,8 +38,12 @@ def engine_predict_fn(engine: Any) -> Callable[[list[Any]], list[dict[str, Any]]
         settings = requests[0].generation
         if settings not in params_cache:
             params_cache[settings] = generation_params(settings)
-        samples = [Sample.model_validate({"id": r.id, "messages": r.messages, "answers": r.sample.answers,
-                                          "meta": r.sample.meta}) for r in requests]
+        samples = [
+            Sample.model_validate(
+                {"id": r.id, "messages": r.messages, "answers": r.sample.answers, "meta": r.sample.meta}
+            )
+            for r in requests
+        ]
         out = []
         for result in engine.generate(samples, params_cache[settings]):
             row = {"prediction": result.text, "latency_s": result.latency_s}
@@ -45,14 +55,19 @@ def engine_predict_fn(engine: Any) -> Callable[[list[Any]], list[dict[str, Any]]
     return predict
 
 
-def load_predict_fn(model: str, *, adapter: str | Path | None = None, batch_size: int = 8,
-                    **engine_options: Any) -> tuple[Callable, dict[str, Any]]:
+def load_predict_fn(
+    model: str, *, adapter: str | Path | None = None, batch_size: int = 8, **engine_options: Any
+) -> tuple[Callable, dict[str, Any]]:
     from ..infer import load_engine
 
     engine = load_engine(model, adapter=str(adapter) if adapter else None, batch_size=batch_size, **engine_options)
-    facts = {**engine_facts(engine), "model": model, "adapter": str(adapter) if adapter else None,
-             # absolute, so `compare` finds the adapter's training facts from any working directory
-             "adapter_dir": str(Path(adapter).resolve()) if adapter and Path(adapter).is_dir() else None}
+    facts = {
+        **engine_facts(engine),
+        "model": model,
+        "adapter": str(adapter) if adapter else None,
+        # absolute, so `compare` finds the adapter's training facts from any working directory
+        "adapter_dir": str(Path(adapter).resolve()) if adapter and Path(adapter).is_dir() else None,
+    }
     return engine_predict_fn(engine), facts
 
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..metrics.text import normalize_exact, normalize_squad
 
-CATEGORIES = ("empty", "refused_or_unanswerable", "wrong_language", "too_long", "numeric_off", "partial_match",
-              "other")
+CATEGORIES = ("empty", "refused_or_unanswerable", "wrong_language", "too_long", "numeric_off", "partial_match", "other")
 LABELS = {
     "empty": "empty answer",
     "refused_or_unanswerable": "refused / unanswerable mismatch",
@@ -101,8 +100,13 @@ def categorize(prediction: str, answers: Sequence[str], *, error: str | None = N
     pred_script = _script(pred)
     if ref_script and pred_script and ref_script != pred_script:
         return "wrong_language"
-    if (ref_script == "LATIN" and pred_script == "LATIN" and len(pred.split()) >= 2
-            and sum(map(_is_vietnamese, answers)) * 2 > len(answers) and not _is_vietnamese(pred)):
+    if (
+        ref_script == "LATIN"
+        and pred_script == "LATIN"
+        and len(pred.split()) >= 2
+        and sum(map(_is_vietnamese, answers)) * 2 > len(answers)
+        and not _is_vietnamese(pred)
+    ):
         return "wrong_language"
 
     longest = max((len(a.split()) for a in answers), default=0)

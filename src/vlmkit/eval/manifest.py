@@ -8,15 +8,25 @@ import hashlib
 import json
 import platform
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..provenance import package_versions
 
 MANIFEST_FILE = "manifest.json"
 PACKAGES = ("vlmkit", "torch", "transformers", "peft", "accelerate", "pycocoevalcap", "numpy", "pillow")
 # Keys that must match for a run directory to be resumed (anything else may differ between invocations).
-RESUME_KEYS = ("task.name", "task.prompt", "task.system_prompt", "task.generation", "data_hash", "model",
-               "adapter", "pixels", "engine.quantization")
+RESUME_KEYS = (
+    "task.name",
+    "task.prompt",
+    "task.system_prompt",
+    "task.generation",
+    "data_hash",
+    "model",
+    "adapter",
+    "pixels",
+    "engine.quantization",
+)
 
 
 def data_hash(samples: Iterable[Any]) -> str:

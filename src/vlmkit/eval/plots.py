@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..plotting import pyplot, save_figure
 
@@ -25,8 +26,7 @@ def group_bars(key: str, table: dict[str, dict[str, Any]], metric: str, path: Pa
     ax.set_xlabel(f"{metric} (x100)")
     ax.set_title(f"{metric} by {key}")
     for bar, label in zip(bars, labels):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" n={table[label]['n']}", va="center",
-                fontsize=8)
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" n={table[label]['n']}", va="center", fontsize=8)
     ax.set_xlim(0, max(values + [100]) * 1.15)
     return save_figure(fig, path)
 

@@ -32,8 +32,14 @@ class PredictionRecord:
     line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"id": self.id, "question": self.question, "prediction": self.prediction,
-                               "answers": self.answers, "meta": self.meta, "latency_s": self.latency_s}
+        row: dict[str, Any] = {
+            "id": self.id,
+            "question": self.question,
+            "prediction": self.prediction,
+            "answers": self.answers,
+            "meta": self.meta,
+            "latency_s": self.latency_s,
+        }
         if self.error is not None:
             row["error"] = self.error
         return row
@@ -61,8 +67,9 @@ def _find_non_finite(value: Any, where: str) -> str | None:
     return None
 
 
-def parse_prediction(obj: Any, *, path: object = None, line: int | None = None,
-                     require_answers: bool = True) -> PredictionRecord:
+def parse_prediction(
+    obj: Any, *, path: object = None, line: int | None = None, require_answers: bool = True
+) -> PredictionRecord:
     """Validate one decoded line; DataError names the file, the line and the field."""
     where = {"path": path, "record": f"line {line}" if line is not None else None}
     if not isinstance(obj, dict):
@@ -130,12 +137,21 @@ def parse_prediction(obj: Any, *, path: object = None, line: int | None = None,
             raise fail("latency_s", f"must not be negative, got {latency}")
         latency = float(latency)
 
-    return PredictionRecord(id=sample_id, prediction=prediction, answers=list(answers), question=question,
-                            meta=meta, latency_s=latency, error=error, line=line)
+    return PredictionRecord(
+        id=sample_id,
+        prediction=prediction,
+        answers=list(answers),
+        question=question,
+        meta=meta,
+        latency_s=latency,
+        error=error,
+        line=line,
+    )
 
 
-def read_predictions(path: str | os.PathLike, *, require_answers: bool = True,
-                     skip_torn_tail: bool = False) -> list[PredictionRecord]:
+def read_predictions(
+    path: str | os.PathLike, *, require_answers: bool = True, skip_torn_tail: bool = False
+) -> list[PredictionRecord]:
     """Read and validate a predictions file; duplicate ids are an error naming both lines."""
     path = Path(path)
     if path.is_dir():
@@ -145,8 +161,12 @@ def read_predictions(path: str | os.PathLike, *, require_answers: bool = True,
     for line, obj in iter_jsonl(path, skip_torn_tail=skip_torn_tail):
         record = parse_prediction(obj, path=path, line=line, require_answers=require_answers)
         if record.id in first_line:
-            raise DataError(f"duplicate id '{record.id}' (first seen on line {first_line[record.id]})",
-                            path=path, record=f"line {line}", field="id")
+            raise DataError(
+                f"duplicate id '{record.id}' (first seen on line {first_line[record.id]})",
+                path=path,
+                record=f"line {line}",
+                field="id",
+            )
         first_line[record.id] = line
         records.append(record)
     if not records:

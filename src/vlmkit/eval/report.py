@@ -3,8 +3,9 @@ analysis with examples, and the run manifest. Scores are shown x100 (the publish
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..io import atomic_write_text
 from . import plots
@@ -31,7 +32,7 @@ def delta_cell(stats: dict[str, Any]) -> str:
     mark = "†" if stats.get("approximate") else ""
     # Below display precision counts as 0: BLEU's smoothing leaves ~1e-9 scores on total misses.
     sig = "*" if stats["ci_low"] > _SHOWN_ZERO or stats["ci_high"] < -_SHOWN_ZERO else ""
-    return (f"{100 * stats['delta']:+.2f}{sig} [{100 * stats['ci_low']:+.2f}, {100 * stats['ci_high']:+.2f}]{mark}")
+    return f"{100 * stats['delta']:+.2f}{sig} [{100 * stats['ci_low']:+.2f}, {100 * stats['ci_high']:+.2f}]{mark}"
 
 
 def _num(value: Any, fmt: str = "{:.3g}") -> str:
@@ -45,34 +46,63 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines
 
 
-def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict[str, Any] | None = None,
-                 latencies: Sequence[float] = (), make_plots: bool = True, title: str | None = None) -> Path:
+def write_report(
+    out_dir: str | Path,
+    summary: dict[str, Any],
+    *,
+    manifest: dict[str, Any] | None = None,
+    latencies: Sequence[float] = (),
+    make_plots: bool = True,
+    title: str | None = None,
+) -> Path:
     out_dir = Path(out_dir)
     metrics = summary["metrics"]
     counts = summary["counts"]
     lines = [f"# {title or 'Evaluation'}: {summary['task']}", ""]
     if manifest and manifest.get("model"):
-        lines += [f"Model `{manifest['model']}`"
-                  + (f", adapter `{manifest['adapter']}`" if manifest.get("adapter") else "") + ".", ""]
-    lines += [f"{counts['predictions']} predictions, {counts['scored']} scored, {counts['errors']} engine errors, "
-              f"{counts['without_answers']} without reference answers. Scores x100; primary: "
-              f"**{summary['primary']}**.", ""]
+        lines += [
+            f"Model `{manifest['model']}`"
+            + (f", adapter `{manifest['adapter']}`" if manifest.get("adapter") else "")
+            + ".",
+            "",
+        ]
+    lines += [
+        f"{counts['predictions']} predictions, {counts['scored']} scored, {counts['errors']} engine errors, "
+        f"{counts['without_answers']} without reference answers. Scores x100; primary: "
+        f"**{summary['primary']}**.",
+        "",
+    ]
 
     lines += ["## Scores", ""]
-    lines += md_table(["metric", "score"], [[m, f"**{pct(summary['overall'][m])}**" if m == summary["primary"]
-                                           else pct(summary["overall"][m])] for m in metrics])
+    lines += md_table(
+        ["metric", "score"],
+        [
+            [m, f"**{pct(summary['overall'][m])}**" if m == summary["primary"] else pct(summary["overall"][m])]
+            for m in metrics
+        ],
+    )
     if summary.get("tokenizer"):
         lines += ["", f"Caption metrics tokenized with the `{summary['tokenizer']}` tokenizer."]
 
     lat, thr, cost = summary["latency"], summary["throughput"], summary["cost"]
     lines += ["", "## Speed and cost", ""]
-    lines += md_table(["latency p50", "latency p95", "samples/s", f"$ per 1,000 images (at ${cost['usd_per_hour']}/h)"],
-                    [[_num(lat["p50_s"] and 1000 * lat["p50_s"], "{:.1f} ms"),
-                      _num(lat["p95_s"] and 1000 * lat["p95_s"], "{:.1f} ms"),
-                      _num(thr.get("samples_per_s"), "{:.2f}"), _num(cost.get("usd_per_1k_images"), "${:.4f}")]])
+    lines += md_table(
+        ["latency p50", "latency p95", "samples/s", f"$ per 1,000 images (at ${cost['usd_per_hour']}/h)"],
+        [
+            [
+                _num(lat["p50_s"] and 1000 * lat["p50_s"], "{:.1f} ms"),
+                _num(lat["p95_s"] and 1000 * lat["p95_s"], "{:.1f} ms"),
+                _num(thr.get("samples_per_s"), "{:.2f}"),
+                _num(cost.get("usd_per_1k_images"), "${:.4f}"),
+            ]
+        ],
+    )
     hardware = ((manifest or {}).get("engine") or {}).get("hardware")
-    lines += ["", (f"Measured on {md(hardware)}. " if hardware else "") + f"Throughput source: {thr['source']}. "
-              "Latency is the wall time of the batch that produced the answer."]
+    lines += [
+        "",
+        (f"Measured on {md(hardware)}. " if hardware else "") + f"Throughput source: {thr['source']}. "
+        "Latency is the wall time of the batch that produced the answer.",
+    ]
     if make_plots and latencies:
         rel = "plots/latency.png"
         plots.latency_hist(latencies, out_dir / rel)
@@ -93,9 +123,12 @@ def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict
         lines += md_table(["", ""], [[md(k), f"`{md(v, 120)}`"] for k, v in _manifest_rows(manifest)])
     timing = summary.get("timing")
     if timing and timing.get("wall_s"):
-        lines += ["", f"This invocation (until scoring): {timing['wall_s']:.2f} s wall, "
-                  f"{timing['model_s']:.2f} s inside the model, "
-                  f"{100 * timing['outside_model_share']:.1f} % outside it (data, prompts, writing, scoring)."]
+        lines += [
+            "",
+            f"This invocation (until scoring): {timing['wall_s']:.2f} s wall, "
+            f"{timing['model_s']:.2f} s inside the model, "
+            f"{100 * timing['outside_model_share']:.1f} % outside it (data, prompts, writing, scoring).",
+        ]
     path = out_dir / REPORT_FILE
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
@@ -104,17 +137,24 @@ def write_report(out_dir: str | Path, summary: dict[str, Any], *, manifest: dict
 def _failure_section(failures: dict[str, Any] | None, out_dir: Path, make_plots: bool) -> list[str]:
     if failures is None:
         return ["", "## Failure analysis", "", "Not applicable to this task (free-form output)."]
-    lines = ["", "## Failure analysis", "",
-             f"{failures['wrong']} of {failures['scored']} scored answers are wrong (primary score below "
-             f"{failures['threshold']})."]
+    lines = [
+        "",
+        "## Failure analysis",
+        "",
+        f"{failures['wrong']} of {failures['scored']} scored answers are wrong (primary score below "
+        f"{failures['threshold']}).",
+    ]
     if not failures["wrong"]:
         return lines
     lines += [""]
     rows = []
     for category, count in failures["counts"].items():
         example = (failures["examples"].get(category) or [{}])[0]
-        shown = (f"{md(example.get('prediction', ''), 40)!s} ← {md(' / '.join(example.get('answers', [])[:2]), 40)}"
-                 if example else "")
+        shown = (
+            f"{md(example.get('prediction', ''), 40)!s} ← {md(' / '.join(example.get('answers', [])[:2]), 40)}"
+            if example
+            else ""
+        )
         rows.append([LABELS.get(category, category), count, f"{100 * count / failures['wrong']:.1f} %", shown])
     lines += md_table(["category", "count", "share of wrong", "example (predicted ← expected)"], rows)
     if make_plots:
@@ -124,17 +164,33 @@ def _failure_section(failures: dict[str, Any] | None, out_dir: Path, make_plots:
     lines += ["", "### Examples", ""]
     for category, examples in failures["examples"].items():
         for ex in examples:
-            lines.append(f"- **{LABELS.get(category, category)}** `{md(ex['id'], 40)}`: Q: {md(ex['question'], 100)} "
-                         f"— predicted `{md(ex['prediction'], 60) or '(empty)'}`, expected "
-                         f"`{md(' / '.join(ex['answers'][:3]), 60)}`"
-                         + (f" (error: {md(ex['error'], 60)})" if ex.get("error") else ""))
+            lines.append(
+                f"- **{LABELS.get(category, category)}** `{md(ex['id'], 40)}`: Q: {md(ex['question'], 100)} "
+                f"— predicted `{md(ex['prediction'], 60) or '(empty)'}`, expected "
+                f"`{md(' / '.join(ex['answers'][:3]), 60)}`"
+                + (f" (error: {md(ex['error'], 60)})" if ex.get("error") else "")
+            )
     return lines
 
 
 def _manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
     rows = []
-    for key in ("model", "adapter", "task", "prompt", "generation", "pixels", "media", "batch_size", "slice",
-                "data", "data_hash", "samples", "created", "packages"):
+    for key in (
+        "model",
+        "adapter",
+        "task",
+        "prompt",
+        "generation",
+        "pixels",
+        "media",
+        "batch_size",
+        "slice",
+        "data",
+        "data_hash",
+        "samples",
+        "created",
+        "packages",
+    ):
         value = manifest.get(key)
         if value in (None, "", {}):
             continue
@@ -152,12 +208,30 @@ def write_suite_summary(out_dir: str | Path, *, model: str, adapter: Any, runs: 
     from ..io import write_json
 
     out = Path(out_dir)
-    rows = [{"task": name, "data": str(data), "run": str(run_dir), "n": summary["counts"]["scored"],
-             "metric": summary["primary"], "score": summary["overall"][summary["primary"]],
-             "overall": summary["overall"]} for name, data, run_dir, summary in runs]
+    rows = [
+        {
+            "task": name,
+            "data": str(data),
+            "run": str(run_dir),
+            "n": summary["counts"]["scored"],
+            "metric": summary["primary"],
+            "score": summary["overall"][summary["primary"]],
+            "overall": summary["overall"],
+        }
+        for name, data, run_dir, summary in runs
+    ]
     write_json(out / "summary.json", {"model": model, "adapter": str(adapter) if adapter else None, "tasks": rows})
-    lines = [f"# {md(model)}" + (f" + {md(adapter)}" if adapter else ""), "",
-             *md_table(["task", "n", "metric", "score", "run"],
-                     [[row["task"], row["n"], row["metric"], pct(row["score"]), f"`{md(Path(row['run']).name)}`"]
-                      for row in rows]), "", "Scores x100; each task's full report is `report.md` in its run folder."]
+    lines = [
+        f"# {md(model)}" + (f" + {md(adapter)}" if adapter else ""),
+        "",
+        *md_table(
+            ["task", "n", "metric", "score", "run"],
+            [
+                [row["task"], row["n"], row["metric"], pct(row["score"]), f"`{md(Path(row['run']).name)}`"]
+                for row in rows
+            ],
+        ),
+        "",
+        "Scores x100; each task's full report is `report.md` in its run folder.",
+    ]
     return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")

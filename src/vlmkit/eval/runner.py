@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..data.schema import Sample, read_samples
 from ..errors import DataError, VlmkitError
@@ -76,7 +77,7 @@ def tqdm_progress(bar: Any) -> Callable[[int, int], None]:
 
 
 def parse_slice(spec: str | slice | tuple[int | None, int | None] | None) -> slice | None:
-    """"a:b", ":b", "a:" (Python slice semantics on the sample order) -> slice."""
+    """ "a:b", ":b", "a:" (Python slice semantics on the sample order) -> slice."""
     if spec is None or isinstance(spec, slice):
         return spec
     if isinstance(spec, tuple):
@@ -130,8 +131,14 @@ def _existing(path: Path) -> list[PredictionRecord]:
 
 def _to_record(request: EvalRequest, output: Any, batch_seconds: float) -> dict[str, Any]:
     sample = request.sample
-    row: dict[str, Any] = {"id": sample.id, "question": sample.question(), "prediction": "",
-                           "answers": list(sample.answers), "meta": sample.meta, "latency_s": batch_seconds}
+    row: dict[str, Any] = {
+        "id": sample.id,
+        "question": sample.question(),
+        "prediction": "",
+        "answers": list(sample.answers),
+        "meta": sample.meta,
+        "latency_s": batch_seconds,
+    }
     if isinstance(output, str):
         row["prediction"] = output
     elif isinstance(output, Mapping):
@@ -167,13 +174,23 @@ def _predict_batch(predict: PredictFn, requests: list[EvalRequest]) -> list[Any]
         return [_predict_batch(predict, [r])[0] for r in requests]
 
 
-def evaluate(predict: PredictFn | Any, task: str | Task, samples: Iterable[Sample] | str | os.PathLike,
-             out_dir: str | os.PathLike, *, batch_size: int = 8,
-             slice: str | slice | tuple[int | None, int | None] | None = None,  # noqa: A002 - CLI name
-             manifest: Mapping[str, Any] | None = None, price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
-             tokenizer: str = "auto", submission: str | os.PathLike | None = None, retry_errors: bool = False,
-             overwrite: bool = False, make_plots: bool = True,
-             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+def evaluate(
+    predict: PredictFn | Any,
+    task: str | Task,
+    samples: Iterable[Sample] | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    batch_size: int = 8,
+    slice: str | slice | tuple[int | None, int | None] | None = None,  # noqa: A002 - CLI name
+    manifest: Mapping[str, Any] | None = None,
+    price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
+    tokenizer: str = "auto",
+    submission: str | os.PathLike | None = None,
+    retry_errors: bool = False,
+    overwrite: bool = False,
+    make_plots: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
     """Predict every sample not yet in out_dir/predictions.jsonl, then write scores.json, sample_scores.jsonl,
     report.md, plots and (optionally) a submission file. `predict` is a predict callable or an inference
     engine (vlmkit.infer); `manifest` adds run facts (model, adapter, pixels...)."""
@@ -203,8 +220,10 @@ def evaluate(predict: PredictFn | Any, task: str | Task, samples: Iterable[Sampl
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
         key = resume_mismatch(old, new_manifest)
         if key:
-            raise VlmkitError(f"{out} holds a run with a different {key}; use a new --out folder, or --overwrite "
-                              "to start this one again")
+            raise VlmkitError(
+                f"{out} holds a run with a different {key}; use a new --out folder, or --overwrite "
+                "to start this one again"
+            )
         new_manifest["created"] = old.get("created", new_manifest["created"])
     write_json(manifest_path, {**new_manifest, "status": "running"})
 
@@ -214,8 +233,10 @@ def evaluate(predict: PredictFn | Any, task: str | Task, samples: Iterable[Sampl
         existing = _existing(pred_path)
         unknown = [r.id for r in existing if r.id not in by_id]
         if unknown:
-            raise VlmkitError(f"{pred_path} has predictions for ids not in this data (e.g. '{unknown[0]}'); "
-                              "use a new --out folder or --overwrite")
+            raise VlmkitError(
+                f"{pred_path} has predictions for ids not in this data (e.g. '{unknown[0]}'); "
+                "use a new --out folder or --overwrite"
+            )
         if retry_errors and any(r.error for r in existing):
             appender.close()
             existing = [r for r in existing if not r.error]
@@ -243,8 +264,9 @@ def evaluate(predict: PredictFn | Any, task: str | Task, samples: Iterable[Sampl
     final_manifest = {**new_manifest, "status": "complete"}
     predicted = len(pending)
     if any(r.answers for r in ordered):
-        summary, rows = score_records(ordered, task, tokenizer=tokenizer, price_per_hour=price_per_hour,
-                                      timing=read_timing(out))
+        summary, rows = score_records(
+            ordered, task, tokenizer=tokenizer, price_per_hour=price_per_hour, timing=read_timing(out)
+        )
         summary["timing"] = _timing(started, model_s, predicted)
         files.update(write_scores(out, summary, rows, ordered, manifest=final_manifest, make_plots=make_plots))
         summary["timing"] = _timing(started, model_s, predicted)  # again, now including the report
@@ -255,17 +277,30 @@ def evaluate(predict: PredictFn | Any, task: str | Task, samples: Iterable[Sampl
 
 def _timing(started: float, model_s: float, predicted: int) -> dict[str, float]:
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "model_s": model_s, "predicted": predicted,
-            "outside_model_share": (wall - model_s) / wall if wall > 0 else 0.0}
+    return {
+        "wall_s": wall,
+        "model_s": model_s,
+        "predicted": predicted,
+        "outside_model_share": (wall - model_s) / wall if wall > 0 else 0.0,
+    }
 
 
-def _run(predict: PredictFn, task: Task, pending: list[Sample], batch_size: int, appender: JsonlAppender,
-         timing_log: JsonlAppender, done: int, total: int, progress: Callable[[int, int], None] | None) -> float:
+def _run(
+    predict: PredictFn,
+    task: Task,
+    pending: list[Sample],
+    batch_size: int,
+    appender: JsonlAppender,
+    timing_log: JsonlAppender,
+    done: int,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> float:
     model_s = 0.0
     if progress:
         progress(done, total)  # the starting point: what a resumed run already has
     for start in range(0, len(pending), batch_size):
-        batch = pending[start:start + batch_size]
+        batch = pending[start : start + batch_size]
         requests = [EvalRequest(s.id, task.build_messages(s), task.generation, s) for s in batch]
         t0 = time.perf_counter()
         outputs = _predict_batch(predict, requests)

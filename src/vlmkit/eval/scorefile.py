@@ -1,8 +1,8 @@
 """Score an existing predictions file (from vlmkit or any other tool) and write the result files:
 
-    scores.json          summary (overall, groups, latency, cost, failures)
-    sample_scores.jsonl  one line per prediction: id, per-metric scores, failure category (used by compare)
-    report.md + plots/   the human-readable report
+scores.json          summary (overall, groups, latency, cost, failures)
+sample_scores.jsonl  one line per prediction: id, per-metric scores, failure category (used by compare)
+report.md + plots/   the human-readable report
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import VlmkitError
 from ..io import iter_jsonl, write_json, write_jsonl
@@ -35,8 +36,11 @@ def resolve_task(task: str | Task | None, metrics: Sequence[str] | None = None) 
         return Task(name="custom", metrics=tuple(metrics))
     resolved = get_task(task)
     if metrics:
-        resolved = dataclasses.replace(resolved, metrics=tuple(metrics), metric_options={
-            k: v for k, v in resolved.metric_options.items() if k in metrics})
+        resolved = dataclasses.replace(
+            resolved,
+            metrics=tuple(metrics),
+            metric_options={k: v for k, v in resolved.metric_options.items() if k in metrics},
+        )
     return resolved
 
 
@@ -76,9 +80,15 @@ def _infer_timing(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def write_scores(out_dir: Path, summary: dict[str, Any], rows: list[dict[str, Any]],
-                 records: Sequence[PredictionRecord], *, manifest: dict[str, Any] | None = None,
-                 make_plots: bool = True) -> dict[str, Path]:
+def write_scores(
+    out_dir: Path,
+    summary: dict[str, Any],
+    rows: list[dict[str, Any]],
+    records: Sequence[PredictionRecord],
+    *,
+    manifest: dict[str, Any] | None = None,
+    make_plots: bool = True,
+) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"sample_scores": write_jsonl(out_dir / SAMPLE_SCORES_FILE, rows)}
     latencies = [r.latency_s for r in records if r.latency_s is not None]
@@ -87,10 +97,18 @@ def write_scores(out_dir: Path, summary: dict[str, Any], rows: list[dict[str, An
     return paths
 
 
-def score(predictions: str | os.PathLike, task: str | Task | None = None, *, metrics: Sequence[str] | None = None,
-          out_dir: str | os.PathLike | None = None, group_by: Sequence[str] | None = None,
-          price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR, tokenizer: str = "auto",
-          submission: str | os.PathLike | None = None, make_plots: bool = True) -> dict[str, Any]:
+def score(
+    predictions: str | os.PathLike,
+    task: str | Task | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    group_by: Sequence[str] | None = None,
+    price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
+    tokenizer: str = "auto",
+    submission: str | os.PathLike | None = None,
+    make_plots: bool = True,
+) -> dict[str, Any]:
     """Score a predictions file and write scores.json, sample_scores.jsonl and report.md into `out_dir`
     (default: the folder of the predictions file). Returns the summary (with a "files" entry)."""
     path = Path(predictions)
@@ -106,8 +124,9 @@ def score(predictions: str | os.PathLike, task: str | Task | None = None, *, met
             return {"task": resolved.name, "files": {k: str(v) for k, v in files.items()}}
     manifest = _find_manifest(path)
     timing = read_timing(path.parent) or _infer_timing(manifest)
-    summary, rows = score_records(records, resolved, tokenizer=tokenizer, group_by=group_by,
-                                  price_per_hour=price_per_hour, timing=timing)
+    summary, rows = score_records(
+        records, resolved, tokenizer=tokenizer, group_by=group_by, price_per_hour=price_per_hour, timing=timing
+    )
     summary["predictions_file"] = str(path)
     files.update(write_scores(out, summary, rows, records, manifest=manifest, make_plots=make_plots))
     summary["files"] = {k: str(v) for k, v in files.items()}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import VlmkitError
 from ..metrics.registry import get_metric
@@ -76,9 +77,9 @@ class _Corpus:
         self.tokenizers_used.add(name)
         if name not in self._tokens:
             flat = tokenize(self.preds + [r for refs in self.refs for r in refs], name)
-            preds, pos, refs = flat[:len(self.preds)], len(self.preds), []
+            preds, pos, refs = flat[: len(self.preds)], len(self.preds), []
             for group in self.refs:
-                refs.append(flat[pos:pos + len(group)])
+                refs.append(flat[pos : pos + len(group)])
                 pos += len(group)
             self._tokens[name] = (preds, refs)
         return self._tokens[name]
@@ -96,17 +97,25 @@ class _Corpus:
         return spec.fn(preds, refs, **options)
 
 
-def score_records(records: Sequence[PredictionRecord], task: Task, *, tokenizer: str = "auto",
-                  group_by: Sequence[str] | None = None, price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
-                  timing: dict[str, Any] | None = None, max_examples: int = 3
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score_records(
+    records: Sequence[PredictionRecord],
+    task: Task,
+    *,
+    tokenizer: str = "auto",
+    group_by: Sequence[str] | None = None,
+    price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
+    timing: dict[str, Any] | None = None,
+    max_examples: int = 3,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score records; returns (scores summary for scores.json, one row per record for sample_scores.jsonl)."""
     answers_of = [r.answers for r in records]
     processed = [task.postprocess_answer(r.prediction) for r in records]
     scored = [i for i, r in enumerate(records) if r.answers]
     if not scored:
-        raise VlmkitError("no prediction has reference answers, so there is nothing to score "
-                          "(for a test split, write a submission file instead)")
+        raise VlmkitError(
+            "no prediction has reference answers, so there is nothing to score "
+            "(for a test split, write a submission file instead)"
+        )
     preds = [processed[i] for i in scored]
     refs = [answers_of[i] for i in scored]
 
@@ -134,16 +143,24 @@ def score_records(records: Sequence[PredictionRecord], task: Task, *, tokenizer:
     position = {idx: n for n, idx in enumerate(scored)}
     for i, record in enumerate(records):
         n = position.get(i)
-        rows.append({"id": record.id,
-                     "scores": None if n is None else {k: per_sample[k][n] for k in per_sample},
-                     "failure": sample_failure.get(i)})
+        rows.append(
+            {
+                "id": record.id,
+                "scores": None if n is None else {k: per_sample[k][n] for k in per_sample},
+                "failure": sample_failure.get(i),
+            }
+        )
 
     summary = {
         "task": task.name,
         "metrics": list(per_sample),
         "primary": task.primary,
-        "counts": {"predictions": len(records), "scored": len(scored),
-                   "errors": sum(1 for r in records if r.error), "without_answers": len(records) - len(scored)},
+        "counts": {
+            "predictions": len(records),
+            "scored": len(scored),
+            "errors": sum(1 for r in records if r.error),
+            "without_answers": len(records) - len(scored),
+        },
         "overall": overall,
         "groups": groups,
         "latency": _latency(records),
@@ -156,8 +173,14 @@ def score_records(records: Sequence[PredictionRecord], task: Task, *, tokenizer:
     return summary, rows
 
 
-def _group_scores(records: Sequence[PredictionRecord], scored: list[int], keys: list[str], task: Task,
-                  per_sample: dict[str, list[float]], corpus: _Corpus) -> dict[str, Any]:
+def _group_scores(
+    records: Sequence[PredictionRecord],
+    scored: list[int],
+    keys: list[str],
+    task: Task,
+    per_sample: dict[str, list[float]],
+    corpus: _Corpus,
+) -> dict[str, Any]:
     groups: dict[str, Any] = {}
     for key in keys:
         members: dict[str, list[int]] = defaultdict(list)
@@ -181,8 +204,14 @@ def _group_scores(records: Sequence[PredictionRecord], scored: list[int], keys: 
     return groups
 
 
-def _failures(records: Sequence[PredictionRecord], processed: list[str], scored: list[int], task: Task,
-              per_sample: dict[str, list[float]], max_examples: int) -> tuple[dict[str, Any] | None, dict[int, str]]:
+def _failures(
+    records: Sequence[PredictionRecord],
+    processed: list[str],
+    scored: list[int],
+    task: Task,
+    per_sample: dict[str, list[float]],
+    max_examples: int,
+) -> tuple[dict[str, Any] | None, dict[int, str]]:
     if task.failure_threshold is None:
         return None, {}
     primary = per_sample[task.primary]
@@ -197,23 +226,43 @@ def _failures(records: Sequence[PredictionRecord], processed: list[str], scored:
         assigned[i] = category
         counts[category] += 1
         if len(examples[category]) < max_examples:
-            examples[category].append({"id": record.id, "question": record.question, "prediction": processed[i],
-                                       "answers": record.answers[:5], "score": primary[n],
-                                       **({"error": record.error} if record.error else {})})
-    return {"threshold": task.failure_threshold, "wrong": sum(counts.values()), "scored": len(scored),
-            "counts": {c: counts[c] for c in CATEGORIES if counts[c]}, "examples": dict(examples)}, assigned
+            examples[category].append(
+                {
+                    "id": record.id,
+                    "question": record.question,
+                    "prediction": processed[i],
+                    "answers": record.answers[:5],
+                    "score": primary[n],
+                    **({"error": record.error} if record.error else {}),
+                }
+            )
+    return {
+        "threshold": task.failure_threshold,
+        "wrong": sum(counts.values()),
+        "scored": len(scored),
+        "counts": {c: counts[c] for c in CATEGORIES if counts[c]},
+        "examples": dict(examples),
+    }, assigned
 
 
 def _latency(records: Sequence[PredictionRecord]) -> dict[str, Any]:
     values = [r.latency_s for r in records if r.latency_s is not None]
-    return {"n": len(values), "p50_s": percentile(values, 50), "p95_s": percentile(values, 95),
-            "mean_s": _mean(values) if values else None}
+    return {
+        "n": len(values),
+        "p50_s": percentile(values, 50),
+        "p95_s": percentile(values, 95),
+        "mean_s": _mean(values) if values else None,
+    }
 
 
 def _throughput(records: Sequence[PredictionRecord], timing: dict[str, Any] | None) -> dict[str, Any]:
     if timing and timing.get("model_s") and timing.get("samples"):
-        return {"samples_per_s": timing["samples"] / timing["model_s"], "source": "measured model time",
-                "model_s": timing["model_s"], "samples": timing["samples"]}
+        return {
+            "samples_per_s": timing["samples"] / timing["model_s"],
+            "source": "measured model time",
+            "model_s": timing["model_s"],
+            "samples": timing["samples"],
+        }
     values = [r.latency_s for r in records if r.latency_s is not None]
     total = sum(values)
     if not values or total <= 0:

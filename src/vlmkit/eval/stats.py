@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -14,8 +14,15 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
-def paired_bootstrap(base: Sequence[float], other: Sequence[float], *, resamples: int = 1000, seed: int = 0,
-                     confidence: float = 0.95, chunk: int = 100) -> dict[str, float]:
+def paired_bootstrap(
+    base: Sequence[float],
+    other: Sequence[float],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    chunk: int = 100,
+) -> dict[str, float]:
     """Delta of means (other - base) over the same samples, with a percentile bootstrap CI.
 
     Samples are resampled in pairs, so per-sample difficulty cancels out. `p_le_0` is the share of resamples
@@ -47,13 +54,15 @@ def paired_bootstrap(base: Sequence[float], other: Sequence[float], *, resamples
     }
 
 
-def paired_delta(base: Sequence[float], other: Sequence[float], *, corpus_delta: float | None = None,
-                 **bootstrap: float) -> dict[str, float]:
+def paired_delta(
+    base: Sequence[float], other: Sequence[float], *, corpus_delta: float | None = None, **bootstrap: float
+) -> dict[str, float]:
     """`paired_bootstrap`, or, for a corpus metric (BLEU, METEOR: not a mean of the per-sample scores), its
     interval moved onto the corpus-level delta and marked approximate."""
     stats = paired_bootstrap(base, other, **bootstrap)
     if corpus_delta is not None:
         shift = corpus_delta - stats["delta"]
-        stats.update(delta=corpus_delta, ci_low=stats["ci_low"] + shift, ci_high=stats["ci_high"] + shift,
-                     approximate=True)
+        stats.update(
+            delta=corpus_delta, ci_low=stats["ci_low"] + shift, ci_high=stats["ci_high"] + shift, approximate=True
+        )
     return stats

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import DataError, VlmkitError
 from ..io import atomic_write_bytes, write_json
@@ -39,13 +40,18 @@ def _question_id(record: PredictionRecord, path: object) -> int:
             return int(value)
     match = _TRAILING_INT.search(record.id)
     if not match:
-        raise DataError("no numeric question id (set meta.question_id, or use ids ending in the number)",
-                        path=path, record=f"line {record.line}" if record.line else record.id, field="id")
+        raise DataError(
+            "no numeric question id (set meta.question_id, or use ids ending in the number)",
+            path=path,
+            record=f"line {record.line}" if record.line else record.id,
+            field="id",
+        )
     return int(match.group(1))
 
 
-def submission_rows(records: Sequence[PredictionRecord], task: Task, fmt: str | None = None,
-                    path: object = None) -> list[dict[str, Any]]:
+def submission_rows(
+    records: Sequence[PredictionRecord], task: Task, fmt: str | None = None, path: object = None
+) -> list[dict[str, Any]]:
     fmt = fmt or task.submission_format
     if fmt is None:
         raise VlmkitError(f"task '{task.name}' has no submission format (known: vizwiz, docvqa, vqa)")
@@ -63,8 +69,13 @@ def submission_rows(records: Sequence[PredictionRecord], task: Task, fmt: str | 
     return rows
 
 
-def write_submission(records: Sequence[PredictionRecord], task: Task, path: str | os.PathLike,
-                     fmt: str | None = None, source: object = None) -> Path:
+def write_submission(
+    records: Sequence[PredictionRecord],
+    task: Task,
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    source: object = None,
+) -> Path:
     """The task's JSON format; a path ending in .npy gets the bare answers as a numpy array instead (records
     come in dataset order, which is what such a file is matched by)."""
     if Path(path).suffix.lower() == ".npy":

@@ -11,8 +11,16 @@ Importing this package is cheap (no torch); the backend loads in `load_engine`.
 from ..data.collate import MediaSettings
 from .engine import BACKENDS, Engine, GenerationParams, GenerationResult, TextStream, load_engine
 
-__all__ = ["BACKENDS", "Engine", "GenerationParams", "GenerationResult", "HFEngine", "MediaSettings", "TextStream",
-           "load_engine"]
+__all__ = [
+    "BACKENDS",
+    "Engine",
+    "GenerationParams",
+    "GenerationResult",
+    "HFEngine",
+    "MediaSettings",
+    "TextStream",
+    "load_engine",
+]
 
 
 def __getattr__(name: str):

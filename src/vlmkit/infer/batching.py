@@ -7,7 +7,7 @@ caller puts each result back at its request's index.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..data.schema import Sample
 
@@ -29,4 +29,4 @@ def plan_batches(samples: Sequence[Sample], batch_size: int) -> list[list[int]]:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = sorted(range(len(samples)), key=lambda i: (-prompt_length_key(samples[i]), i))
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

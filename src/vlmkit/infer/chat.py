@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..data.schema import Sample
 from ..errors import VlmkitError
 from ..io import write_json
 from .engine import Engine, GenerationParams, TextStream
 
-HELP = ("commands: /image PATH_OR_URL  attach an image to your next message | /video PATH  attach a video | "
-        "/reset  start over | /save FILE  write the conversation as JSON | /quit  leave")
+HELP = (
+    "commands: /image PATH_OR_URL  attach an image to your next message | /video PATH  attach a video | "
+    "/reset  start over | /save FILE  write the conversation as JSON | /quit  leave"
+)
 
 
 class ChatSession:
@@ -49,7 +52,7 @@ class ChatSession:
         self.pending.append({"type": "video", "video": path})
 
     # --- turns -------------------------------------------------------------------------------
-    def ask(self, text: str) -> "ChatReply":
+    def ask(self, text: str) -> ChatReply:
         """Start the answer to `text`; the turn joins the history once the reply is consumed or closed."""
         if not text.strip():
             raise VlmkitError("empty message: type a question")
@@ -73,9 +76,17 @@ class ChatSession:
             raise VlmkitError("nothing to save yet: the conversation is empty")
         prefix = [{"role": "system", "content": [{"type": "text", "text": self.system}]}] if self.system else []
         info = self.engine.info()
-        sample = Sample(id=f"chat-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}", messages=[*prefix, *self.messages],
-                        meta={"source": "vlmkit chat", "model": info.get("model"), "adapter": info.get("adapter"),
-                              "family": info.get("family"), "generation": self.params.to_dict()})
+        sample = Sample(
+            id=f"chat-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}",
+            messages=[*prefix, *self.messages],
+            meta={
+                "source": "vlmkit chat",
+                "model": info.get("model"),
+                "adapter": info.get("adapter"),
+                "family": info.get("family"),
+                "generation": self.params.to_dict(),
+            },
+        )
         return sample.to_json()
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -91,7 +102,7 @@ class ChatReply:
         self.text = ""
         self._recorded = False
 
-    def __iter__(self) -> "ChatReply":
+    def __iter__(self) -> ChatReply:
         return self
 
     def __next__(self) -> str:
@@ -113,8 +124,9 @@ class ChatReply:
             self._session._record(self._user, self.text)
 
 
-def chat_loop(session: ChatSession, *, read: Callable[[str], str] = input,
-              write: Callable[[str], Any] | None = None) -> None:
+def chat_loop(
+    session: ChatSession, *, read: Callable[[str], str] = input, write: Callable[[str], Any] | None = None
+) -> None:
     """The terminal conversation: prompts with `you> `, streams `assistant> ...`, runs slash commands."""
     write = write or _stdout
     write(HELP + "\n")

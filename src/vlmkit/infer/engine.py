@@ -7,8 +7,9 @@ Callers (the CLI, the evaluator, the server, the quickstart) only speak these ty
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
 
@@ -87,7 +88,7 @@ class GenerationResult:
         return self.error is None
 
     @classmethod
-    def failed(cls, error: str, latency_s: float = 0.0) -> "GenerationResult":
+    def failed(cls, error: str, latency_s: float = 0.0) -> GenerationResult:
         return cls(text="", finish_reason="error", error=error, latency_s=latency_s)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,7 +107,7 @@ class TextStream(Iterator[str]):
         self._cancel = cancel
         self.result: GenerationResult | None = None
 
-    def __iter__(self) -> "TextStream":
+    def __iter__(self) -> TextStream:
         return self
 
     def __next__(self) -> str:
@@ -125,14 +126,14 @@ class TextStream(Iterator[str]):
             self._cancel()
         self._pieces.close()
 
-    def __enter__(self) -> "TextStream":
+    def __enter__(self) -> TextStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def as_sample(request: Any, index: int = 0) -> "Sample":
+def as_sample(request: Any, index: int = 0) -> Sample:
     """A request as a Sample: Samples pass through, sample-shaped dicts are validated (DataError if not)."""
     from ..data.schema import Sample, parse_sample
 
@@ -146,22 +147,25 @@ class Engine(Protocol):
     """What every backend offers. Requests are Samples (or dicts in the sample schema): the prompt is the
     conversation up to the last user turn."""
 
-    family: "FamilyAdapter"
+    family: FamilyAdapter
     processor: Any
     model_id: str
 
-    def generate(self, samples: Sequence["Sample"], params: GenerationParams | None = None, *,
-                 media: "MediaSettings | None" = None) -> list[GenerationResult]:
+    def generate(
+        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> list[GenerationResult]:
         """Answers in request order; a request that fails gets a result with `error` set, the rest still run."""
         ...
 
-    def iter_generate(self, samples: Sequence["Sample"], params: GenerationParams | None = None, *,
-                      media: "MediaSettings | None" = None) -> Iterator[tuple[int, GenerationResult]]:
+    def iter_generate(
+        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> Iterator[tuple[int, GenerationResult]]:
         """(request index, result) pairs as each batch finishes (for progress bars and crash-safe writing)."""
         ...
 
-    def stream(self, sample: "Sample", params: GenerationParams | None = None, *,
-               media: "MediaSettings | None" = None) -> TextStream:
+    def stream(
+        self, sample: Sample, params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> TextStream:
         """Text pieces of one answer; their concatenation equals `generate([sample])[0].text`.
         Bad input (unreadable image, empty question) raises a VlmkitError before anything is yielded."""
         ...
@@ -177,8 +181,15 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def load_engine(model: str, adapter: str | None = None, backend: str = "hf", dtype: str = "auto",
-                batch_size: int = 16, media: "MediaSettings | None" = None, **options: Any) -> Engine:
+def load_engine(
+    model: str,
+    adapter: str | None = None,
+    backend: str = "hf",
+    dtype: str = "auto",
+    batch_size: int = 16,
+    media: MediaSettings | None = None,
+    **options: Any,
+) -> Engine:
     """Load a model (a hub id, a local folder, or a merged export) with an optional LoRA adapter.
 
     `options` go to the backend (HF: device, attn_implementation, quantization).

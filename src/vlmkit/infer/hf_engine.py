@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, astuple, replace
-from typing import Any, Generator, Iterator, Sequence
+from typing import Any
 
 from ..data.collate import MediaSettings, VlmCollator
 from ..data.schema import Sample
@@ -47,26 +48,46 @@ class HFEngine:
         self._eos_ids = self._stop_token_ids()
         self._eos_set = set(self._eos_ids)
         pad = self.model.generation_config.pad_token_id
-        self._pad_id = pad if pad is not None else (self.tokenizer.pad_token_id
-                                                    if self.tokenizer.pad_token_id is not None else self._eos_ids[0])
+        self._pad_id = (
+            pad
+            if pad is not None
+            else (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._eos_ids[0])
+        )
 
     @classmethod
-    def load(cls, model: str, *, adapter: str | None = None, dtype: str = "auto", batch_size: int = 16,
-             media: MediaSettings | None = None, device: str | None = None, attn_implementation: str | None = None,
-             quantization: str | None = None) -> "HFEngine":
+    def load(
+        cls,
+        model: str,
+        *,
+        adapter: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 16,
+        media: MediaSettings | None = None,
+        device: str | None = None,
+        attn_implementation: str | None = None,
+        quantization: str | None = None,
+    ) -> HFEngine:
         import torch
 
         if device is None and quantization is None and torch.cuda.is_available():
             device = "cuda"
-        loaded = load_model(model, adapter=adapter, dtype=dtype, attn_implementation=attn_implementation,
-                            quantization=quantization, device=device)
+        loaded = load_model(
+            model,
+            adapter=adapter,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            quantization=quantization,
+            device=device,
+        )
         return cls(loaded, batch_size=batch_size, media=media)
 
     # --- settings ----------------------------------------------------------------------------
     def _with_family_defaults(self, media: MediaSettings) -> MediaSettings:
-        return replace(media,
-                       min_pixels=media.min_pixels if media.min_pixels is not None else self.family.min_pixels,
-                       max_pixels=media.max_pixels if media.max_pixels is not None else self.family.max_pixels)
+        return replace(
+            media,
+            min_pixels=media.min_pixels if media.min_pixels is not None else self.family.min_pixels,
+            max_pixels=media.max_pixels if media.max_pixels is not None else self.family.max_pixels,
+        )
 
     def _collator(self, media: MediaSettings | None) -> VlmCollator:
         settings = self._with_family_defaults(media) if media is not None else self.media
@@ -98,12 +119,20 @@ class HFEngine:
         import torch
         import transformers
 
-        return {"backend": self.backend, "model": self.model_id, "adapter": self.adapter, "family": self.family.name,
-                "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""), "device": str(self.device),
-                "hardware": hardware_name(self.device), "quantization": self._quantization(),
-                "batch_size": self.batch_size, "media": asdict(self.media),
-                "stop_token_ids": self._eos_ids,
-                "versions": {"transformers": transformers.__version__, "torch": torch.__version__}}
+        return {
+            "backend": self.backend,
+            "model": self.model_id,
+            "adapter": self.adapter,
+            "family": self.family.name,
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+            "device": str(self.device),
+            "hardware": hardware_name(self.device),
+            "quantization": self._quantization(),
+            "batch_size": self.batch_size,
+            "media": asdict(self.media),
+            "stop_token_ids": self._eos_ids,
+            "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
+        }
 
     def _quantization(self) -> str | None:
         """'4bit' / '8bit' when bitsandbytes holds the weights (from the config transformers wrote on load)."""
@@ -119,15 +148,17 @@ class HFEngine:
         return str(method) if method else None
 
     # --- batch generation ----------------------------------------------------------------------
-    def generate(self, samples: Sequence[Sample], params: GenerationParams | None = None, *,
-                 media: MediaSettings | None = None) -> list[GenerationResult]:
+    def generate(
+        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(samples)
         for index, result in self.iter_generate(samples, params, media=media):
             results[index] = result
         return results  # type: ignore[return-value]
 
-    def iter_generate(self, samples: Sequence[Sample], params: GenerationParams | None = None, *,
-                      media: MediaSettings | None = None) -> Iterator[tuple[int, GenerationResult]]:
+    def iter_generate(
+        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> Iterator[tuple[int, GenerationResult]]:
         params = params or GenerationParams()
         samples = [as_sample(s, k) for k, s in enumerate(samples)]
         collator = self._collator(media)
@@ -173,12 +204,12 @@ class HFEngine:
             if len(samples) == 1:
                 return [GenerationResult.failed(_describe(exc))]
             middle = len(samples) // 2
-            return (self._run(samples[:middle], params, collator)
-                    + self._run(samples[middle:], params, collator))
+            return self._run(samples[:middle], params, collator) + self._run(samples[middle:], params, collator)
         return self._results(encoded, output, params)
 
-    def _run_without_unencodable(self, samples: list[Sample], params: GenerationParams,
-                                 collator: VlmCollator) -> list[GenerationResult]:
+    def _run_without_unencodable(
+        self, samples: list[Sample], params: GenerationParams, collator: VlmCollator
+    ) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(samples)
         for k, sample in enumerate(samples):
             try:
@@ -188,8 +219,7 @@ class HFEngine:
         good = [k for k, r in enumerate(results) if r is None]
         if len(good) == len(samples):  # each encodes alone but not together: split instead
             middle = len(samples) // 2
-            return (self._run(samples[:middle], params, collator)
-                    + self._run(samples[middle:], params, collator))
+            return self._run(samples[:middle], params, collator) + self._run(samples[middle:], params, collator)
         if good:
             for k, result in zip(good, self._run([samples[k] for k in good], params, collator)):
                 results[k] = result
@@ -206,16 +236,20 @@ class HFEngine:
         # Sampling knobs are passed only when sampling: unset, they don't override the checkpoint's config
         # and transformers doesn't warn that they are unused.
         kwargs: dict[str, Any] = {
-            "max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample, "num_beams": params.num_beams,
-            "repetition_penalty": params.repetition_penalty, "eos_token_id": self._eos_ids,
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": params.do_sample,
+            "num_beams": params.num_beams,
+            "repetition_penalty": params.repetition_penalty,
+            "eos_token_id": self._eos_ids,
             "pad_token_id": self._pad_id,
         }
         if params.do_sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
         return kwargs
 
-    def _call_generate(self, encoded: Any, params: GenerationParams, *, streamer: Any = None,
-                       cancel: threading.Event | None = None) -> Any:
+    def _call_generate(
+        self, encoded: Any, params: GenerationParams, *, streamer: Any = None, cancel: threading.Event | None = None
+    ) -> Any:
         import torch
         from transformers import StoppingCriteriaList
 
@@ -227,8 +261,9 @@ class HFEngine:
         if params.seed is not None and params.do_sample:
             torch.manual_seed(params.seed)  # seeds every device; sampling draws from torch's generator only
         with torch.inference_mode():
-            return self.model.generate(**encoded, **self._generate_kwargs(params), stopping_criteria=criteria,
-                                       streamer=streamer)
+            return self.model.generate(
+                **encoded, **self._generate_kwargs(params), stopping_criteria=criteria, streamer=streamer
+            )
 
     def _results(self, encoded: Any, sequences: Any, params: GenerationParams) -> list[GenerationResult]:
         prompt_width = encoded["input_ids"].shape[1]
@@ -242,14 +277,20 @@ class HFEngine:
                 while ids and ids[-1] == self._pad_id:  # rows that stopped on a stop string are padded
                     ids.pop()
             text, hit_stop = final_text(self.tokenizer.decode(ids, skip_special_tokens=True), params.stop)
-            results.append(GenerationResult(
-                text=text, prompt_tokens=int(n_prompt), completion_tokens=len(ids) + (end is not None),
-                finish_reason="stop" if end is not None or hit_stop else "length"))
+            results.append(
+                GenerationResult(
+                    text=text,
+                    prompt_tokens=int(n_prompt),
+                    completion_tokens=len(ids) + (end is not None),
+                    finish_reason="stop" if end is not None or hit_stop else "length",
+                )
+            )
         return results
 
     # --- streaming -----------------------------------------------------------------------------
-    def stream(self, sample: Sample, params: GenerationParams | None = None, *,
-               media: MediaSettings | None = None) -> TextStream:
+    def stream(
+        self, sample: Sample, params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> TextStream:
         params = params or GenerationParams()
         sample = as_sample(sample)
         problem = self.request_problem(sample)
@@ -265,8 +306,9 @@ class HFEngine:
         cancel = threading.Event()
         return TextStream(self._stream_pieces(encoded, params, cancel, started), cancel.set)
 
-    def _stream_pieces(self, encoded: Any, params: GenerationParams, cancel: threading.Event,
-                       started: float) -> Generator[str, None, GenerationResult]:
+    def _stream_pieces(
+        self, encoded: Any, params: GenerationParams, cancel: threading.Event, started: float
+    ) -> Generator[str, None, GenerationResult]:
         from transformers import TextIteratorStreamer
 
         if params.num_beams > 1:  # transformers streams greedy and sampling only: answer in one piece

@@ -7,7 +7,8 @@ for that one request, which batched inference then reports while the rest of the
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..data.schema import Sample
 from ..errors import VlmkitError
@@ -35,13 +36,14 @@ def check_media_tokens(batch: Any, samples: Sequence[Sample], family: Any, proce
         cursor = 0
         for row, sample in enumerate(samples):
             items = sum(1 for m in sample.prompt_messages() for p in m.content if p.type == kind)
-            expected = sum(features[cursor:cursor + items])
+            expected = sum(features[cursor : cursor + items])
             cursor += items
             found = int((input_ids[row] == token_id).sum())
             if found != expected:
                 raise VlmkitError(
                     f"sample '{sample.id}': the prompt has {found} {kind} tokens but its {items} {kind}(s) give "
                     f"{expected} features; the {kind} cannot be aligned with the prompt (check that the text does "
-                    f"not contain '{token}' and that the {kind} is not cut by a length limit)")
+                    f"not contain '{token}' and that the {kind} is not cut by a length limit)"
+                )
         if cursor != len(features):
             raise VlmkitError(f"the batch has {len(features)} {kind} grids for {cursor} {kind}s in its prompts")

@@ -16,10 +16,11 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..data.collate import MediaSettings
 from ..data.schema import Sample, read_samples
@@ -48,17 +49,23 @@ def parse_slice(spec: str | None, total: int) -> slice:
     if start >= total:
         raise ConfigError(f"--slice {spec} is out of range: the dataset has {total} samples (indices 0 to {total - 1})")
     if stop > total:
-        raise ConfigError(f"--slice {spec} is out of range: the dataset has {total} samples, so STOP can be at most "
-                          f"{total}")
+        raise ConfigError(
+            f"--slice {spec} is out of range: the dataset has {total} samples, so STOP can be at most {total}"
+        )
     if stop <= start:
         raise ConfigError(f"--slice {spec} selects nothing: STOP must be greater than START")
     return slice(start, stop)
 
 
 def prediction_line(sample: Sample, result: GenerationResult) -> dict[str, Any]:
-    line: dict[str, Any] = {"id": sample.id, "question": sample.question(), "prediction": result.text,
-                            "answers": list(sample.answers), "meta": sample.meta,
-                            "latency_s": round(result.latency_s, 4)}
+    line: dict[str, Any] = {
+        "id": sample.id,
+        "question": sample.question(),
+        "prediction": result.text,
+        "answers": list(sample.answers),
+        "meta": sample.meta,
+        "latency_s": round(result.latency_s, 4),
+    }
     if result.error is not None:
         line["error"] = result.error
     return line
@@ -83,29 +90,55 @@ class PredictionRun:
     """A dataset prediction run, checked before any model loads: the selection, what is left to do, and
     whether `out` was made with the same settings (a resumed run must not mix two models' answers)."""
 
-    def __init__(self, data: str | os.PathLike, out: str | os.PathLike, params: GenerationParams, *,
-                 model: str, adapter: str | None = None, media: MediaSettings | None = None,
-                 slice_spec: str | None = None, quantization: str | None = None):
+    def __init__(
+        self,
+        data: str | os.PathLike,
+        out: str | os.PathLike,
+        params: GenerationParams,
+        *,
+        model: str,
+        adapter: str | None = None,
+        media: MediaSettings | None = None,
+        slice_spec: str | None = None,
+        quantization: str | None = None,
+    ):
         self.data, self.out, self.params, self.slice_spec = Path(data), Path(out), params, slice_spec
         samples = read_samples(data)
         if not samples:
             raise VlmkitError(f"{data}: the dataset has no samples")
         self.selected = samples[parse_slice(slice_spec, len(samples))]
-        self.settings = {"model": str(model), "adapter": str(adapter) if adapter else None,
-                         "quantization": quantization, "generation": params.to_dict(),
-                         "media": asdict(media or MediaSettings())}
+        self.settings = {
+            "model": str(model),
+            "adapter": str(adapter) if adapter else None,
+            "quantization": quantization,
+            "generation": params.to_dict(),
+            "media": asdict(media or MediaSettings()),
+        }
         done = _resume(self.out, self.settings)
         self.todo = [s for s in self.selected if s.id not in done]
 
-    def execute(self, engine: Engine, *, save_samples: str | os.PathLike | None = None,
-                progress: bool = True) -> PredictionSummary:
+    def execute(
+        self, engine: Engine, *, save_samples: str | os.PathLike | None = None, progress: bool = True
+    ) -> PredictionSummary:
         from tqdm.auto import tqdm
 
-        summary = PredictionSummary(self.out, manifest_path(self.out), selected=len(self.selected),
-                                    already_done=len(self.selected) - len(self.todo))
-        manifest = {"kind": "predictions", **self.settings, "family": engine.family.name, "engine": engine.info(),
-                    "data": str(self.data), "slice": self.slice_spec, "predictions": str(self.out),
-                    "status": "running", "started_at": _now()}
+        summary = PredictionSummary(
+            self.out,
+            manifest_path(self.out),
+            selected=len(self.selected),
+            already_done=len(self.selected) - len(self.todo),
+        )
+        manifest = {
+            "kind": "predictions",
+            **self.settings,
+            "family": engine.family.name,
+            "engine": engine.info(),
+            "data": str(self.data),
+            "slice": self.slice_spec,
+            "predictions": str(self.out),
+            "status": "running",
+            "started_at": _now(),
+        }
         write_json(summary.manifest, manifest)
         started = time.perf_counter()
         bar = tqdm(total=len(self.todo), unit="sample", desc="infer", disable=not progress, dynamic_ncols=True)
@@ -125,19 +158,33 @@ class PredictionRun:
         finally:
             bar.close()
             summary.elapsed_s = time.perf_counter() - started
-            manifest.update(status="done" if summary.predicted == len(self.todo) else "interrupted",
-                            finished_at=_now(), elapsed_s=round(summary.elapsed_s, 3),
-                            samples_per_s=round(summary.samples_per_s, 3),
-                            counts={"selected": summary.selected, "already_done": summary.already_done,
-                                    "predicted": summary.predicted, "errors": len(summary.errors)})
+            manifest.update(
+                status="done" if summary.predicted == len(self.todo) else "interrupted",
+                finished_at=_now(),
+                elapsed_s=round(summary.elapsed_s, 3),
+                samples_per_s=round(summary.samples_per_s, 3),
+                counts={
+                    "selected": summary.selected,
+                    "already_done": summary.already_done,
+                    "predicted": summary.predicted,
+                    "errors": len(summary.errors),
+                },
+            )
             write_json(summary.manifest, manifest)
         return summary
 
 
-def predict_dataset(engine: Engine, data: str | os.PathLike, out: str | os.PathLike,
-                    params: GenerationParams | None = None, *, media: MediaSettings | None = None,
-                    slice_spec: str | None = None, save_samples: str | os.PathLike | None = None,
-                    progress: bool = True) -> PredictionSummary:
+def predict_dataset(
+    engine: Engine,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    params: GenerationParams | None = None,
+    *,
+    media: MediaSettings | None = None,
+    slice_spec: str | None = None,
+    save_samples: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> PredictionSummary:
     """Predict every selected sample of the dataset at `data` into the JSONL file `out` (resuming it).
 
     `media`: the settings the engine was loaded with, for the manifest (default: what the engine reports).
@@ -145,8 +192,15 @@ def predict_dataset(engine: Engine, data: str | os.PathLike, out: str | os.PathL
     info = engine.info()
     if media is None and isinstance(info.get("media"), dict):
         media = MediaSettings(**info["media"])
-    run = PredictionRun(data, out, params or GenerationParams(), model=engine.model_id, adapter=info.get("adapter"),
-                        media=media, slice_spec=slice_spec)
+    run = PredictionRun(
+        data,
+        out,
+        params or GenerationParams(),
+        model=engine.model_id,
+        adapter=info.get("adapter"),
+        media=media,
+        slice_spec=slice_spec,
+    )
     return run.execute(engine, save_samples=save_samples, progress=progress)
 
 
@@ -162,13 +216,17 @@ def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
             old = {}
         changed = _differences(old, settings)
         if changed:
-            raise ConfigError(f"{out} holds predictions made with other settings ({'; '.join(changed)}); resume "
-                              f"with the same settings, or write to a new --out")
+            raise ConfigError(
+                f"{out} holds predictions made with other settings ({'; '.join(changed)}); resume "
+                f"with the same settings, or write to a new --out"
+            )
     rows = [row for _, row in iter_jsonl(out, skip_torn_tail=True)]
     foreign = next((row for row in rows if not (isinstance(row, dict) and "id" in row and "prediction" in row)), None)
     if foreign is not None:
-        raise ConfigError(f"{out} exists and is not a predictions file (a line without 'id' and 'prediction'); "
-                          f"refusing to append to it")
+        raise ConfigError(
+            f"{out} exists and is not a predictions file (a line without 'id' and 'prediction'); "
+            f"refusing to append to it"
+        )
     kept = [row for row in rows if row.get("error") is None]
     if len(kept) < len(rows):
         write_jsonl(out, kept)  # atomic: the failed lines go, every good prediction stays
@@ -181,15 +239,19 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if key not in old or old[key] == new[key]:
             continue
         if isinstance(old[key], dict) and isinstance(new[key], dict):
-            changed += [f"{key}.{k}: {old[key].get(k)!r} then, {new[key].get(k)!r} now"
-                        for k in sorted(set(old[key]) | set(new[key])) if old[key].get(k) != new[key].get(k)]
+            changed += [
+                f"{key}.{k}: {old[key].get(k)!r} then, {new[key].get(k)!r} now"
+                for k in sorted(set(old[key]) | set(new[key]))
+                if old[key].get(k) != new[key].get(k)
+            ]
         else:
             changed.append(f"{key}: {old[key]!r} then, {new[key]!r} now")
     return changed
 
 
-def save_sample_files(folder: str | os.PathLike, sample: Sample, line: dict[str, Any],
-                      result: GenerationResult) -> None:
+def save_sample_files(
+    folder: str | os.PathLike, sample: Sample, line: dict[str, Any], result: GenerationResult
+) -> None:
     """`{id}_in.json` (the request), `{id}_img.jpg` (its image; `_img2.jpg`, ... for more), `{id}_out.json`."""
     from ..data import media
 

@@ -9,7 +9,8 @@ of each row per step costs microseconds.
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # A character can take up to 4 byte-level tokens; a stop string that just completed lies in this many tokens.
 TOKENS_PER_CHAR = 4

@@ -8,7 +8,7 @@ start of a stop string, trailing whitespace (the answer is stripped) and a trail
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 REPLACEMENT_CHAR = "\ufffd"
 
@@ -54,7 +54,7 @@ class StreamText:
     def _advance(self, safe: str) -> str:
         if len(safe) <= len(self.shown) or not safe.startswith(self.shown):
             return ""
-        new = safe[len(self.shown):]
+        new = safe[len(self.shown) :]
         self.shown = safe
         return new
 

@@ -18,10 +18,27 @@ from .text import exact_match, normalize_exact, normalize_squad, token_f1
 from .vqa import evalai_normalize, normalize_answer, vqa_accuracy
 
 __all__ = [
-    "vqa_accuracy", "anls", "relaxed_accuracy", "exact_match", "token_f1",
-    "bleu", "rouge_l", "cider", "meteor", "similarity",
-    "normalize_answer", "evalai_normalize", "normalize_exact", "normalize_squad", "relaxed_correctness",
-    "levenshtein", "METRICS", "MetricSpec", "get_metric", "score_key_names", "tokenize",
+    "vqa_accuracy",
+    "anls",
+    "relaxed_accuracy",
+    "exact_match",
+    "token_f1",
+    "bleu",
+    "rouge_l",
+    "cider",
+    "meteor",
+    "similarity",
+    "normalize_answer",
+    "evalai_normalize",
+    "normalize_exact",
+    "normalize_squad",
+    "relaxed_correctness",
+    "levenshtein",
+    "METRICS",
+    "MetricSpec",
+    "get_metric",
+    "score_key_names",
+    "tokenize",
 ]
 
 

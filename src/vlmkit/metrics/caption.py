@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import VlmkitError
 from .tokenizers import java_available, tokenize
@@ -37,8 +38,9 @@ def _check(predictions: Sequence[str], references: Sequence[Sequence[str]], metr
                 raise TypeError(f"{metric}: references[{i}] holds a {type(ref).__name__}, not a string")
 
 
-def prepare(predictions: Sequence[str], references: Sequence[Sequence[str]], tokenizer: str, metric: str
-            ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+def prepare(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], tokenizer: str, metric: str
+) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
     """Tokenize everything in one pass and build pycocoevalcap's (gts, res) dicts keyed 0..n-1."""
     references = as_reference_lists(references)
     _check(predictions, references, metric)
@@ -47,7 +49,7 @@ def prepare(predictions: Sequence[str], references: Sequence[Sequence[str]], tok
     res = {i: [tokens[i]] for i in range(len(predictions))}
     gts, pos = {}, len(predictions)
     for i, refs in enumerate(references):
-        gts[i] = tokens[pos:pos + len(refs)]
+        gts[i] = tokens[pos : pos + len(refs)]
         pos += len(refs)
     return gts, res
 
@@ -56,8 +58,9 @@ def _floats(values: Any) -> list[float]:
     return [float(v) for v in values]
 
 
-def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
-         ) -> tuple[list[float], list[list[float]]]:
+def bleu(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
+) -> tuple[list[float], list[list[float]]]:
     """BLEU-1..4 (pycocoevalcap Bleu(4), 'closest' reference length)."""
     from pycocoevalcap.bleu.bleu import Bleu
 
@@ -67,8 +70,9 @@ def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]], *, tok
     return _floats(score), [_floats(s) for s in scores]
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
-            ) -> tuple[float, list[float]]:
+def rouge_l(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
+) -> tuple[float, list[float]]:
     """ROUGE-L F-measure (beta 1.2), mean over samples (pycocoevalcap Rouge)."""
     from pycocoevalcap.rouge.rouge import Rouge
 
@@ -77,8 +81,9 @@ def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]], *, 
     return float(score), _floats(scores)
 
 
-def cider(predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
-          ) -> tuple[float, list[float]]:
+def cider(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
+) -> tuple[float, list[float]]:
     """CIDEr-D (pycocoevalcap Cider; document frequencies from these references)."""
     from pycocoevalcap.cider.cider import Cider
 
@@ -96,20 +101,25 @@ def _meteor() -> Any:
     global _meteor_scorer
     if _meteor_scorer is None:
         if not java_available():
-            raise VlmkitError("METEOR needs java on PATH (pycocoevalcap runs meteor-1.5.jar); install a JRE "
-                              "(e.g. apt-get install default-jre-headless) or leave 'meteor' out of the metrics")
+            raise VlmkitError(
+                "METEOR needs java on PATH (pycocoevalcap runs meteor-1.5.jar); install a JRE "
+                "(e.g. apt-get install default-jre-headless) or leave 'meteor' out of the metrics"
+            )
         from pycocoevalcap.meteor.meteor import Meteor
 
         _meteor_scorer = Meteor()
     return _meteor_scorer
 
 
-def meteor(predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
-           ) -> tuple[float, list[float]]:
+def meteor(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], *, tokenizer: str = "auto"
+) -> tuple[float, list[float]]:
     """METEOR 1.5 (pycocoevalcap Meteor: -l en -norm); needs java."""
     if not java_available():
-        raise VlmkitError("METEOR needs java on PATH (pycocoevalcap runs meteor-1.5.jar); install a JRE "
-                          "(e.g. apt-get install default-jre-headless) or leave 'meteor' out of the metrics")
+        raise VlmkitError(
+            "METEOR needs java on PATH (pycocoevalcap runs meteor-1.5.jar); install a JRE "
+            "(e.g. apt-get install default-jre-headless) or leave 'meteor' out of the metrics"
+        )
     gts, res = prepare(predictions, references, tokenizer, "meteor")
     # "|||" separates fields and a newline ends a request in METEOR's stdio protocol; neither may reach it.
     clean = lambda s: " ".join(s.replace("|||", " ").split())  # noqa: E731

@@ -7,8 +7,9 @@ can be passed instead of a path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import VlmkitError
 from .caption import _check, as_reference_lists
@@ -19,8 +20,9 @@ _loaded: dict[str, Any] = {}
 def load_encoder(model: str | Path) -> Any:
     path = Path(model)
     if not path.is_dir():
-        raise VlmkitError(f"similarity: model folder not found: {path} (give the path of a sentence-transformers "
-                          "model saved locally)")
+        raise VlmkitError(
+            f"similarity: model folder not found: {path} (give the path of a sentence-transformers model saved locally)"
+        )
     key = str(path.resolve())
     if key not in _loaded:
         try:
@@ -31,8 +33,9 @@ def load_encoder(model: str | Path) -> Any:
     return _loaded[key]
 
 
-def similarity(predictions: Sequence[str], references: Sequence[Sequence[str]], model: Any, *,
-               batch_size: int = 64) -> tuple[float, list[float]]:
+def similarity(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], model: Any, *, batch_size: int = 64
+) -> tuple[float, list[float]]:
     """Mean and per-sample max cosine similarity between each prediction and its references."""
     import numpy as np
 

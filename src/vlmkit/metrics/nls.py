@@ -10,7 +10,7 @@ Per question (official RRC script, also used by lmms-eval and Qwen-VL):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ._checks import check_answers, check_prediction
 

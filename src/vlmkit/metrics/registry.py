@@ -6,9 +6,10 @@ lists) -> (corpus score, per-sample scores). `keys` are the score names a metric
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from ..errors import VlmkitError
 from .nls import anls
@@ -32,8 +33,13 @@ class MetricSpec:
         if isinstance(self._fn, str):  # corpus metrics import pycocoevalcap lazily
             from . import caption, embedding
 
-            return {"bleu": caption.bleu, "rouge_l": caption.rouge_l, "cider": caption.cider,
-                    "meteor": caption.meteor, "similarity": embedding.similarity}[self._fn]
+            return {
+                "bleu": caption.bleu,
+                "rouge_l": caption.rouge_l,
+                "cider": caption.cider,
+                "meteor": caption.meteor,
+                "similarity": embedding.similarity,
+            }[self._fn]
         return self._fn
 
     @property
@@ -41,25 +47,51 @@ class MetricSpec:
         return self.keys or (self.name,)
 
 
-METRICS: dict[str, MetricSpec] = {m.name: m for m in [
-    MetricSpec("vqa_accuracy", "sample", "official VQA accuracy (GT-Vision-Lab vqaEval.py)", _fn=vqa_accuracy),
-    MetricSpec("vqa_accuracy_lmms", "sample", "VQA accuracy, always-normalise variant (lmms-eval VizWiz/TextVQA)",
-               _fn=partial(vqa_accuracy, always_normalize=True)),
-    MetricSpec("anls", "sample", "ANLS, threshold 0.5 (DocVQA / InfographicVQA)", _fn=anls),
-    MetricSpec("relaxed_accuracy", "sample", "ChartQA relaxed accuracy (5% numeric tolerance)",
-               _fn=relaxed_accuracy),
-    MetricSpec("exact_match", "sample", "lowercase, collapsed whitespace, trailing punctuation stripped",
-               _fn=exact_match),
-    MetricSpec("token_f1", "sample", "SQuAD-style token F1", _fn=token_f1),
-    MetricSpec("bleu", "corpus", "BLEU-1..4 (pycocoevalcap)", keys=("bleu_1", "bleu_2", "bleu_3", "bleu_4"),
-               options=("tokenizer",), _fn="bleu"),
-    MetricSpec("rouge_l", "corpus", "ROUGE-L (pycocoevalcap)", options=("tokenizer",), _fn="rouge_l"),
-    MetricSpec("cider", "corpus", "CIDEr-D (pycocoevalcap)", options=("tokenizer",), _fn="cider"),
-    MetricSpec("meteor", "corpus", "METEOR 1.5 (pycocoevalcap, needs java)", needs_java=True,
-               options=("tokenizer",), _fn="meteor"),
-    MetricSpec("similarity", "corpus", "sentence-embedding cosine similarity (needs a model path)",
-               options=("model", "batch_size"), _fn="similarity"),
-]}
+METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in [
+        MetricSpec("vqa_accuracy", "sample", "official VQA accuracy (GT-Vision-Lab vqaEval.py)", _fn=vqa_accuracy),
+        MetricSpec(
+            "vqa_accuracy_lmms",
+            "sample",
+            "VQA accuracy, always-normalise variant (lmms-eval VizWiz/TextVQA)",
+            _fn=partial(vqa_accuracy, always_normalize=True),
+        ),
+        MetricSpec("anls", "sample", "ANLS, threshold 0.5 (DocVQA / InfographicVQA)", _fn=anls),
+        MetricSpec(
+            "relaxed_accuracy", "sample", "ChartQA relaxed accuracy (5% numeric tolerance)", _fn=relaxed_accuracy
+        ),
+        MetricSpec(
+            "exact_match", "sample", "lowercase, collapsed whitespace, trailing punctuation stripped", _fn=exact_match
+        ),
+        MetricSpec("token_f1", "sample", "SQuAD-style token F1", _fn=token_f1),
+        MetricSpec(
+            "bleu",
+            "corpus",
+            "BLEU-1..4 (pycocoevalcap)",
+            keys=("bleu_1", "bleu_2", "bleu_3", "bleu_4"),
+            options=("tokenizer",),
+            _fn="bleu",
+        ),
+        MetricSpec("rouge_l", "corpus", "ROUGE-L (pycocoevalcap)", options=("tokenizer",), _fn="rouge_l"),
+        MetricSpec("cider", "corpus", "CIDEr-D (pycocoevalcap)", options=("tokenizer",), _fn="cider"),
+        MetricSpec(
+            "meteor",
+            "corpus",
+            "METEOR 1.5 (pycocoevalcap, needs java)",
+            needs_java=True,
+            options=("tokenizer",),
+            _fn="meteor",
+        ),
+        MetricSpec(
+            "similarity",
+            "corpus",
+            "sentence-embedding cosine similarity (needs a model path)",
+            options=("model", "batch_size"),
+            _fn="similarity",
+        ),
+    ]
+}
 
 
 def get_metric(name: str) -> MetricSpec:

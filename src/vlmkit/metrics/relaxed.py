@@ -9,7 +9,7 @@ counts as a number ("1e3", "1_000", "nan", "inf" all parse). The sample score is
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ._checks import check_answers, check_prediction
 

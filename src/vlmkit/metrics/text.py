@@ -6,10 +6,9 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from ._checks import check_answers, check_prediction
-
 
 _ASCII_PUNCT = frozenset(string.punctuation)
 

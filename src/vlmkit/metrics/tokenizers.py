@@ -21,8 +21,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import VlmkitError
 
@@ -32,8 +32,9 @@ TOKENIZERS = ("auto", "ptb", "simple", "none")
 
 # pycocoevalcap's list of tokens removed after PTB tokenization (note: the bracket tokens are listed in
 # upper case but PTB runs with -lowerCase, so "-lrb-" etc. survive; that is what published numbers used).
-PTB_PUNCTUATION = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":",
-                             "-", "--", "...", ";"])
+PTB_PUNCTUATION = frozenset(
+    ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
+)
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\u2028\u2029\x0b\x0c\x85]")
 
 
@@ -48,8 +49,10 @@ def resolve_tokenizer(name: str) -> str:
     if name == "auto":
         if java_available():
             return "ptb"
-        log.warning("java not found: using the java-free 'simple' tokenizer; BLEU/ROUGE-L/CIDEr will be close "
-                    "to, but not exactly, the published PTB-tokenized numbers")
+        log.warning(
+            "java not found: using the java-free 'simple' tokenizer; BLEU/ROUGE-L/CIDEr will be close "
+            "to, but not exactly, the published PTB-tokenized numbers"
+        )
         return "simple"
     return name
 
@@ -81,16 +84,28 @@ def ptb_tokenize(texts: Sequence[str]) -> list[str]:
     if not texts:
         return []
     if not java_available():
-        raise VlmkitError("the PTB tokenizer needs java on PATH (install a JRE, e.g. apt-get install "
-                          "default-jre-headless), or pass tokenizer='simple' for the java-free approximation")
+        raise VlmkitError(
+            "the PTB tokenizer needs java on PATH (install a JRE, e.g. apt-get install "
+            "default-jre-headless), or pass tokenizer='simple' for the java-free approximation"
+        )
     lines = "\n".join(_LINE_BREAKS.sub(" ", t) for t in texts)
     fd, tmp = tempfile.mkstemp(prefix="vlmkit-ptb-", suffix=".txt")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(lines.encode("utf-8"))
-        cmd = ["java", "-Dfile.encoding=UTF-8", "-cp", str(_corenlp_jar()), "edu.stanford.nlp.process.PTBTokenizer",
-               "-preserveLines", "-lowerCase", "-encoding", "utf-8", tmp]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        cmd = [
+            "java",
+            "-Dfile.encoding=UTF-8",
+            "-cp",
+            str(_corenlp_jar()),
+            "edu.stanford.nlp.process.PTBTokenizer",
+            "-preserveLines",
+            "-lowerCase",
+            "-encoding",
+            "utf-8",
+            tmp,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, check=False)
     finally:
         Path(tmp).unlink(missing_ok=True)
     if proc.returncode != 0:
@@ -106,11 +121,27 @@ def ptb_tokenize(texts: Sequence[str]) -> list[str]:
 
 # --- the java-free approximation ------------------------------------------------------------------------
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
-_SPECIAL_WORDS = {"cannot": "can not", "gonna": "gon na", "wanna": "wan na", "gotta": "got ta",
-                  "gimme": "gim me", "lemme": "lem me"}
+_SPECIAL_WORDS = {
+    "cannot": "can not",
+    "gonna": "gon na",
+    "wanna": "wan na",
+    "gotta": "got ta",
+    "gimme": "gim me",
+    "lemme": "lem me",
+}
 # Curly quotes become straight ones; PTB also writes every currency sign as "$".
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00b4": "'",
-                         "\u20ac": "$", "\u00a3": "$", "\u00a5": "$"})
+_QUOTES = str.maketrans(
+    {
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00b4": "'",
+        "\u20ac": "$",
+        "\u00a3": "$",
+        "\u00a5": "$",
+    }
+)
 _DROP = PTB_PUNCTUATION | {'"'}  # a double quote becomes `` or '' in PTB, both dropped
 _TOKEN = re.compile(
     r"""

@@ -21,21 +21,21 @@ GROUPS = ("vision", "projector", "language_model")
 
 @dataclass(frozen=True)
 class FamilyAdapter:
-    name: str                       # registry key and the checkpoint's config.model_type
-    model_types: tuple[str, ...]    # every config.model_type this adapter serves
-    hub_example: str                # a real checkpoint of this family, for docs and configs
+    name: str  # registry key and the checkpoint's config.model_type
+    model_types: tuple[str, ...]  # every config.model_type this adapter serves
+    hub_example: str  # a real checkpoint of this family, for docs and configs
     # Parameter-name prefixes (as in model.named_parameters()) of the three groups. The projector is
     # listed before the vision tower because in Qwen it lives inside it (visual.merger).
     vision_prefixes: tuple[str, ...]
     projector_prefixes: tuple[str, ...]
     language_prefixes: tuple[str, ...]
-    language_module_path: str       # dotted path used to anchor LoRA regexes on the language model
+    language_module_path: str  # dotted path used to anchor LoRA regexes on the language model
     vision_module_path: str
     image_token: str
     video_token: str | None = None
-    min_pixels: int | None = None   # family default when the user sets none (None: processor default)
+    min_pixels: int | None = None  # family default when the user sets none (None: processor default)
     max_pixels: int | None = None
-    stop_tokens: tuple[str, ...] = ()   # end-of-turn markers generation stops on
+    stop_tokens: tuple[str, ...] = ()  # end-of-turn markers generation stops on
     append_eos_to_answers: bool = False  # template leaves the assistant turn open (LLaVA-1.5)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -51,7 +51,7 @@ class FamilyAdapter:
             return "language_model"
         raise ValueError(f"{self.name}: parameter '{param_name}' belongs to no known group")
 
-    def parameter_groups(self, model: "torch.nn.Module") -> dict[str, list[tuple[str, "torch.nn.Parameter"]]]:
+    def parameter_groups(self, model: torch.nn.Module) -> dict[str, list[tuple[str, torch.nn.Parameter]]]:
         groups: dict[str, list] = {g: [] for g in GROUPS}
         for name, param in model.named_parameters():
             groups[self.group_of(name)].append((name, param))
@@ -77,8 +77,9 @@ class FamilyAdapter:
         return rf"(?:.*\.)?{path}\..*\.(?:{alt})"
 
     # --- processor settings ----------------------------------------------------------------
-    def processor_kwargs(self, min_pixels: int | None = None, max_pixels: int | None = None,
-                         processor: Any = None) -> dict[str, Any]:
+    def processor_kwargs(
+        self, min_pixels: int | None = None, max_pixels: int | None = None, processor: Any = None
+    ) -> dict[str, Any]:
         """Per-call processor kwargs for image resolution; empty for families with fixed-size inputs."""
         return {}
 
@@ -107,5 +108,5 @@ class FamilyAdapter:
 def _strip_peft(name: str) -> str:
     for prefix in ("base_model.model.", "module."):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     return name.replace(".base_layer.", ".")

@@ -12,7 +12,7 @@ LLAVA_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
     "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
     "{% if message['role'] != 'assistant' %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}"  # noqa: E501 (template text)
     "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
     "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
@@ -32,34 +32,66 @@ class LlavaFamily(FamilyAdapter):
 
     def tiny_token_ids(self, tokenizer: Any) -> dict[str, int]:
         ids = {t: tokenizer.convert_tokens_to_ids(t) for t in LLAVA_SPECIAL_TOKENS}
-        return {"image_token_id": ids["<image>"], "bos_token_id": ids["<s>"], "eos_token_id": ids["</s>"],
-                "pad_token_id": ids["<pad>"]}
+        return {
+            "image_token_id": ids["<image>"],
+            "bos_token_id": ids["<s>"],
+            "eos_token_id": ids["</s>"],
+            "pad_token_id": ids["<pad>"],
+        }
 
     def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
         from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
-        vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, projection_dim=32)
-        text = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                           bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"],
-                           pad_token_id=ids["pad_token_id"])
-        return LlavaConfig(vision_config=vision, text_config=text, image_token_index=ids["image_token_id"],
-                           vision_feature_layer=-2, vision_feature_select_strategy="default",
-                           projector_hidden_act="gelu", pad_token_id=ids["pad_token_id"])
+        vision = CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=TINY_IMAGE_SIZE,
+            patch_size=TINY_PATCH,
+            projection_dim=32,
+        )
+        text = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            bos_token_id=ids["bos_token_id"],
+            eos_token_id=ids["eos_token_id"],
+            pad_token_id=ids["pad_token_id"],
+        )
+        return LlavaConfig(
+            vision_config=vision,
+            text_config=text,
+            image_token_index=ids["image_token_id"],
+            vision_feature_layer=-2,
+            vision_feature_select_strategy="default",
+            projector_hidden_act="gelu",
+            pad_token_id=ids["pad_token_id"],
+        )
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import CLIPImageProcessor, LlavaProcessor
 
         size = TINY_IMAGE_SIZE
         image_processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-        return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=TINY_PATCH,
-                              vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                              chat_template=self.chat_template)
+        return LlavaProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            patch_size=TINY_PATCH,
+            vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,
+            chat_template=self.chat_template,
+        )
 
 
 ADAPTER = LlavaFamily(
-    name="llava", model_types=("llava",), hub_example="llava-hf/llava-1.5-7b-hf",
+    name="llava",
+    model_types=("llava",),
+    hub_example="llava-hf/llava-1.5-7b-hf",
     vision_prefixes=("model.vision_tower.",),
     projector_prefixes=("model.multi_modal_projector.",),
     language_prefixes=("model.language_model.", "lm_head."),

@@ -54,8 +54,13 @@ def quantization_config(kind: str | None, family: FamilyAdapter, compute_dtype: 
     # last component ("visual") no longer covers "model.visual.blocks.0.attn.qkv"; the full prefixes do.
     skip += [p.rstrip(".") for p in family.vision_prefixes + family.projector_prefixes]
     if kind == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=resolve_dtype(compute_dtype), llm_int8_skip_modules=skip)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=resolve_dtype(compute_dtype),
+            llm_int8_skip_modules=skip,
+        )
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
 
 
@@ -68,9 +73,15 @@ def load_processor(model: str | os.PathLike, family: FamilyAdapter | None = None
         raise VlmkitError(f"cannot load the processor of '{model}': {str(exc).splitlines()[0]}") from None
 
 
-def load_model(model: str | os.PathLike, *, adapter: str | os.PathLike | None = None, dtype: str = "auto",
-               attn_implementation: str | None = None, quantization: str | None = None,
-               device: str | None = None) -> LoadedModel:
+def load_model(
+    model: str | os.PathLike,
+    *,
+    adapter: str | os.PathLike | None = None,
+    dtype: str = "auto",
+    attn_implementation: str | None = None,
+    quantization: str | None = None,
+    device: str | None = None,
+) -> LoadedModel:
     """Load base weights (optionally quantized) plus an optional LoRA adapter, in eval mode."""
     import torch
     from transformers import AutoModelForImageTextToText

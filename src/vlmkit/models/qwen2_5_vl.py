@@ -14,9 +14,18 @@ class Qwen25VLFamily(QwenFamily):
 
         text = tiny_text_dims(vocab_size)
         text["rope_parameters"] = mrope(text["hidden_size"] // text["num_attention_heads"])
-        vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=text["hidden_size"],
-                      patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                      fullatt_block_indexes=[1])
+        vision = dict(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=4,
+            out_hidden_size=text["hidden_size"],
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            fullatt_block_indexes=[1],
+        )
         return Qwen2_5_VLConfig(text_config={**text, **_text_ids(ids)}, vision_config=vision, **_top_ids(ids))
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
@@ -25,10 +34,15 @@ class Qwen25VLFamily(QwenFamily):
         return Qwen2_5_VLProcessor(
             image_processor=Qwen2VLImageProcessor(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS),
             video_processor=Qwen2VLVideoProcessor(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS),
-            tokenizer=tokenizer, chat_template=self.chat_template)
+            tokenizer=tokenizer,
+            chat_template=self.chat_template,
+        )
 
 
 ADAPTER = Qwen25VLFamily(
-    name="qwen2_5_vl", model_types=("qwen2_5_vl",), hub_example="Qwen/Qwen2.5-VL-3B-Instruct",
-    chat_template=QWEN2_VL_TEMPLATE, **QWEN_LAYOUT,
+    name="qwen2_5_vl",
+    model_types=("qwen2_5_vl",),
+    hub_example="Qwen/Qwen2.5-VL-3B-Instruct",
+    chat_template=QWEN2_VL_TEMPLATE,
+    **QWEN_LAYOUT,
 )

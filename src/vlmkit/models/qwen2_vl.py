@@ -13,8 +13,16 @@ class Qwen2VLFamily(QwenFamily):
 
         text = tiny_text_dims(vocab_size)
         text["rope_parameters"] = mrope(text["hidden_size"] // text["num_attention_heads"])
-        vision = dict(depth=2, embed_dim=64, hidden_size=text["hidden_size"], num_heads=4, mlp_ratio=2,
-                      patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+        vision = dict(
+            depth=2,
+            embed_dim=64,
+            hidden_size=text["hidden_size"],
+            num_heads=4,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        )
         return Qwen2VLConfig(text_config={**text, **_text_ids(ids)}, vision_config=vision, **_top_ids(ids))
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
@@ -23,7 +31,9 @@ class Qwen2VLFamily(QwenFamily):
         return Qwen2VLProcessor(
             image_processor=Qwen2VLImageProcessor(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS),
             video_processor=Qwen2VLVideoProcessor(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS),
-            tokenizer=tokenizer, chat_template=self.chat_template)
+            tokenizer=tokenizer,
+            chat_template=self.chat_template,
+        )
 
 
 def _text_ids(ids: dict[str, int]) -> dict[str, int]:
@@ -46,6 +56,9 @@ QWEN_LAYOUT = dict(
 )
 
 ADAPTER = Qwen2VLFamily(
-    name="qwen2_vl", model_types=("qwen2_vl",), hub_example="Qwen/Qwen2-VL-2B-Instruct",
-    chat_template=QWEN2_VL_TEMPLATE, **QWEN_LAYOUT,
+    name="qwen2_vl",
+    model_types=("qwen2_vl",),
+    hub_example="Qwen/Qwen2-VL-2B-Instruct",
+    chat_template=QWEN2_VL_TEMPLATE,
+    **QWEN_LAYOUT,
 )

@@ -32,8 +32,9 @@ def family_for_model_type(model_type: str, source: object = None) -> FamilyAdapt
     adapter = _BY_MODEL_TYPE.get(model_type)
     if adapter is None:
         where = f"{source}: " if source else ""
-        raise VlmkitError(f"{where}model_type '{model_type}' is not supported; supported: "
-                          f"{', '.join(sorted(_BY_MODEL_TYPE))}")
+        raise VlmkitError(
+            f"{where}model_type '{model_type}' is not supported; supported: {', '.join(sorted(_BY_MODEL_TYPE))}"
+        )
     return adapter
 
 
@@ -55,8 +56,9 @@ def read_model_type(model: str | os.PathLike) -> str:
     try:
         return AutoConfig.from_pretrained(str(model)).model_type
     except OSError as exc:
-        raise VlmkitError(f"cannot find model '{model}': not a local folder, and the hub lookup failed "
-                          f"({str(exc).splitlines()[0]})") from None
+        raise VlmkitError(
+            f"cannot find model '{model}': not a local folder, and the hub lookup failed ({str(exc).splitlines()[0]})"
+        ) from None
 
 
 def detect_family(model: str | os.PathLike) -> FamilyAdapter:

@@ -6,7 +6,8 @@ from typing import Any
 
 from .base import FamilyAdapter
 
-# SmolVLM-Instruct's chat template: "<|im_start|>User:<image>question<end_of_utterance>\nAssistant: answer<end_of_utterance>\n".
+# SmolVLM-Instruct's chat template:
+# "<|im_start|>User:<image>question<end_of_utterance>\nAssistant: answer<end_of_utterance>\n".
 SMOLVLM_TEMPLATE = (
     "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
     "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
@@ -15,15 +16,22 @@ SMOLVLM_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
 
-TILE = 32          # vision image_size: each tile is one 32x32 crop
+TILE = 32  # vision image_size: each tile is one 32x32 crop
 PATCH = 8
-SCALE = 2          # pixel-shuffle factor: (32/8)^2 / 2^2 = 4 tokens per tile
+SCALE = 2  # pixel-shuffle factor: (32/8)^2 / 2^2 = 4 tokens per tile
 
 
 def smolvlm_special_tokens() -> list[str]:
     rows = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
-    return ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
-            "<global-img>", *rows]
+    return [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<end_of_utterance>",
+        "<fake_token_around_image>",
+        "<image>",
+        "<global-img>",
+        *rows,
+    ]
 
 
 class SmolVLMFamily(FamilyAdapter):
@@ -35,34 +43,65 @@ class SmolVLMFamily(FamilyAdapter):
 
     def tiny_token_ids(self, tokenizer: Any) -> dict[str, int]:
         get = tokenizer.convert_tokens_to_ids
-        return {"image_token_id": get("<image>"), "bos_token_id": get("<|im_start|>"),
-                "eos_token_id": get("<end_of_utterance>"), "pad_token_id": get("<|endoftext|>")}
+        return {
+            "image_token_id": get("<image>"),
+            "bos_token_id": get("<|im_start|>"),
+            "eos_token_id": get("<end_of_utterance>"),
+            "pad_token_id": get("<|endoftext|>"),
+        }
 
     def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
         from transformers import LlamaConfig, SmolVLMConfig
 
-        text = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                           bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"],
-                           pad_token_id=ids["pad_token_id"])
-        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                      image_size=TILE, patch_size=PATCH)
-        return SmolVLMConfig(vision_config=vision, text_config=text.to_dict(), scale_factor=SCALE,
-                             image_token_id=ids["image_token_id"], pad_token_id=ids["pad_token_id"])
+        text = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            bos_token_id=ids["bos_token_id"],
+            eos_token_id=ids["eos_token_id"],
+            pad_token_id=ids["pad_token_id"],
+        )
+        vision = dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=TILE,
+            patch_size=PATCH,
+        )
+        return SmolVLMConfig(
+            vision_config=vision,
+            text_config=text.to_dict(),
+            scale_factor=SCALE,
+            image_token_id=ids["image_token_id"],
+            pad_token_id=ids["pad_token_id"],
+        )
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
 
-        image_processor = SmolVLMImageProcessor(size={"longest_edge": 2 * TILE}, max_image_size={"longest_edge": TILE},
-                                                do_image_splitting=True)
+        image_processor = SmolVLMImageProcessor(
+            size={"longest_edge": 2 * TILE}, max_image_size={"longest_edge": TILE}, do_image_splitting=True
+        )
         video_processor = SmolVLMVideoProcessor(size={"longest_edge": TILE}, max_image_size={"longest_edge": TILE})
         seq = (TILE // PATCH) ** 2 // SCALE**2
-        return SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-                                image_seq_len=seq, chat_template=self.chat_template)
+        return SmolVLMProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            video_processor=video_processor,
+            image_seq_len=seq,
+            chat_template=self.chat_template,
+        )
 
 
 ADAPTER = SmolVLMFamily(
-    name="smolvlm", model_types=("smolvlm", "idefics3"), hub_example="HuggingFaceTB/SmolVLM-256M-Instruct",
+    name="smolvlm",
+    model_types=("smolvlm", "idefics3"),
+    hub_example="HuggingFaceTB/SmolVLM-256M-Instruct",
     vision_prefixes=("model.vision_model.",),
     projector_prefixes=("model.connector.",),
     language_prefixes=("model.text_model.", "lm_head."),

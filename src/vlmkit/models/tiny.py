@@ -7,15 +7,22 @@ ordinary `from_pretrained(path)` path loads with HF_HUB_OFFLINE=1; users point t
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .registry import get_family
 
 
-def build_tiny(family: str, out_dir: str | os.PathLike, *, vocab: str = "small", seed: int = 0,
-               corpus: Iterable[str] | None = None, text_hidden: int | None = None,
-               vision_width: int | None = None) -> Path:
+def build_tiny(
+    family: str,
+    out_dir: str | os.PathLike,
+    *,
+    vocab: str = "small",
+    seed: int = 0,
+    corpus: Iterable[str] | None = None,
+    text_hidden: int | None = None,
+    vision_width: int | None = None,
+) -> Path:
     """Build, save and return the folder of a tiny `family` checkpoint.
 
     vocab: "small" trains a ~1k-token byte-level BPE (fast); "qwen" uses the real Qwen vocabulary so
@@ -39,8 +46,9 @@ def build_tiny(family: str, out_dir: str | os.PathLike, *, vocab: str = "small",
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     processor = adapter.build_processor(tokenizer, config)
     stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in adapter.stop_tokens]
-    model.generation_config = GenerationConfig(eos_token_id=stop_ids, pad_token_id=ids["pad_token_id"],
-                                               bos_token_id=ids.get("bos_token_id"), do_sample=False)
+    model.generation_config = GenerationConfig(
+        eos_token_id=stop_ids, pad_token_id=ids["pad_token_id"], bos_token_id=ids.get("bos_token_id"), do_sample=False
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

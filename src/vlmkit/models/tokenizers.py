@@ -7,9 +7,9 @@ text encodes and the family's special tokens are real added tokens.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 # Text the small BPE is trained on: English and Vietnamese VQA-style phrases (the quickstart's two
 # languages) so common words become single tokens; the byte alphabet covers everything else.
@@ -30,21 +30,25 @@ _CORPUS_WORDS_VI = (
 
 def default_corpus() -> list[str]:
     words = (_CORPUS_WORDS_EN + " " + _CORPUS_WORDS_VI).split()
-    lines = [" ".join(words[i:i + 12]) for i in range(0, len(words), 6)]
+    lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 6)]
     return lines + [w.capitalize() + "?" for w in words] + [f"{w}." for w in words]
 
 
-def train_small_bpe(corpus: Iterable[str] | None = None, vocab_size: int = 1200) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def train_small_bpe(
+    corpus: Iterable[str] | None = None, vocab_size: int = 1200
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Train a byte-level BPE with Qwen2's pre-tokenizer; returns (vocab, merges) for Qwen2Tokenizer."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -70,8 +74,15 @@ def qwen_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return vocab, merges
 
 
-def build_tokenizer(vocab_kind: str, special_tokens: list[str], *, eos: str, pad: str,
-                    corpus: Iterable[str] | None = None, extra_attrs: dict[str, str] | None = None):
+def build_tokenizer(
+    vocab_kind: str,
+    special_tokens: list[str],
+    *,
+    eos: str,
+    pad: str,
+    corpus: Iterable[str] | None = None,
+    extra_attrs: dict[str, str] | None = None,
+):
     """A Qwen2Tokenizer with the given special tokens appended, in order, after the text vocabulary."""
     from tokenizers import AddedToken
     from transformers import Qwen2Tokenizer
@@ -86,8 +97,9 @@ def build_tokenizer(vocab_kind: str, special_tokens: list[str], *, eos: str, pad
     base = len(vocab)
     for offset, token in enumerate(special_tokens):
         vocab[token] = base + offset
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=list(merges), eos_token=eos, pad_token=pad, unk_token=None,
-                               **(extra_attrs or {}))
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab, merges=list(merges), eos_token=eos, pad_token=pad, unk_token=None, **(extra_attrs or {})
+    )
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in special_tokens], special_tokens=True)
     for token in special_tokens:
         assert tokenizer.convert_tokens_to_ids(token) == vocab[token], token

@@ -14,9 +14,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,19 +30,34 @@ from ..errors import VlmkitError
 from .batcher import DynamicBatcher, StreamHandle
 from .conversation import request_to_params, request_to_sample
 from .errors import ApiError, error_body
-from .openai_schema import (AssistantMessage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice,
-                            ChunkChoice, Delta, ModelCard, ModelList, Usage, new_completion_id, now)
+from .openai_schema import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ModelCard,
+    ModelList,
+    Usage,
+    new_completion_id,
+    now,
+)
 from .settings import ServeSettings
 
 log = logging.getLogger("vlmkit.serve")
 STATIC_DIR = Path(__file__).parent / "static"
-PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; "
-            "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+)
 
 
 def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
-    batcher = DynamicBatcher(engine, max_batch=settings.max_batch, max_wait_s=settings.batch_wait_ms / 1000,
-                             max_queue=settings.max_queue)
+    batcher = DynamicBatcher(
+        engine, max_batch=settings.max_batch, max_wait_s=settings.batch_wait_ms / 1000, max_queue=settings.max_queue
+    )
     created = now()
 
     @asynccontextmanager
@@ -63,8 +79,9 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_key.encode()):
-            raise ApiError("missing or wrong API key: send 'Authorization: Bearer <key>'", status=401,
-                           code="invalid_api_key")
+            raise ApiError(
+                "missing or wrong API key: send 'Authorization: Bearer <key>'", status=401, code="invalid_api_key"
+            )
 
     api = [Depends(require_key)]
     request_problem = getattr(engine, "request_problem", None)  # optional engine check, cheap and load-free
@@ -84,26 +101,34 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
 
     @app.get("/v1/stats", dependencies=api)
     async def stats() -> dict[str, Any]:
-        return {"model": settings.model_name, "max_batch": settings.max_batch, "queue": batcher.queue_depth,
-                **batcher.stats.as_dict()}
+        return {
+            "model": settings.model_name,
+            "max_batch": settings.max_batch,
+            "queue": batcher.queue_depth,
+            **batcher.stats.as_dict(),
+        }
 
     @app.post("/v1/chat/completions", dependencies=api)
     async def chat_completions(body: ChatCompletionRequest) -> Any:
         _check_model(body.model, settings)
-        params = request_to_params(body, default_max_tokens=settings.default_max_tokens,
-                                   max_tokens_cap=settings.max_tokens_cap)
+        params = request_to_params(
+            body, default_max_tokens=settings.default_max_tokens, max_tokens_cap=settings.max_tokens_cap
+        )
         workdir = Path(tempfile.mkdtemp(prefix="vlmkit-request-"))
         try:
-            sample = await run_in_threadpool(request_to_sample, body, workdir, settings.media,
-                                             supports_video=engine.family.supports_video)
+            sample = await run_in_threadpool(
+                request_to_sample, body, workdir, settings.media, supports_video=engine.family.supports_video
+            )
             problem = request_problem(sample) if request_problem else None
             if problem:  # caught before queueing, so a stream fails with a status code, not mid-stream
                 raise ApiError(problem, code="invalid_messages", param="messages")
             if body.stream:
                 stream = batcher.stream(sample, params)  # queued now, so a full queue is still a plain 429
-                response = StreamingResponse(_sse_events(body, stream, workdir, settings.model_name),
-                                             media_type="text/event-stream",
-                                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                response = StreamingResponse(
+                    _sse_events(body, stream, workdir, settings.model_name),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                )
                 workdir = None  # the stream owns it now
                 return response
             result = await batcher.generate(sample, params)
@@ -113,7 +138,9 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
         if result.error:
             raise ApiError(f"generation failed: {result.error}", code="generation_failed")
         return ChatCompletion(
-            id=new_completion_id(), created=now(), model=settings.model_name,
+            id=new_completion_id(),
+            created=now(),
+            model=settings.model_name,
             choices=[Choice(message=AssistantMessage(content=result.text), finish_reason=result.finish_reason)],
             usage=Usage.of(result.prompt_tokens, result.completion_tokens),
         ).model_dump()
@@ -128,15 +155,20 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
 
 def _check_model(name: str, settings: ServeSettings) -> None:
     if not settings.accepts_model(name):
-        raise ApiError(f"model '{name}' is not served here; this server serves '{settings.model_name}'",
-                       status=404, code="model_not_found", param="model")
+        raise ApiError(
+            f"model '{name}' is not served here; this server serves '{settings.model_name}'",
+            status=404,
+            code="model_not_found",
+            param="model",
+        )
 
 
 # --- streaming -----------------------------------------------------------------------------------
 
 
-async def _sse_events(body: ChatCompletionRequest, stream: StreamHandle, workdir: Path,
-                      model: str) -> AsyncIterator[str]:
+async def _sse_events(
+    body: ChatCompletionRequest, stream: StreamHandle, workdir: Path, model: str
+) -> AsyncIterator[str]:
     """OpenAI's chunk sequence: a role chunk, content chunks, a finish chunk, [usage chunk], [DONE]."""
     completion_id, created = new_completion_id(), now()
 
@@ -203,8 +235,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(str(exc.detail), exc.status_code, code), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(str(exc.detail), exc.status_code, code),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(VlmkitError)
     async def ours(request: Request, exc: VlmkitError) -> JSONResponse:
@@ -231,15 +266,19 @@ class HostCheck:
         if scope["type"] == "http":
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
             # "name:port", "name", or "[v6 address]:port" (an IPv6 Host header is always bracketed)
-            name = host[1:host.find("]")] if host.startswith("[") else host.split(":", 1)[0]
+            name = host[1 : host.find("]")] if host.startswith("[") else host.split(":", 1)[0]
             if name not in self.allowed:
-                response = JSONResponse(error_body(f"host '{host}' is not served here (allowed: "
-                                                   f"{', '.join(sorted(self.allowed))}; see --allowed-host)",
-                                                   400, "host_not_allowed"), status_code=400)
+                response = JSONResponse(
+                    error_body(
+                        f"host '{host}' is not served here (allowed: "
+                        f"{', '.join(sorted(self.allowed))}; see --allowed-host)",
+                        400,
+                        "host_not_allowed",
+                    ),
+                    status_code=400,
+                )
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
-
-
 
 
 class BodyLimit:
@@ -277,9 +316,15 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any, size: int) -> None:
-        response = JSONResponse(error_body(f"request body is {size:,} bytes or more, over this server's limit of "
-                                           f"{self.max_bytes:,}", 413, "request_too_large"), status_code=413,
-                                headers={"Connection": "close"})
+        response = JSONResponse(
+            error_body(
+                f"request body is {size:,} bytes or more, over this server's limit of {self.max_bytes:,}",
+                413,
+                "request_too_large",
+            ),
+            status_code=413,
+            headers={"Connection": "close"},
+        )
         await response({"type": "http"}, _no_receive, send)
 
 

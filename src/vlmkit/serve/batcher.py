@@ -32,17 +32,22 @@ class BatchStats:
 
     def as_dict(self) -> dict[str, Any]:
         mean = (sum(k * v for k, v in self.batch_sizes.items()) / self.batches) if self.batches else 0.0
-        return {"requests": self.requests, "batches": self.batches, "streams": self.streams,
-                "largest_batch": self.largest_batch, "mean_batch": round(mean, 2),
-                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+        return {
+            "requests": self.requests,
+            "batches": self.batches,
+            "streams": self.streams,
+            "largest_batch": self.largest_batch,
+            "mean_batch": round(mean, 2),
+            "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+        }
 
 
 @dataclass
 class _Job:
     sample: Any
     params: Any
-    future: asyncio.Future | None = None         # generate(): resolves to a GenerationResult
-    pieces: asyncio.Queue | None = None          # stream(): ("piece", text) ... ("done", None) | ("error", exc)
+    future: asyncio.Future | None = None  # generate(): resolves to a GenerationResult
+    pieces: asyncio.Queue | None = None  # stream(): ("piece", text) ... ("done", None) | ("error", exc)
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -93,7 +98,7 @@ class DynamicBatcher:
         finally:
             job.stop.set()  # a client that went away leaves its job to be skipped
 
-    def stream(self, sample: Any, params: Any) -> "StreamHandle":
+    def stream(self, sample: Any, params: Any) -> StreamHandle:
         """Queue a streaming request now (a full queue raises at once) and return its handle."""
         job = _Job(sample, params, pieces=asyncio.Queue())
         self._enqueue(job)
@@ -103,8 +108,9 @@ class DynamicBatcher:
         try:
             self._ensure_queue().put_nowait(job)
         except asyncio.QueueFull:
-            raise ApiError(f"the server is busy ({self.max_queue} requests waiting); retry shortly",
-                           status=429, code="server_busy") from None
+            raise ApiError(
+                f"the server is busy ({self.max_queue} requests waiting); retry shortly", status=429, code="server_busy"
+            ) from None
 
     def _ensure_queue(self) -> asyncio.Queue:
         if self._queue is None:
@@ -221,7 +227,7 @@ class StreamHandle:
         self._finished = False
         self.result: Any = None
 
-    def __aiter__(self) -> "StreamHandle":
+    def __aiter__(self) -> StreamHandle:
         return self
 
     async def __anext__(self) -> str:

@@ -19,14 +19,24 @@ from .media_fetch import MediaPolicy, check_video_file, read_image, read_video
 from .openai_schema import ChatCompletionRequest, ImageContent, TextContent, VideoContent
 
 
-def request_to_sample(request: ChatCompletionRequest, workdir: Path, policy: MediaPolicy, *,
-                      supports_video: bool, sample_id: str | None = None) -> Sample:
+def request_to_sample(
+    request: ChatCompletionRequest,
+    workdir: Path,
+    policy: MediaPolicy,
+    *,
+    supports_video: bool,
+    sample_id: str | None = None,
+) -> Sample:
     """Validate roles and media and build the Sample; every refusal is an ApiError naming the message/part."""
-    media_parts = sum(1 for m in request.messages if isinstance(m.content, list)
-                      for p in m.content if not isinstance(p, TextContent))
+    media_parts = sum(
+        1 for m in request.messages if isinstance(m.content, list) for p in m.content if not isinstance(p, TextContent)
+    )
     if media_parts > policy.max_media_per_request:
-        raise ApiError(f"{media_parts} images/videos in one request, over this server's limit of "
-                       f"{policy.max_media_per_request}", status=413, code="too_many_media")
+        raise ApiError(
+            f"{media_parts} images/videos in one request, over this server's limit of {policy.max_media_per_request}",
+            status=413,
+            code="too_many_media",
+        )
     turns: list[dict[str, Any]] = []
     for index, message in enumerate(request.messages):
         role = "system" if message.role == "developer" else message.role
@@ -36,13 +46,15 @@ def request_to_sample(request: ChatCompletionRequest, workdir: Path, policy: Med
         else:
             turns.append({"role": role, "content": parts})
     if turns[-1]["role"] != "user":
-        raise ApiError("the last message must be from the user (the question to answer)",
-                       code="invalid_messages", param="messages")
+        raise ApiError(
+            "the last message must be from the user (the question to answer)", code="invalid_messages", param="messages"
+        )
     try:
         return Sample(id=sample_id or uuid.uuid4().hex, messages=turns)
     except ValidationError as exc:
-        raise ApiError(exc.errors()[0]["msg"].removeprefix("Value error, "), code="invalid_messages",
-                       param="messages") from None
+        raise ApiError(
+            exc.errors()[0]["msg"].removeprefix("Value error, "), code="invalid_messages", param="messages"
+        ) from None
 
 
 def _parts(content: Any, index: int, workdir: Path, policy: MediaPolicy, supports_video: bool) -> list[Any]:
@@ -60,8 +72,7 @@ def _parts(content: Any, index: int, workdir: Path, policy: MediaPolicy, support
             parts.append(ImagePart(image=str(_write(workdir, data, suffix))))
         elif isinstance(part, VideoContent):
             if not supports_video:
-                raise ApiError(f"{where}: this model does not take video input", code="video_unsupported",
-                               param=where)
+                raise ApiError(f"{where}: this model does not take video input", code="video_unsupported", param=where)
             data, suffix = _located(read_video, part.video_url.url, policy, where)
             path = _write(workdir, data, suffix)
             try:
@@ -93,8 +104,11 @@ def request_to_params(request: ChatCompletionRequest, *, default_max_tokens: int
 
     max_tokens = request.requested_max_tokens()
     if max_tokens is not None and max_tokens > max_tokens_cap:
-        raise ApiError(f"max_tokens is {max_tokens:,}, over this server's limit of {max_tokens_cap:,}",
-                       code="max_tokens_too_large", param="max_tokens")
+        raise ApiError(
+            f"max_tokens is {max_tokens:,}, over this server's limit of {max_tokens_cap:,}",
+            code="max_tokens_too_large",
+            param="max_tokens",
+        )
     temperature = 1.0 if request.temperature is None else request.temperature
     top_p = 1.0 if request.top_p is None else request.top_p
     sampling = temperature > 0

@@ -30,5 +30,11 @@ class ApiError(VlmkitError):
 
 
 def error_body(message: str, status: int, code: str, param: str | None = None) -> dict:
-    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "invalid_request_error"),
-                      "code": code, "param": param}}
+    return {
+        "error": {
+            "message": message,
+            "type": ERROR_TYPES.get(status, "invalid_request_error"),
+            "code": code,
+            "param": param,
+        }
+    }

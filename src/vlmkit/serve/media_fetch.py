@@ -30,8 +30,15 @@ from .errors import ApiError
 
 MiB = 2**20
 REDIRECT_CODES = (301, 302, 303, 307, 308)
-VIDEO_SUFFIXES = {"video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
-                  "video/x-msvideo": ".avi", "video/mpeg": ".mpg", "video/ogg": ".ogv"}
+VIDEO_SUFFIXES = {
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+    "video/x-matroska": ".mkv",
+    "video/x-msvideo": ".avi",
+    "video/mpeg": ".mpg",
+    "video/ogg": ".ogv",
+}
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,7 +51,7 @@ class MediaPolicy:
     max_image_bytes: int = 10 * MiB
     max_image_pixels: int = 4096 * 4096
     max_video_bytes: int = 32 * MiB
-    max_video_frames: int = 3600          # frames in the source file (decoding walks up to the last sampled one)
+    max_video_frames: int = 3600  # frames in the source file (decoding walks up to the last sampled one)
     max_media_per_request: int = 16
     allow_remote: bool = False
     fetch_timeout_s: float = 10.0
@@ -75,14 +82,19 @@ def read_url(url: str, kind: str, max_bytes: int, policy: MediaPolicy) -> bytes:
     url = url.strip()
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme in ("", "file") or len(scheme) == 1 or url.startswith(("/", "~", ".", "\\")):  # C:\ is a drive
-        raise ApiError(f"{kind} '{_short(url)}': local files are never read from requests; send a base64 data URL",
-                       code="local_media_refused")
+        raise ApiError(
+            f"{kind} '{_short(url)}': local files are never read from requests; send a base64 data URL",
+            code="local_media_refused",
+        )
     if scheme == "data":
         return decode_data_url(url, kind, max_bytes)
     if scheme in ("http", "https"):
         if not policy.allow_remote:
-            raise ApiError(f"remote {kind} URLs are disabled on this server (start it with --allow-remote-media); "
-                           f"send the {kind} inline as a base64 data URL", code="remote_media_disabled")
+            raise ApiError(
+                f"remote {kind} URLs are disabled on this server (start it with --allow-remote-media); "
+                f"send the {kind} inline as a base64 data URL",
+                code="remote_media_disabled",
+            )
         return fetch_public_url(url, kind, max_bytes, policy)
     raise ApiError(f"{kind} '{_short(url)}': unsupported URL scheme '{scheme}'", code="invalid_media_url")
 
@@ -101,8 +113,11 @@ def decode_data_url(url: str, kind: str, max_bytes: int) -> bytes:
         raise ApiError(f"{kind} data URL holds '{mime}', not an {kind}", code="invalid_media")
     payload = "".join(payload.split())
     if len(payload) // 4 * 3 > max_bytes + 2:
-        raise ApiError(f"{kind} is about {_size(len(payload) // 4 * 3)}, over this server's {_size(max_bytes)} "
-                       f"limit", status=413, code=f"{kind}_too_large")
+        raise ApiError(
+            f"{kind} is about {_size(len(payload) // 4 * 3)}, over this server's {_size(max_bytes)} limit",
+            status=413,
+            code=f"{kind}_too_large",
+        )
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -110,13 +125,16 @@ def decode_data_url(url: str, kind: str, max_bytes: int) -> bytes:
     if not data:
         raise ApiError(f"{kind} data URL is empty", code="invalid_media")
     if len(data) > max_bytes:
-        raise ApiError(f"{kind} is {_size(len(data))}, over this server's {_size(max_bytes)} limit",
-                       status=413, code=f"{kind}_too_large")
+        raise ApiError(
+            f"{kind} is {_size(len(data))}, over this server's {_size(max_bytes)} limit",
+            status=413,
+            code=f"{kind}_too_large",
+        )
     return data
 
 
 def _data_url_mime(url: str) -> str:
-    return url.partition(",")[0][len("data:"):].split(";")[0].strip().lower()
+    return url.partition(",")[0][len("data:") :].split(";")[0].strip().lower()
 
 
 # --- content checks ------------------------------------------------------------------------------
@@ -134,8 +152,12 @@ def check_image_bytes(data: bytes, source: str, policy: MediaPolicy) -> str:
     except Exception:
         raise ApiError(f"image {name}: not an image ({media.describe_bytes(data)})", code="invalid_image") from None
     if width * height > policy.max_image_pixels:
-        raise ApiError(f"image {name}: {width}x{height} = {width * height:,} pixels, over this server's limit of "
-                       f"{policy.max_image_pixels:,}", status=413, code="image_too_large")
+        raise ApiError(
+            f"image {name}: {width}x{height} = {width * height:,} pixels, over this server's limit of "
+            f"{policy.max_image_pixels:,}",
+            status=413,
+            code="image_too_large",
+        )
     try:
         media.decode_image_bytes(data, name, max_pixels_cap=policy.max_image_pixels, max_bytes=policy.max_image_bytes)
     except MediaError as exc:
@@ -155,11 +177,18 @@ def check_video_file(path: Path, source: str, policy: MediaPolicy) -> None:
     if info["frames"] < 1:
         raise ApiError(f"video {_label(source)}: has no frames", code="invalid_video")
     if info["frames"] > policy.max_video_frames:
-        raise ApiError(f"video has {info['frames']:,} frames, over this server's limit of {policy.max_video_frames:,}",
-                       status=413, code="video_too_large")
+        raise ApiError(
+            f"video has {info['frames']:,} frames, over this server's limit of {policy.max_video_frames:,}",
+            status=413,
+            code="video_too_large",
+        )
     if (info["width"] or 0) * (info["height"] or 0) > policy.max_image_pixels:
-        raise ApiError(f"video frames are {info['width']}x{info['height']}, over this server's limit of "
-                       f"{policy.max_image_pixels:,} pixels", status=413, code="video_too_large")
+        raise ApiError(
+            f"video frames are {info['width']}x{info['height']}, over this server's limit of "
+            f"{policy.max_image_pixels:,} pixels",
+            status=413,
+            code="video_too_large",
+        )
 
 
 # --- remote fetching -----------------------------------------------------------------------------
@@ -188,8 +217,10 @@ def resolve_allowed(host: str, port: int, policy: MediaPolicy) -> list[str]:
         ip = ipaddress.ip_address(sockaddr[0].split("%")[0])  # drop an IPv6 zone id
         trusted = any(ip in net for net in policy.trusted_networks)
         if not trusted and not is_public_address(ip):
-            raise ApiError(f"host '{host}' resolves to {ip}, a non-public address; the server only fetches from "
-                           f"public addresses", code="media_url_refused")
+            raise ApiError(
+                f"host '{host}' resolves to {ip}, a non-public address; the server only fetches from public addresses",
+                code="media_url_refused",
+            )
         addresses.append(str(ip))
     if not addresses:
         raise ApiError(f"host '{host}' has no address", code="media_fetch_failed")
@@ -205,27 +236,35 @@ def fetch_public_url(url: str, kind: str, max_bytes: int, policy: MediaPolicy) -
         remaining = max(0.01, deadline - time.monotonic())
         try:
             with httpx.Client(trust_env=False, follow_redirects=False, timeout=remaining) as client:
-                request = client.build_request("GET", target, headers={"Host": httpx.URL(url).netloc.decode("ascii")},
-                                               extensions={"sni_hostname": httpx.URL(url).host})
+                request = client.build_request(
+                    "GET",
+                    target,
+                    headers={"Host": httpx.URL(url).netloc.decode("ascii")},
+                    extensions={"sni_hostname": httpx.URL(url).host},
+                )
                 response = client.send(request, stream=True)
                 try:
                     if response.status_code in REDIRECT_CODES and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
                     if response.status_code >= 400:
-                        raise ApiError(f"fetching {kind} {_short(url)} failed: HTTP {response.status_code}",
-                                       code="media_fetch_failed")
+                        raise ApiError(
+                            f"fetching {kind} {_short(url)} failed: HTTP {response.status_code}",
+                            code="media_fetch_failed",
+                        )
                     return _read_capped(response, url, kind, max_bytes, deadline)
                 finally:
                     response.close()
         except ApiError:
             raise
         except httpx.TimeoutException:
-            raise ApiError(f"fetching {kind} {_short(url)} timed out after {policy.fetch_timeout_s:g}s",
-                           code="media_fetch_failed") from None
+            raise ApiError(
+                f"fetching {kind} {_short(url)} timed out after {policy.fetch_timeout_s:g}s", code="media_fetch_failed"
+            ) from None
         except httpx.HTTPError as exc:
-            raise ApiError(f"fetching {kind} {_short(url)} failed ({type(exc).__name__}: {exc})",
-                           code="media_fetch_failed") from None
+            raise ApiError(
+                f"fetching {kind} {_short(url)} failed ({type(exc).__name__}: {exc})", code="media_fetch_failed"
+            ) from None
     raise ApiError(f"fetching {kind}: more than {policy.max_redirects} redirects", code="media_fetch_failed")
 
 
@@ -247,14 +286,20 @@ def _checked_target(url: str, policy: MediaPolicy):
 def _read_capped(response, url: str, kind: str, max_bytes: int, deadline: float) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(f"{kind} at {_short(url)} is {_size(int(declared))}, over this server's {_size(max_bytes)} "
-                       f"limit", status=413, code=f"{kind}_too_large")
+        raise ApiError(
+            f"{kind} at {_short(url)} is {_size(int(declared))}, over this server's {_size(max_bytes)} limit",
+            status=413,
+            code=f"{kind}_too_large",
+        )
     chunks, received = [], 0
     for chunk in response.iter_bytes():  # decoded bytes, so compressed bombs count at their real size
         received += len(chunk)
         if received > max_bytes:
-            raise ApiError(f"{kind} at {_short(url)} exceeds this server's {_size(max_bytes)} limit",
-                           status=413, code=f"{kind}_too_large")
+            raise ApiError(
+                f"{kind} at {_short(url)} exceeds this server's {_size(max_bytes)} limit",
+                status=413,
+                code=f"{kind}_too_large",
+            )
         if time.monotonic() > deadline:
             raise ApiError(f"fetching {kind} {_short(url)} took too long", code="media_fetch_failed")
         chunks.append(chunk)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
@@ -54,12 +54,12 @@ class VideoContent(_Model):
     _wrap = field_validator("video_url", mode="before")(_url_object)
 
 
-ContentPart = Annotated[Union[TextContent, ImageContent, VideoContent], Field(discriminator="type")]
+ContentPart = Annotated[TextContent | ImageContent | VideoContent, Field(discriminator="type")]
 
 
 class ChatMessage(_Model):
     role: Literal["system", "developer", "user", "assistant"]
-    content: Union[str, list[ContentPart], None] = None
+    content: str | list[ContentPart] | None = None
     name: str | None = None
 
 
@@ -74,7 +74,7 @@ class ChatCompletionRequest(_Model):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    stop: Union[str, list[str], None] = None
+    stop: str | list[str] | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: int = 1
@@ -95,7 +95,7 @@ class ChatCompletionRequest(_Model):
         return stops
 
     @model_validator(mode="after")
-    def _supported(self) -> "ChatCompletionRequest":
+    def _supported(self) -> ChatCompletionRequest:
         if self.n != 1:
             raise ValueError("only n = 1 is supported")
         if self.logprobs:
@@ -122,9 +122,12 @@ class Usage(_Model):
     total_tokens: int
 
     @classmethod
-    def of(cls, prompt_tokens: int, completion_tokens: int) -> "Usage":
-        return cls(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                   total_tokens=prompt_tokens + completion_tokens)
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
 
 
 class AssistantMessage(_Model):

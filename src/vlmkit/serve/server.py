@@ -34,8 +34,15 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve(engine: Any, settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "info", announce: Any = print) -> None:
+def serve(
+    engine: Any,
+    settings: ServeSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    announce: Any = print,
+) -> None:
     """Serve until interrupted. `announce` gets the one line with the address (the CLI prints it)."""
     import uvicorn
 
@@ -60,7 +67,7 @@ class ServerThread:
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=2))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 60
         while not self.server.started:

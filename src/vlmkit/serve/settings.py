@@ -11,13 +11,13 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 @dataclass
 class ServeSettings:
-    model_name: str                         # the id clients put in `model` (and /v1/models lists)
-    model_aliases: tuple[str, ...] = ()     # other accepted ids, e.g. the path the model was loaded from
-    api_key: str | None = None              # when set, every API route but /health needs `Bearer <key>`
+    model_name: str  # the id clients put in `model` (and /v1/models lists)
+    model_aliases: tuple[str, ...] = ()  # other accepted ids, e.g. the path the model was loaded from
+    api_key: str | None = None  # when set, every API route but /health needs `Bearer <key>`
     max_batch: int = 8
     batch_wait_ms: float = 15.0
-    max_queue: int = 256                    # waiting requests beyond this get 429
-    max_body_bytes: int = 64 * MiB          # base64 media are 4/3 of their size; a conversation repeats them
+    max_queue: int = 256  # waiting requests beyond this get 429
+    max_body_bytes: int = 64 * MiB  # base64 media are 4/3 of their size; a conversation repeats them
     max_tokens_cap: int = 2048
     default_max_tokens: int = 512
     media: MediaPolicy = field(default_factory=MediaPolicy)

@@ -98,6 +98,12 @@ class RankRecord(TrainerCallback):
         self.micro_batches += 1
 
     def on_train_end(self, args, state, control, **kwargs):
-        write_json(self.run_dir / "logs" / f"rank-{args.process_index}.json",
-                   {"rank": args.process_index, "world_size": args.world_size, "micro_batches": self.micro_batches,
-                    "global_step": state.global_step})
+        write_json(
+            self.run_dir / "logs" / f"rank-{args.process_index}.json",
+            {
+                "rank": args.process_index,
+                "world_size": args.world_size,
+                "micro_batches": self.micro_batches,
+                "global_step": state.global_step,
+            },
+        )

@@ -13,8 +13,9 @@ mixed (and train/loss.py normalises each step by the expected label count, so gr
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -22,7 +23,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from ..data.schema import ImagePart, Sample, VideoPart
 
-DEFAULT_MEDIA_TOKENS = 64   # a guess for processors whose token count we cannot read; only ordering matters
+DEFAULT_MEDIA_TOKENS = 64  # a guess for processors whose token count we cannot read; only ordering matters
 DEFAULT_VIDEO_FRAMES = 16
 
 
@@ -63,8 +64,8 @@ class GroupedByLengthSampler(Sampler[int]):
 
 @dataclass
 class Lengths:
-    total: list[int]     # per sample: rendered text tokens + estimated media tokens
-    answer: list[int]    # per sample: tokens inside assistant turns, i.e. the labelled tokens (approximately)
+    total: list[int]  # per sample: rendered text tokens + estimated media tokens
+    answer: list[int]  # per sample: tokens inside assistant turns, i.e. the labelled tokens (approximately)
 
     def prompt(self) -> list[int]:
         """Tokens before and between the answers: the grouping key."""
@@ -103,8 +104,14 @@ class MediaTokenEstimator:
         self.dynamic = bool(self.patch and self.merge)
         self.min_pixels = media.min_pixels or getattr(image_processor, "min_pixels", None) or 0
         self.max_pixels = media.max_pixels or getattr(image_processor, "max_pixels", None) or 0
-        fixed = next((getattr(processor, a) for a in ("image_seq_length", "image_seq_len", "num_image_tokens")
-                      if isinstance(getattr(processor, a, None), int)), None)
+        fixed = next(
+            (
+                getattr(processor, a)
+                for a in ("image_seq_length", "image_seq_len", "num_image_tokens")
+                if isinstance(getattr(processor, a, None), int)
+            ),
+            None,
+        )
         self.fixed = fixed or DEFAULT_MEDIA_TOKENS
         self.nframes = media.nframes or min(DEFAULT_VIDEO_FRAMES, media.max_frames)
 

@@ -20,8 +20,9 @@ from ..io import write_json
 EXPORT_DTYPES = ("float32", "bfloat16", "float16")
 
 
-def export_merged(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: str | None = None,
-                  overwrite: bool = False) -> Path:
+def export_merged(
+    run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: str | None = None, overwrite: bool = False
+) -> Path:
     """Merge RUN_DIR/adapter into the run's base model (or re-save RUN_DIR/model of a full run) into OUT_DIR."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     config = _run_config(run_dir)
@@ -37,17 +38,26 @@ def export_merged(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, dty
         source, adapter = full_dir, None
     else:
         if not (adapter_dir / "adapter_config.json").is_file():
-            raise VlmkitError(f"{run_dir}: no final adapter in adapter/ (did training finish? a checkpoint can be "
-                              "exported after `vlmkit train CONFIG --resume` completes the run)")
+            raise VlmkitError(
+                f"{run_dir}: no final adapter in adapter/ (did training finish? a checkpoint can be "
+                "exported after `vlmkit train CONFIG --resume` completes the run)"
+            )
         source, adapter = Path(config["model"]["path"]), adapter_dir
         _refuse_quantized_base(source)
     dtype = dtype or _stored_dtype(source)
     model, processor = _merge(source, adapter, dtype)
     _save_atomically(out_dir, model, processor)
-    write_json(out_dir / "export.json", {
-        "run_dir": str(run_dir.resolve()), "method": config["method"], "base": str(source),
-        "adapter": str(adapter) if adapter else None, "dtype": dtype,
-        "note": "QLoRA adapter merged into the full-precision base" if config["method"] == "qlora" else None})
+    write_json(
+        out_dir / "export.json",
+        {
+            "run_dir": str(run_dir.resolve()),
+            "method": config["method"],
+            "base": str(source),
+            "adapter": str(adapter) if adapter else None,
+            "dtype": dtype,
+            "note": "QLoRA adapter merged into the full-precision base" if config["method"] == "qlora" else None,
+        },
+    )
     return out_dir
 
 
@@ -63,9 +73,11 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
 def _refuse_quantized_base(source: Path) -> None:
     config_file = source / "config.json"
     if config_file.is_file() and "quantization_config" in json.loads(config_file.read_text(encoding="utf-8")):
-        raise VlmkitError(f"{source} is stored quantized; merging needs the base in full precision. Point "
-                          "model.path in RUN_DIR/config.yaml at the unquantized checkpoint, or serve the adapter "
-                          "on the base instead of merging")
+        raise VlmkitError(
+            f"{source} is stored quantized; merging needs the base in full precision. Point "
+            "model.path in RUN_DIR/config.yaml at the unquantized checkpoint, or serve the adapter "
+            "on the base instead of merging"
+        )
 
 
 def _stored_dtype(model_dir: Path) -> str:
@@ -82,7 +94,7 @@ def _stored_dtype(model_dir: Path) -> str:
 def _merge(source: Path, adapter: Path | None, dtype: str) -> tuple[Any, Any]:
     from ..models.loading import load_model, load_processor
 
-    loaded = load_model(source, dtype=dtype)   # never quantized: merging needs real weights
+    loaded = load_model(source, dtype=dtype)  # never quantized: merging needs real weights
     model = loaded.model
     processor_source = adapter if adapter is not None else source
     if adapter is not None:

@@ -45,25 +45,30 @@ def target_regex(config: RunConfig, model: torch.nn.Module, family: FamilyAdapte
     else:
         unknown = [m for m in lora.targets if m not in lm_leaves]
         if unknown:
-            raise ConfigError(f"lora.targets: no linear layer named {', '.join(map(repr, unknown))} in the "
-                              f"language model of this {family.name} checkpoint; its linear layers are: "
-                              f"{', '.join(lm_leaves)}")
+            raise ConfigError(
+                f"lora.targets: no linear layer named {', '.join(map(repr, unknown))} in the "
+                f"language model of this {family.name} checkpoint; its linear layers are: "
+                f"{', '.join(lm_leaves)}"
+            )
         modules = tuple(lora.targets)
     parts = [family.lora_target_regex(modules)]
     if lora.targets_extra:
         all_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
         missing = [m for m in lora.targets_extra if m not in all_names]
         if missing:
-            raise ConfigError(f"lora.targets_extra: no module named {', '.join(map(repr, missing))} in this "
-                              f"{family.name} checkpoint")
+            raise ConfigError(
+                f"lora.targets_extra: no module named {', '.join(map(repr, missing))} in this {family.name} checkpoint"
+            )
         parts.append(rf"(?:.*\.)?(?:{'|'.join(re.escape(m) for m in lora.targets_extra)})")
     if lora.vision:
         vision = linear_modules(model, family, "vision")
         wanted = set(lora.vision_targets) if lora.vision_targets else set(vision.values())
         unknown = wanted - set(vision.values())
         if unknown:
-            raise ConfigError(f"lora.vision_targets: no linear layer named {', '.join(sorted(unknown))} in the "
-                              f"vision tower; its linear layers are: {', '.join(sorted(set(vision.values())))}")
+            raise ConfigError(
+                f"lora.vision_targets: no linear layer named {', '.join(sorted(unknown))} in the "
+                f"vision tower; its linear layers are: {', '.join(sorted(set(vision.values())))}"
+            )
         names = [re.escape(n) for n, leaf in vision.items() if leaf in wanted]
         parts.append(rf"(?:.*\.)?(?:{'|'.join(names)})")
     return "|".join(f"(?:{p})" for p in parts) if len(parts) > 1 else parts[0]
@@ -100,15 +105,25 @@ def lora_config(config: RunConfig, model: torch.nn.Module, family: FamilyAdapter
     modules_to_save = fully_trained_modules(model, family, unfrozen) + list(config.lora.modules_to_save)
     overlap = set(config.lora.modules_to_save) & set(config.lora.targets_extra)
     if overlap:
-        raise ConfigError(f"lora.modules_to_save and lora.targets_extra both name {', '.join(sorted(overlap))}; "
-                          "a module is either trained fully or through LoRA")
-    tied = bool(getattr(model.config.get_text_config(), "tie_word_embeddings", False)
-                or getattr(model.config, "tie_word_embeddings", False))
+        raise ConfigError(
+            f"lora.modules_to_save and lora.targets_extra both name {', '.join(sorted(overlap))}; "
+            "a module is either trained fully or through LoRA"
+        )
+    tied = bool(
+        getattr(model.config.get_text_config(), "tie_word_embeddings", False)
+        or getattr(model.config, "tie_word_embeddings", False)
+    )
     extras = set(config.lora.targets_extra) | set(config.lora.modules_to_save)
     # Tied input/output embeddings must stay tied when either side is adapted or trained (peft >= 0.18).
     tying = {"ensure_weight_tying": True} if tied and extras & {"lm_head", "embed_tokens"} else {}
     return LoraConfig(
-        r=config.lora.rank, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-        target_modules=target_regex(config, model, family), modules_to_save=modules_to_save or None,
-        bias=config.lora.bias, use_rslora=config.lora.use_rslora, task_type="CAUSAL_LM", **tying,
+        r=config.lora.rank,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=target_regex(config, model, family),
+        modules_to_save=modules_to_save or None,
+        bias=config.lora.bias,
+        use_rslora=config.lora.use_rslora,
+        task_type="CAUSAL_LM",
+        **tying,
     )

@@ -30,13 +30,14 @@ def supports_answer_only_logits(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
-def answer_only_loss(model: Any, inputs: dict[str, Any],
-                     num_items_in_batch: torch.Tensor | int | None = None) -> tuple[torch.Tensor, Any]:
+def answer_only_loss(
+    model: Any, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+) -> tuple[torch.Tensor, Any]:
     """Causal-LM cross-entropy over the labelled tokens: summed, then divided by `num_items_in_batch` (the
     Trainer's count over the whole accumulated batch) or by this batch's label count."""
     labels = inputs["labels"]
     keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX        # position p predicts token p + 1
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX  # position p predicts token p + 1
     targets = labels[:, 1:][keep[:, :-1]]
     outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, logits_to_keep=keep)
     logits = outputs.logits.reshape(-1, outputs.logits.shape[-1]).float()

@@ -25,6 +25,7 @@ def data_fingerprint(folder: str | None, n_samples: int) -> dict[str, Any] | Non
 
 def git_state(where: Path) -> dict[str, Any] | None:
     """Commit and dirty flag of the git checkout holding `where`, if any."""
+
     def run(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
@@ -43,16 +44,27 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def base_manifest(*, config: Any, family: str, model_source: str, train_samples: int, eval_samples: int,
-                  world_size: int, parameters: dict[str, dict[str, int]], config_dir: Path | None) -> dict[str, Any]:
+def base_manifest(
+    *,
+    config: Any,
+    family: str,
+    model_source: str,
+    train_samples: int,
+    eval_samples: int,
+    world_size: int,
+    parameters: dict[str, dict[str, int]],
+    config_dir: Path | None,
+) -> dict[str, Any]:
     return {
         "status": "running",
         "started": now(),
         "command": sys.argv,
         "method": config.method,
         "model": {"source": model_source, "family": family},
-        "data": {"train": data_fingerprint(config.data.train, train_samples),
-                 "eval": data_fingerprint(config.data.eval, eval_samples)},
+        "data": {
+            "train": data_fingerprint(config.data.train, train_samples),
+            "eval": data_fingerprint(config.data.eval, eval_samples),
+        },
         "versions": package_versions(PACKAGES),
         "git": git_state(config_dir or Path.cwd()),
         "host": {"platform": platform.platform(), "machine": platform.machine()},

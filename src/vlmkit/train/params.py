@@ -38,8 +38,11 @@ def no_decay(name: str, param: torch.Tensor) -> bool:
 
 def optimizer_groups(model: torch.nn.Module, family: FamilyAdapter, optim: OptimSection) -> list[dict[str, Any]]:
     """Trainable parameters split by (group, decay); language-model groups first so logs show its lr."""
-    lrs = {"language_model": optim.lr, "projector": optim.projector_lr or optim.lr,
-           "vision": optim.vision_lr or optim.lr}
+    lrs = {
+        "language_model": optim.lr,
+        "projector": optim.projector_lr or optim.lr,
+        "vision": optim.vision_lr or optim.lr,
+    }
     buckets: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -50,8 +53,14 @@ def optimizer_groups(model: torch.nn.Module, family: FamilyAdapter, optim: Optim
         for skip_decay in (False, True):
             params = buckets.get((group, skip_decay))
             if params:
-                groups.append({"params": params, "lr": lrs[group], "name": f"{group}{'/no_decay' * skip_decay}",
-                               "weight_decay": 0.0 if skip_decay else optim.weight_decay})
+                groups.append(
+                    {
+                        "params": params,
+                        "lr": lrs[group],
+                        "name": f"{group}{'/no_decay' * skip_decay}",
+                        "weight_decay": 0.0 if skip_decay else optim.weight_decay,
+                    }
+                )
     if not groups:
         raise VlmkitError("no parameter is trainable: check method, freeze and lora settings")
     return groups

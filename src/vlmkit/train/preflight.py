@@ -58,15 +58,19 @@ def _check_model(config: RunConfig) -> FamilyAdapter:
     except VlmkitError as exc:  # missing folder, unreadable config.json, unsupported model_type
         raise ConfigError(f"model.path: {exc}") from None
     if config.model.family and config.model.family != family.name:
-        raise ConfigError(f"model.family: the config says '{config.model.family}' but {config.model.path} is a "
-                          f"{family.name} checkpoint (config.json model_type)")
+        raise ConfigError(
+            f"model.family: the config says '{config.model.family}' but {config.model.path} is a "
+            f"{family.name} checkpoint (config.json model_type)"
+        )
     processor_source = config.model.processor or config.model.path
     found = processor_class(processor_source)
     expected = expected_processor_classes(family)
     if found and expected and found not in expected:
         key = "model.processor" if config.model.processor else "model.path"
-        raise ConfigError(f"{key}: the processor at {processor_source} is a {found}, which does not belong to the "
-                          f"{family.name} family (expected {' or '.join(sorted(expected))})")
+        raise ConfigError(
+            f"{key}: the processor at {processor_source} is a {found}, which does not belong to the "
+            f"{family.name} family (expected {' or '.join(sorted(expected))})"
+        )
     return family
 
 
@@ -96,8 +100,10 @@ def _check_media(family: FamilyAdapter, samples: list[Sample], source: str | Non
         return
     for sample in samples:
         if sample.media("video"):
-            raise DataError(f"sample '{sample.id}' has a video, and {family.name} models take images only",
-                            path=samples_path(source) if source else None)
+            raise DataError(
+                f"sample '{sample.id}' has a video, and {family.name} models take images only",
+                path=samples_path(source) if source else None,
+            )
 
 
 def _check_packages(config: RunConfig) -> None:
@@ -126,8 +132,10 @@ def _check_run_dir(run_dir: Path, resume: bool) -> str | None:
             raise ConfigError(f"--resume: no checkpoint to resume from in {checkpoints}")
         return last
     if last is not None or any((run_dir / d).exists() for d in FINAL_DIRS):
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another "
-                          "output directory (--out or output_dir)")
+        raise ConfigError(
+            f"{run_dir} already holds a run; pass --resume to continue it, or choose another "
+            "output directory (--out or output_dir)"
+        )
     return None
 
 

@@ -20,8 +20,12 @@ from .lora import lora_config
 
 def load_for_training(config: RunConfig) -> LoadedModel:
     quantization = "4bit" if config.method == "qlora" else None
-    loaded = load_model(config.model.path, dtype=config.model.dtype,
-                        attn_implementation=config.model.attn_implementation, quantization=quantization)
+    loaded = load_model(
+        config.model.path,
+        dtype=config.model.dtype,
+        attn_implementation=config.model.attn_implementation,
+        quantization=quantization,
+    )
     if config.model.processor:
         from ..models.loading import load_processor
 
@@ -41,8 +45,11 @@ def make_trainable(config: RunConfig, model: Any, family: FamilyAdapter) -> Any:
 
     if config.method == "qlora":
         # Casts the non-quantized weights to fp32 for stable training and freezes the base.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.train.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=config.train.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     for param in model.parameters():
         param.requires_grad_(False)
     return get_peft_model(model, lora_config(config, model, family))
@@ -50,5 +57,8 @@ def make_trainable(config: RunConfig, model: Any, family: FamilyAdapter) -> Any:
 
 def snapshot_group(model: torch.nn.Module, family: FamilyAdapter, group: str) -> dict[str, torch.Tensor]:
     """A copy of one group's base weights, to prove later that a frozen group did not move."""
-    return {name: param.detach().clone() for name, param in model.named_parameters()
-            if family.group_of(name) == group and "lora_" not in name and "modules_to_save" not in name}
+    return {
+        name: param.detach().clone()
+        for name, param in model.named_parameters()
+        if family.group_of(name) == group and "lora_" not in name and "modules_to_save" not in name
+    }

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..config import RunConfig, config_from_dict, load_config
 from ..io import atomic_write_text, write_json
@@ -27,12 +28,12 @@ log = logging.getLogger("vlmkit.train")
 @dataclass
 class RunResult:
     run_dir: Path
-    final_loss: float | None            # training loss of the last logged step
+    final_loss: float | None  # training loss of the last logged step
     log_history: list[dict[str, Any]]
     global_step: int
     eval_loss: float | None = None
-    adapter_dir: Path | None = None     # lora / qlora
-    model_dir: Path | None = None       # full
+    adapter_dir: Path | None = None  # lora / qlora
+    model_dir: Path | None = None  # full
     parameters: dict[str, dict[str, int]] = field(default_factory=dict)
     samples_per_second: float | None = None
     world_size: int = 1
@@ -45,12 +46,19 @@ class RunResult:
         return [row["loss"] for row in self.log_history if "loss" in row]
 
 
-def train(config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), *, resume: bool = False,
-          out: str | os.PathLike | None = None, callbacks: Sequence[Any] = (), progress: bool = True) -> RunResult:
+def train(
+    config: RunConfig | str | os.PathLike,
+    overrides: Sequence[str] = (),
+    *,
+    resume: bool = False,
+    out: str | os.PathLike | None = None,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+) -> RunResult:
     """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks; `progress`
     False runs without the step bar (logs, metrics and checkpoints are unchanged)."""
     config = _final_config(config, overrides, out)
-    checked = preflight(config, resume=resume)     # no model is loaded before this passes
+    checked = preflight(config, resume=resume)  # no model is loaded before this passes
     run_dir = checked.run_dir
 
     import transformers
@@ -75,24 +83,43 @@ def train(config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), 
         log.info("trainable parameters per group: %s", parameters)
         collator = _collator(config, loaded)
         lengths = estimate_lengths(checked.train_samples, collator)
-        manifest = base_manifest(config=config, family=family.name, model_source=loaded.source,
-                                 train_samples=len(checked.train_samples), eval_samples=len(checked.eval_samples),
-                                 world_size=args.world_size, parameters=parameters,
-                                 config_dir=config.source.parent if config.source else None)
+        manifest = base_manifest(
+            config=config,
+            family=family.name,
+            model_source=loaded.source,
+            train_samples=len(checked.train_samples),
+            eval_samples=len(checked.eval_samples),
+            world_size=args.world_size,
+            parameters=parameters,
+            config_dir=config.source.parent if config.source else None,
+        )
         manifest["resumed_from"] = checked.resume_from
         if main:
             write_json(run_dir / "manifest.json", manifest)
-        log.info("%s %s run on %s: %d training samples, %d eval samples, %d process(es)%s", config.method,
-                 family.name, loaded.source, len(checked.train_samples), len(checked.eval_samples),
-                 args.world_size, f", resuming from {checked.resume_from}" if checked.resume_from else "")
+        log.info(
+            "%s %s run on %s: %d training samples, %d eval samples, %d process(es)%s",
+            config.method,
+            family.name,
+            loaded.source,
+            len(checked.train_samples),
+            len(checked.eval_samples),
+            args.world_size,
+            f", resuming from {checked.resume_from}" if checked.resume_from else "",
+        )
 
         throughput = SamplesPerSecond(config.train.batch_size * config.train.grad_accum * args.world_size)
         trainer = VlmTrainer(
-            model=model, args=args, data_collator=collator, processing_class=loaded.processor,
+            model=model,
+            args=args,
+            data_collator=collator,
+            processing_class=loaded.processor,
             train_dataset=SampleDataset(checked.train_samples),
             eval_dataset=SampleDataset(checked.eval_samples) if checked.eval_samples else None,
             callbacks=[RunLogger(run_dir, throughput), RankRecord(run_dir), *_tracking(config, run_dir), *callbacks],
-            run_config=config, family=family, lengths=lengths)
+            run_config=config,
+            family=family,
+            lengths=lengths,
+        )
         trainer.remove_callback(ProgressCallback)
         if progress:
             trainer.add_callback(ProgressBar(throughput))
@@ -103,20 +130,32 @@ def train(config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), 
             eval_loss = trainer.evaluate().get("eval_loss")
 
         final_dir = run_dir / ("model" if config.method == "full" else "adapter")
-        trainer.save_model(str(final_dir))      # gathers sharded weights; writes on the main process only
+        trainer.save_model(str(final_dir))  # gathers sharded weights; writes on the main process only
         history = trainer.state.log_history
-        result = RunResult(run_dir=run_dir, final_loss=_last(history, "loss"), log_history=history,
-                           global_step=trainer.state.global_step, eval_loss=eval_loss,
-                           adapter_dir=final_dir if config.method != "full" else None,
-                           model_dir=final_dir if config.method == "full" else None,
-                           parameters=parameters, samples_per_second=throughput.rate(trainer.state.global_step),
-                           world_size=args.world_size)
+        result = RunResult(
+            run_dir=run_dir,
+            final_loss=_last(history, "loss"),
+            log_history=history,
+            global_step=trainer.state.global_step,
+            eval_loss=eval_loss,
+            adapter_dir=final_dir if config.method != "full" else None,
+            model_dir=final_dir if config.method == "full" else None,
+            parameters=parameters,
+            samples_per_second=throughput.rate(trainer.state.global_step),
+            world_size=args.world_size,
+        )
         if main:  # save_model wrote the processor and chat template next to the weights
             write_json(run_dir / "log_history.json", history)
-            manifest.update(status="finished", finished=now(), global_step=result.global_step,
-                            final_loss=result.final_loss, eval_loss=eval_loss,
-                            samples_per_second=result.samples_per_second,
-                            dropped_for_length=list(collator.dropped), final_dir=final_dir.name)
+            manifest.update(
+                status="finished",
+                finished=now(),
+                global_step=result.global_step,
+                final_loss=result.final_loss,
+                eval_loss=eval_loss,
+                samples_per_second=result.samples_per_second,
+                dropped_for_length=list(collator.dropped),
+                final_dir=final_dir.name,
+            )
             write_json(run_dir / "manifest.json", manifest)
             log.info("finished: step %d, loss %s, saved to %s", result.global_step, result.final_loss, final_dir)
         return result
@@ -134,20 +173,28 @@ def _collator(config: RunConfig, loaded: Any) -> Any:
     from ..data.collate import MediaSettings, VlmCollator
 
     data = config.data
-    media = MediaSettings(min_pixels=data.min_pixels, max_pixels=data.max_pixels, nframes=data.nframes,
-                          fps=data.fps, max_frames=data.max_frames)
-    return VlmCollator(loaded.processor, loaded.family, max_length=data.max_length, on_overflow=data.on_overflow,
-                       media=media)
+    media = MediaSettings(
+        min_pixels=data.min_pixels,
+        max_pixels=data.max_pixels,
+        nframes=data.nframes,
+        fps=data.fps,
+        max_frames=data.max_frames,
+    )
+    return VlmCollator(
+        loaded.processor, loaded.family, max_length=data.max_length, on_overflow=data.on_overflow, media=media
+    )
 
 
-def _final_config(config: RunConfig | str | os.PathLike, overrides: Sequence[str],
-                  out: str | os.PathLike | None) -> RunConfig:
+def _final_config(
+    config: RunConfig | str | os.PathLike, overrides: Sequence[str], out: str | os.PathLike | None
+) -> RunConfig:
     if not isinstance(config, RunConfig):
         config = load_config(config, list(overrides))
     elif overrides:
         source = config.source
-        config = config_from_dict(config.model_dump(mode="json"), list(overrides),
-                                  source=str(source) if source else "config")
+        config = config_from_dict(
+            config.model_dump(mode="json"), list(overrides), source=str(source) if source else "config"
+        )
     if out is not None:
         source = config._source
         config = config.model_copy(update={"output_dir": str(Path(out).resolve())})
@@ -179,8 +226,9 @@ def _warn_changes(previous: Path, config: RunConfig) -> None:
     new = _flatten(config.model_dump(mode="json"))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
-        log.warning("resuming with a changed config (%s); the result will differ from an uninterrupted run",
-                    ", ".join(changed))
+        log.warning(
+            "resuming with a changed config (%s); the result will differ from an uninterrupted run", ", ".join(changed)
+        )
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -224,6 +272,9 @@ def _mark_failed(run_dir: Path, exc: BaseException) -> None:
         return
     from .manifest import now
 
-    manifest.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", ended=now(),
-                    error=f"{type(exc).__name__}: {exc}"[:2000])
+    manifest.update(
+        status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+        ended=now(),
+        error=f"{type(exc).__name__}: {exc}"[:2000],
+    )
     write_json(path, manifest)

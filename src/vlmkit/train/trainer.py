@@ -22,8 +22,7 @@ class VlmTrainer(Trainer):
     """Trainer with per-group learning rates, a resumable length-grouped order, and a loss computed from the
     labelled positions only, normalised so that length grouping does not re-weight answers (train/loss.py)."""
 
-    def __init__(self, *args: Any, run_config: RunConfig, family: FamilyAdapter, lengths: Lengths,
-                 **kwargs: Any):
+    def __init__(self, *args: Any, run_config: RunConfig, family: FamilyAdapter, lengths: Lengths, **kwargs: Any):
         self.run_config = run_config
         self.family = family
         self.lengths = lengths
@@ -45,10 +44,15 @@ class VlmTrainer(Trainer):
             sequences *= self.args.world_size
         return torch.tensor(self.tokens_per_sample * sequences, device=device)
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
-        if not (self.answer_only_logits and "labels" in inputs and self.label_smoother is None
-                and self.compute_loss_func is None):
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        if not (
+            self.answer_only_logits
+            and "labels" in inputs
+            and self.label_smoother is None
+            and self.compute_loss_func is None
+        ):
             loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         else:
             loss, outputs = answer_only_loss(model, inputs, num_items_in_batch)
@@ -62,8 +66,9 @@ class VlmTrainer(Trainer):
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
-            self.optimizer = build_optimizer(model if model is not None else self.model, self.family,
-                                             self.run_config.optim)
+            self.optimizer = build_optimizer(
+                model if model is not None else self.model, self.family, self.run_config.optim
+            )
         return self.optimizer
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
@@ -85,17 +90,24 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
         max_steps=t.max_steps or -1,
         learning_rate=optim.lr,
         weight_decay=optim.weight_decay,
-        adam_beta1=optim.betas[0], adam_beta2=optim.betas[1], adam_epsilon=optim.eps,
+        adam_beta1=optim.betas[0],
+        adam_beta2=optim.betas[1],
+        adam_epsilon=optim.eps,
         max_grad_norm=optim.max_grad_norm or 0.0,
         lr_scheduler_type=SCHEDULERS[optim.scheduler],
         warmup_steps=optim.warmup_steps if optim.warmup_steps else optim.warmup_ratio,
-        bf16=t.precision == "bf16", fp16=t.precision == "fp16",
-        seed=t.seed, data_seed=t.seed,
-        logging_steps=t.logging_steps, logging_first_step=True,
+        bf16=t.precision == "bf16",
+        fp16=t.precision == "fp16",
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
         eval_strategy="steps" if config.eval.every and has_eval else "no",
         eval_steps=config.eval.every,
         prediction_loss_only=True,
-        save_strategy="steps", save_steps=config.save.every, save_total_limit=config.save.keep_last,
+        save_strategy="steps",
+        save_steps=config.save.every,
+        save_total_limit=config.save.keep_last,
         report_to=[b for b in config.tracking.backends if b != "tensorboard"] or "none",
         run_name=config.tracking.run_name or config.run_name(),
         remove_unused_columns=False,  # items are Sample objects for our collator, not tokenized columns
@@ -110,8 +122,11 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
         disable_tqdm=False,
     )
     # transformers renamed gradient_checkpointing to activation_checkpointing in 5.x; use whichever exists.
-    name = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
-            else "gradient_checkpointing")
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+        else "gradient_checkpointing"
+    )
     kwargs[name] = t.gradient_checkpointing
     # Non-reentrant checkpointing needs no input-grad hooks when the embeddings are frozen (LoRA).
     kwargs[f"{name}_kwargs"] = {"use_reentrant": False} if t.gradient_checkpointing else None

@@ -55,4 +55,13 @@ def import_dataset(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return run(*args, **kwargs)
 
 
-__all__ = ["CONVERTERS", "FORMAT_NAMES", "Converter", "ImportOptions", "RecordError", "detect_format", "get_converter", "import_dataset"]
+__all__ = [
+    "CONVERTERS",
+    "FORMAT_NAMES",
+    "Converter",
+    "ImportOptions",
+    "RecordError",
+    "detect_format",
+    "get_converter",
+    "import_dataset",
+]

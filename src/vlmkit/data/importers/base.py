@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..schema import Sample
 
@@ -50,7 +51,7 @@ class ImportOptions:
 class ConvertContext:
     """What a converter may use while converting one record."""
 
-    media: "MediaStore"
+    media: MediaStore
     options: ImportOptions
     record: RawRecord
 
@@ -65,7 +66,7 @@ class ConvertContext:
         return dirs
 
 
-Outcome = Union[Sample, RecordError]
+Outcome = Sample | RecordError
 
 
 class Converter:
@@ -88,6 +89,7 @@ class Converter:
 
 
 # --- small helpers that several formats need -----------------------------------------------------
+
 
 def require(data: dict[str, Any], *names: str) -> Any:
     """The value of the first present key among `names`; RecordError naming the keys if none is there."""
@@ -166,7 +168,12 @@ def vqa_sample(
     if target is not None:
         messages.append({"role": "assistant", "content": [{"type": "text", "text": target}]})
     return Sample.model_validate(
-        {"id": sample_id, "messages": messages, "answers": answers, "meta": {k: v for k, v in meta.items() if v is not None}}
+        {
+            "id": sample_id,
+            "messages": messages,
+            "answers": answers,
+            "meta": {k: v for k, v in meta.items() if v is not None},
+        }
     )
 
 
@@ -192,7 +199,7 @@ class Located:
 
 # --- what the readers (readers_arrow.py, readers_text.py) produce --------------------------------
 
-Item = Union[RawRecord, Located]
+Item = RawRecord | Located
 SHARD_SPLIT = re.compile(r"^(?P<split>[A-Za-z][\w.]*?)-\d{5}-of-\d{5}")
 KNOWN_SPLITS = {"train", "training", "val", "valid", "validation", "dev", "test", "testing", "eval"}
 

@@ -10,9 +10,20 @@ the paper reports the two halves separately.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .base import ConvertContext, Converter, Outcome, RawRecord, answer_list, question_text, record_id, require, vqa_sample
+from .base import (
+    ConvertContext,
+    Converter,
+    Outcome,
+    RawRecord,
+    answer_list,
+    question_text,
+    record_id,
+    require,
+    vqa_sample,
+)
 
 
 class ChartQA(Converter):

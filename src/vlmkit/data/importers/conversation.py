@@ -13,14 +13,19 @@ Shared rules:
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..schema import Sample
 from .base import Outcome, RecordError, record_id
 
 ROLE_NAMES = {
-    "human": "user", "user": "user",
-    "gpt": "assistant", "assistant": "assistant", "bot": "assistant", "model": "assistant",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
     "system": "system",
 }
 PLACEHOLDER = re.compile(r"(<image>|<video>)")
@@ -39,7 +44,9 @@ def parse_turns(messages: Any, *, role_key: str, content_key: str, field: str) -
         role_value = turn.get(role_key)
         role = ROLE_NAMES.get(str(role_value).strip().lower()) if role_value is not None else None
         if role is None:
-            raise RecordError(f"turn {number} has role {role_value!r}; expected one of {sorted(ROLE_NAMES)}", field=field)
+            raise RecordError(
+                f"turn {number} has role {role_value!r}; expected one of {sorted(ROLE_NAMES)}", field=field
+            )
         text = turn.get(content_key)
         if not isinstance(text, str):
             raise RecordError(f"turn {number} has no text in '{content_key}'", field=field)
@@ -109,8 +116,12 @@ def build_conversation(
         expected = "user" if not body or body[-1][0] == "assistant" else "assistant"
         if role != expected:
             if not body:
-                raise RecordError(f"turn {number}: the conversation must start with a question, not an answer", field=field)
-            raise RecordError(f"turn {number}: two '{role}' turns in a row; turns must alternate user/assistant", field=field)
+                raise RecordError(
+                    f"turn {number}: the conversation must start with a question, not an answer", field=field
+                )
+            raise RecordError(
+                f"turn {number}: two '{role}' turns in a row; turns must alternate user/assistant", field=field
+            )
         if not any(p["type"] == "text" and p["text"].strip() for p in parts) and role == "assistant":
             raise RecordError(f"turn {number}: empty answer", field=field)
         if not parts:
@@ -131,7 +142,9 @@ def build_conversation(
         if dangling:
             raise RecordError(
                 f"odd number of turns ({len(body)}): the last question has no answer "
-                "(--turns split keeps the answered pairs)", field=field)
+                "(--turns split keeps the answered pairs)",
+                field=field,
+            )
         messages = system + [{"role": r, "content": list(p)} for r, p in answered]
         if unplaced:
             messages[len(system)]["content"] = unplaced + messages[len(system)]["content"]
@@ -164,16 +177,30 @@ def _sample(sample_id: str, messages: list[dict[str, Any]], answers: list[str], 
 def stored_media_parts(ctx: Any, record: Any, kind: str, values: list[Any], field: str) -> list[dict[str, Any]]:
     """Store each image/video of a record and return its content parts, in order."""
     store = ctx.media.image if kind == "image" else ctx.media.video
-    return [{"type": kind, kind: store(v, name=f"{record.where()} {kind}", search_dirs=ctx.media_dirs(), field=field)}
-            for v in values]
+    return [
+        {"type": kind, kind: store(v, name=f"{record.where()} {kind}", search_dirs=ctx.media_dirs(), field=field)}
+        for v in values
+    ]
 
 
-def record_conversation(converter: Any, record: Any, ctx: Any, turns: list[tuple[str, str]],
-                        media: dict[str, list[dict[str, Any]]], field: str) -> Iterable[Outcome]:
+def record_conversation(
+    converter: Any,
+    record: Any,
+    ctx: Any,
+    turns: list[tuple[str, str]],
+    media: dict[str, list[dict[str, Any]]],
+    field: str,
+) -> Iterable[Outcome]:
     """Samples of a conversation record (LLaVA, ShareGPT): ids and meta from the record, turns per --turns."""
     source_id = record_id(record.data, record, "id")
     meta = {"source": converter.name, "source_id": source_id}
     if record.split:
         meta["split"] = record.split
-    return build_conversation(turns, base_id=f"{converter.name}-{source_id}",
-                              mode=ctx.options.turns or converter.default_turns, meta=meta, media=media, field=field)
+    return build_conversation(
+        turns,
+        base_id=f"{converter.name}-{source_id}",
+        mode=ctx.options.turns or converter.default_turns,
+        meta=meta,
+        media=media,
+        field=field,
+    )

@@ -8,9 +8,20 @@ Test splits ship no answers: those samples have no assistant turn and empty `ans
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .base import ConvertContext, Converter, Outcome, RawRecord, answer_list, question_text, record_id, require, vqa_sample
+from .base import (
+    ConvertContext,
+    Converter,
+    Outcome,
+    RawRecord,
+    answer_list,
+    question_text,
+    record_id,
+    require,
+    vqa_sample,
+)
 
 
 class DocVQA(Converter):

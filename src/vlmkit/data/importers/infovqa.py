@@ -8,9 +8,20 @@ is left out on purpose: it would repeat tens of kilobytes on every line of sampl
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .base import ConvertContext, Converter, Outcome, RawRecord, answer_list, question_text, record_id, require, vqa_sample
+from .base import (
+    ConvertContext,
+    Converter,
+    Outcome,
+    RawRecord,
+    answer_list,
+    question_text,
+    record_id,
+    require,
+    vqa_sample,
+)
 
 
 class InfoVQA(Converter):
@@ -18,8 +29,11 @@ class InfoVQA(Converter):
     description = "InfographicVQA: questionId, question, answers, answer_type, image, operation/reasoning"
 
     def claims(self, keys: set[str], first: dict[str, Any]) -> bool:
-        return "question" in keys and ("operation/reasoning" in keys or {"answer_type", "image_url"} <= keys
-                                       or {"questionId", "answer_type"} <= keys)
+        return "question" in keys and (
+            "operation/reasoning" in keys
+            or {"answer_type", "image_url"} <= keys
+            or {"questionId", "answer_type"} <= keys
+        )
 
     def convert(self, record: RawRecord, ctx: ConvertContext) -> Iterable[Outcome]:
         data = record.data

@@ -8,7 +8,8 @@ start of the first question (how LLaVA's own loader treats it). Image paths reso
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError, require
 from .conversation import count_placeholders, expected_pairs, parse_turns, record_conversation, stored_media_parts
@@ -21,7 +22,10 @@ class LLaVA(Converter):
     def claims(self, keys: set[str], first: dict[str, Any]) -> bool:
         turns = first.get("conversations")
         return (
-            isinstance(turns, list) and bool(turns) and isinstance(turns[0], dict) and "from" in turns[0]
+            isinstance(turns, list)
+            and bool(turns)
+            and isinstance(turns[0], dict)
+            and "from" in turns[0]
             and not ({"images", "videos"} & keys)
         )
 

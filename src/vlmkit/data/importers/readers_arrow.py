@@ -5,9 +5,10 @@ Images are never decoded here: `datasets` Image columns arrive as their `{bytes,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ...errors import DataError
 from .base import Item, Located, RawRecord, Source, shard_split
@@ -109,8 +110,9 @@ class HubSource(Source):
         try:
             loaded = datasets.load_dataset(self.dataset_id, name=self.config, split=self.split, streaming=True)
         except Exception as exc:
-            raise DataError(f"not a local file or folder, and loading it as a hub dataset failed: {exc}",
-                            path=self.dataset_id) from None
+            raise DataError(
+                f"not a local file or folder, and loading it as a hub dataset failed: {exc}", path=self.dataset_id
+            ) from None
         if isinstance(loaded, datasets.IterableDatasetDict):
             return [(name, _undecoded(stream)) for name, stream in loaded.items()]
         return [(self.split, _undecoded(loaded))]
@@ -120,7 +122,6 @@ class HubSource(Source):
             for row, data in enumerate(stream):
                 where = f"{name} row {row}" if name else f"row {row}"
                 yield RawRecord(dict(data), self.dataset_id, where, name, None)
-
 
 
 def _undecoded(stream: Any) -> Any:
@@ -134,5 +135,3 @@ def _undecoded(stream: Any) -> Any:
         elif hasattr(datasets, "Video") and isinstance(feature, datasets.Video):
             stream = stream.cast_column(name, datasets.Video(decode=False))
     return stream
-
-

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .base import Item, Located, RawRecord, Source, shard_split
 
@@ -83,7 +84,7 @@ class JsonSource(Source):
         columns = [v for v in table.values() if isinstance(v, dict)]
         if columns and len(columns) == len(table):  # {"image": {"0": ..}, "question": {"0": ..}}
             index = list(columns[0])
-            for count, row_key in enumerate(index):
+            for row_key in index:
                 data = {name: col.get(row_key) for name, col in table.items()}
                 yield RawRecord(data, str(self.path), f"#{row_key}", shard_split(self.path), self.path.parent)
         else:
@@ -176,7 +177,11 @@ class CsvSource(Source):
                         yield Located(str(self.path), f"line {number}", reason)
                     where = f"line {reader.line_num}"
                     if None in row:  # more cells than header columns
-                        yield Located(str(self.path), where, f"{len(row) - 1 + len(row[None])} cells but {len(reader.fieldnames or [])} header columns")
+                        yield Located(
+                            str(self.path),
+                            where,
+                            f"{len(row) - 1 + len(row[None])} cells but {len(reader.fieldnames or [])} header columns",
+                        )
                         continue
                     yield RawRecord(dict(row), str(self.path), where, shard_split(self.path), self.path.parent)
             except csv.Error as exc:

@@ -78,11 +78,17 @@ def import_dataset(
             _convert_one(converter, item, ConvertContext(media, options, item), writer, tally, units)
             bar.set_postfix(samples=tally.written, skipped=tally.skipped_units, refresh=False)
         if tally.written == 0:
-            raise DataError("no samples imported" + (f" ({tally.skipped_units} skipped; see {out / REPORT_FILE})" if tally.skipped else ""), path=source)
+            raise DataError(
+                "no samples imported"
+                + (f" ({tally.skipped_units} skipped; see {out / REPORT_FILE})" if tally.skipped else ""),
+                path=source,
+            )
     except BaseException as exc:
         writer.abort()
         bar.close()
-        report.update(tally.summary(media), status="failed", error=str(exc), seconds=round(time.perf_counter() - started, 3))
+        report.update(
+            tally.summary(media), status="failed", error=str(exc), seconds=round(time.perf_counter() - started, 3)
+        )
         write_json(out / REPORT_FILE, report)
         raise
     writer.close()
@@ -104,7 +110,9 @@ def _detect(src: Any, source: object) -> Any:
     return detect_format(first, source=source)
 
 
-def _convert_one(converter: Any, item: RawRecord, ctx: ConvertContext, writer: DatasetWriter, tally: "_Tally", units: int) -> None:
+def _convert_one(
+    converter: Any, item: RawRecord, ctx: ConvertContext, writer: DatasetWriter, tally: _Tally, units: int
+) -> None:
     try:
         outcomes = list(converter.convert(item, ctx))
     except RecordError as exc:
@@ -113,7 +121,9 @@ def _convert_one(converter: Any, item: RawRecord, ctx: ConvertContext, writer: D
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         # a value of a shape no converter check anticipated (pydantic errors are ValueErrors too):
         # still this record's problem, reported with its location rather than as a traceback
-        tally.problem(item.source, item.location, f"unexpected content ({type(exc).__name__}: {_first_line(exc)})", None, units)
+        tally.problem(
+            item.source, item.location, f"unexpected content ({type(exc).__name__}: {_first_line(exc)})", None, units
+        )
         return
     for outcome in outcomes:
         if isinstance(outcome, RecordError):
@@ -166,7 +176,9 @@ class _Tally:
             self.renamed_ids += 1
         self._ids.add(sample.id)
         content = sample.to_json()
-        digest = hashlib.blake2b(dumps_line([content["messages"], content["answers"]]).encode(), digest_size=16).digest()
+        digest = hashlib.blake2b(
+            dumps_line([content["messages"], content["answers"]]).encode(), digest_size=16
+        ).digest()
         if digest in self._contents:  # kept (it is valid), but counted so `data stats` readers know
             self.duplicate_samples += 1
             if len(self.duplicate_examples) < 20:
@@ -195,8 +207,14 @@ class _Tally:
                 "sample_examples": self.duplicate_examples,
             },
             "splits": dict(self.splits),
-            **({"warning": f"records from several splits ({', '.join(sorted(self.splits))}) were imported "
-                           "together; meta.split tells them apart"} if len(self.splits) > 1 else {}),
+            **(
+                {
+                    "warning": f"records from several splits ({', '.join(sorted(self.splits))}) were imported "
+                    "together; meta.split tells them apart"
+                }
+                if len(self.splits) > 1
+                else {}
+            ),
             "skipped": self.skipped,
         }
 
@@ -205,4 +223,6 @@ def _progress(total: int | None, enabled: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     # enabled=None: tqdm shows the bar on a terminal and stays quiet in logs and tests
-    return tqdm(total=total, unit="rec", desc="import", disable=None if enabled is None else not enabled, dynamic_ncols=True)
+    return tqdm(
+        total=total, unit="rec", desc="import", disable=None if enabled is None else not enabled, dynamic_ncols=True
+    )

@@ -7,7 +7,8 @@ images (and `<video>` of videos); each placeholder becomes the media part at tha
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError
 from .conversation import count_placeholders, expected_pairs, parse_turns, record_conversation, stored_media_parts
@@ -39,7 +40,9 @@ class ShareGPT(Converter):
         data = record.data
         key, role_key, content_key = self._layout(data)
         if data.get(key) is None:
-            raise RecordError(f"missing 'messages' (keys present: {', '.join(sorted(data)) or 'none'})", field="messages")
+            raise RecordError(
+                f"missing 'messages' (keys present: {', '.join(sorted(data)) or 'none'})", field="messages"
+            )
         turns = parse_turns(data[key], role_key=role_key, content_key=content_key, field=key)
         if isinstance(data.get("system"), str) and data["system"].strip():
             turns = [("system", data["system"])] + turns
@@ -49,7 +52,9 @@ class ShareGPT(Converter):
             placeholders = count_placeholders(turns, kind)
             if placeholders != len(values):
                 raise RecordError(
-                    f"{placeholders} <{kind}> placeholder(s) but {len(values)} {kind}(s); LLaMA-Factory needs them equal",
-                    field=f"{kind}s")
+                    f"{placeholders} <{kind}> placeholder(s) but {len(values)} {kind}(s); "
+                    "LLaMA-Factory needs them equal",
+                    field=f"{kind}s",
+                )
             media[kind] = stored_media_parts(ctx, record, kind, values, f"{kind}s")
         return record_conversation(self, record, ctx, turns, media, field=key)

@@ -22,7 +22,16 @@ ANNOTATION_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv")
 NOT_ANNOTATIONS = {"dataset_info.json", "state.json", "dataset_dict.json", "import_report.json", "stats.json"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
-__all__ = ["CsvSource", "DiskSource", "HubSource", "JsonLinesSource", "JsonSource", "ParquetSource", "Source", "open_source"]
+__all__ = [
+    "CsvSource",
+    "DiskSource",
+    "HubSource",
+    "JsonLinesSource",
+    "JsonSource",
+    "ParquetSource",
+    "Source",
+    "open_source",
+]
 
 
 def open_source(source: str | Path, *, split: str | None = None, config: str | None = None) -> Source:
@@ -48,22 +57,27 @@ def _file_source(path: Path) -> Source:
         return JsonLinesSource(str(path), path=path)
     if suffix in (".csv", ".tsv"):
         return CsvSource(str(path), path=path)
-    raise DataError(f"can't import a '{suffix or 'suffixless'}' file; expected parquet, JSON, JSON Lines or CSV", path=path)
+    raise DataError(
+        f"can't import a '{suffix or 'suffixless'}' file; expected parquet, JSON, JSON Lines or CSV", path=path
+    )
 
 
 def _folder_source(folder: Path, *, split: str | None, config: str | None) -> Source:
     if (folder / "dataset_dict.json").exists() or (folder / "state.json").exists():
         return DiskSource(str(folder), folder=folder, split=split)
     root = folder / config if config and (folder / config).is_dir() else folder
-    shards = sorted(p for p in root.rglob("*.parquet") if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    shards = sorted(
+        p for p in root.rglob("*.parquet") if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     folders = sorted({str(p.parent.relative_to(root)) for p in shards})
     if len(folders) > 1 and not config and split in folders:  # one folder per split: root/train, root/test
         root, split = root / split, None
         shards = [p for p in shards if p.parent == root]
         folders = ["."]
     if len(folders) > 1 and not config:  # e.g. a clone of lmms-lab/DocVQA: DocVQA/ and InfographicVQA/
-        raise DataError(f"parquet shards in several subfolders ({', '.join(folders)}); pass --config NAME to pick one",
-                        path=root)
+        raise DataError(
+            f"parquet shards in several subfolders ({', '.join(folders)}); pass --config NAME to pick one", path=root
+        )
     if shards:
         if split:
             chosen = [p for p in shards if shard_split(p) == split]
@@ -73,7 +87,9 @@ def _folder_source(folder: Path, *, split: str | None, config: str | None) -> So
             shards = chosen
         return ParquetSource(str(root), files=shards)
     candidates = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES and p.name not in NOT_ANNOTATIONS
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES and p.name not in NOT_ANNOTATIONS
     )
     if split:
         candidates = [p for p in candidates if p.stem == split] or candidates

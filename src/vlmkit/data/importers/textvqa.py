@@ -8,9 +8,22 @@ All 10 answers go to `answers`; the target is the most common. OCR tokens and im
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .base import ConvertContext, Converter, Outcome, RawRecord, RecordError, answer_list, majority, question_text, record_id, require, vqa_sample
+from .base import (
+    ConvertContext,
+    Converter,
+    Outcome,
+    RawRecord,
+    RecordError,
+    answer_list,
+    majority,
+    question_text,
+    record_id,
+    require,
+    vqa_sample,
+)
 
 
 class TextVQA(Converter):
@@ -18,7 +31,9 @@ class TextVQA(Converter):
     description = "TextVQA: question_id, question, image, image_id, answers (10), ocr_tokens, image_classes"
 
     def claims(self, keys: set[str], first: dict[str, Any]) -> bool:
-        return "question" in keys and bool({"ocr_tokens", "image_classes", "flickr_original_url", "flickr_300k_url"} & keys)
+        return "question" in keys and bool(
+            {"ocr_tokens", "image_classes", "flickr_original_url", "flickr_300k_url"} & keys
+        )
 
     def convert(self, record: RawRecord, ctx: ConvertContext) -> Iterable[Outcome]:
         data = record.data

@@ -7,11 +7,12 @@ The video is found by its path column, or by `videoid` as <media-root>/<videoid>
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .base import ConvertContext, Converter, Outcome, RawRecord, RecordError, first_present, record_id, require
 from ..schema import Sample
+from .base import ConvertContext, Converter, Outcome, RawRecord, RecordError, first_present, record_id, require
 
 DEFAULT_PROMPT = "Describe this video."
 PATH_KEYS = ("video", "video_path", "video_name", "path", "file", "filename")
@@ -25,8 +26,12 @@ class VideoCaptions(Converter):
     description = "WebVid-style CSV/JSON: video path or videoid, caption (answer to --prompt)"
 
     def claims(self, keys: set[str], first: dict[str, Any]) -> bool:
-        return bool(set(CAPTION_KEYS) & keys) and bool(set(PATH_KEYS + ID_KEYS + ("contentUrl",)) & keys) \
-            and "question" not in keys and "conversations" not in keys
+        return (
+            bool(set(CAPTION_KEYS) & keys)
+            and bool(set(PATH_KEYS + ID_KEYS + ("contentUrl",)) & keys)
+            and "question" not in keys
+            and "conversations" not in keys
+        )
 
     def convert(self, record: RawRecord, ctx: ConvertContext) -> Iterable[Outcome]:
         data = record.data
@@ -41,23 +46,34 @@ class VideoCaptions(Converter):
         if path_value is None:
             raise RecordError(
                 f"no video path: needs one of {', '.join(PATH_KEYS)} or a videoid whose file is in --media-root",
-                field="video")
+                field="video",
+            )
         video = ctx.media.video(path_value, name=f"{record.where()} video", search_dirs=dirs)
-        rid = str(video_id) if video_id is not None else (
-            Path(str(path_value)).stem if isinstance(path_value, str) else record_id(data, record, "id"))
+        rid = (
+            str(video_id)
+            if video_id is not None
+            else (Path(str(path_value)).stem if isinstance(path_value, str) else record_id(data, record, "id"))
+        )
         prompt = ctx.options.prompt or DEFAULT_PROMPT
-        meta = {"source": self.name, "video_id": rid, "duration": data.get("duration"), "content_url": data.get("contentUrl")}
+        meta = {
+            "source": self.name,
+            "video_id": rid,
+            "duration": data.get("duration"),
+            "content_url": data.get("contentUrl"),
+        }
         if record.split:
             meta["split"] = record.split
-        yield Sample.model_validate({
-            "id": f"video-{rid}",
-            "messages": [
-                {"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": prompt}]},
-                {"role": "assistant", "content": [{"type": "text", "text": caption.strip()}]},
-            ],
-            "answers": [caption.strip()],
-            "meta": {k: v for k, v in meta.items() if v not in (None, "")},
-        })
+        yield Sample.model_validate(
+            {
+                "id": f"video-{rid}",
+                "messages": [
+                    {"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": prompt}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": caption.strip()}]},
+                ],
+                "answers": [caption.strip()],
+                "meta": {k: v for k, v in meta.items() if v not in (None, "")},
+            }
+        )
 
     @staticmethod
     def _find_by_id(video_id: str, page_dir: Any, dirs: list[Path]) -> str | None:

@@ -7,7 +7,8 @@ gives one sample per pair, as the seed project trained; `--turns keep` keeps the
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..schema import Sample
 from ..stats import question_type
@@ -23,8 +24,13 @@ class ViTextVQA(Converter):
     def claims(self, keys: set[str], first: dict[str, Any]) -> bool:
         turns = first.get("conversations")
         return (
-            "conversations" in keys and "image" in keys and "images" not in keys
-            and isinstance(turns, list) and bool(turns) and isinstance(turns[0], dict) and "role" in turns[0]
+            "conversations" in keys
+            and "image" in keys
+            and "images" not in keys
+            and isinstance(turns, list)
+            and bool(turns)
+            and isinstance(turns[0], dict)
+            and "role" in turns[0]
         )
 
     def expected_units(self, data: dict[str, Any], options: ImportOptions) -> int:
@@ -34,7 +40,9 @@ class ViTextVQA(Converter):
 
     def convert(self, record: RawRecord, ctx: ConvertContext) -> Iterable[Outcome]:
         data = record.data
-        turns = parse_turns(require(data, "conversations"), role_key="role", content_key="content", field="conversations")
+        turns = parse_turns(
+            require(data, "conversations"), role_key="role", content_key="content", field="conversations"
+        )
         source_id = record_id(data, record, "id")
         image = ctx.media.image(require(data, "image"), name=f"{record.where()} image", search_dirs=ctx.media_dirs())
         meta = {"source": self.name, "source_id": source_id, "description": data.get("description")}
@@ -42,8 +50,12 @@ class ViTextVQA(Converter):
             meta["split"] = record.split
         meta = {k: v for k, v in meta.items() if v is not None}
         for outcome in build_conversation(
-            turns, base_id=f"{self.name}-{source_id}", mode=ctx.options.turns or self.default_turns,
-            meta=meta, media={"image": [{"type": "image", "image": image}]}, field="conversations",
+            turns,
+            base_id=f"{self.name}-{source_id}",
+            mode=ctx.options.turns or self.default_turns,
+            meta=meta,
+            media={"image": [{"type": "image", "image": image}]},
+            field="conversations",
         ):
             if isinstance(outcome, Sample):
                 # The release has no question types; the `data stats` rules type the (last) question by its

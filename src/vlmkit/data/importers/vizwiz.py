@@ -11,10 +11,22 @@ the JSON (train.json -> train/), which is how the VizWiz archives unpack.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .base import ConvertContext, Converter, Outcome, RawRecord, answer_list, majority, question_text, record_id, require, vqa_sample
+from .base import (
+    ConvertContext,
+    Converter,
+    Outcome,
+    RawRecord,
+    answer_list,
+    majority,
+    question_text,
+    record_id,
+    require,
+    vqa_sample,
+)
 
 
 class VizWiz(Converter):
@@ -23,8 +35,12 @@ class VizWiz(Converter):
 
     def claims(self, keys: set[str], first: dict[str, Any]) -> bool:
         answers = first.get("answers")
-        with_confidence = isinstance(answers, list) and bool(answers) and isinstance(answers[0], dict) \
+        with_confidence = (
+            isinstance(answers, list)
+            and bool(answers)
+            and isinstance(answers[0], dict)
             and "answer_confidence" in answers[0]
+        )
         return "question" in keys and (with_confidence or "answerable" in keys or {"category", "question_id"} <= keys)
 
     def convert(self, record: RawRecord, ctx: ConvertContext) -> Iterable[Outcome]:
@@ -35,10 +51,17 @@ class VizWiz(Converter):
         image_value = require(data, "image")
         name = image_value if isinstance(image_value, str) else None
         # The JSON has no question id, but VizWiz has one question per image, so the image name is unique.
-        rid = str(data["question_id"]) if data.get("question_id") is not None else (
-            Path(name).stem if name else record_id(data, record))
+        rid = (
+            str(data["question_id"])
+            if data.get("question_id") is not None
+            else (Path(name).stem if name else record_id(data, record))
+        )
         image = ctx.media.image(image_value, name=f"{record.where()} image", search_dirs=ctx.media_dirs())
-        confidences = [a.get("answer_confidence") for a in raw_answers if isinstance(a, dict)] if isinstance(raw_answers, list) else []
+        confidences = (
+            [a.get("answer_confidence") for a in raw_answers if isinstance(a, dict)]
+            if isinstance(raw_answers, list)
+            else []
+        )
         meta = {
             "source": self.name,
             "question_id": data.get("question_id"),

@@ -29,8 +29,24 @@ from .sources import DEFAULT_MAX_BYTES, DEFAULT_PIXEL_CAP, describe_bytes, fetch
 from .video import DEFAULT_VIDEO_FPS, Video, load_video, probe_video, video_processor_kwargs
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "DEFAULT_PIXEL_CAP", "DEFAULT_VIDEO_FPS", "KEEP_AS_IS_FORMATS", "ImageSource", "Video",
-    "decode_image_bytes", "describe_bytes", "encode_image", "fetch_url", "fit_pixels", "fit_size", "image_suffix",
-    "load_image", "load_video", "probe_video", "read_image_source", "read_media_file", "storable_image",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_PIXEL_CAP",
+    "DEFAULT_VIDEO_FPS",
+    "KEEP_AS_IS_FORMATS",
+    "ImageSource",
+    "Video",
+    "decode_image_bytes",
+    "describe_bytes",
+    "encode_image",
+    "fetch_url",
+    "fit_pixels",
+    "fit_size",
+    "image_suffix",
+    "load_image",
+    "load_video",
+    "probe_video",
+    "read_image_source",
+    "read_media_file",
+    "storable_image",
     "video_processor_kwargs",
 ]

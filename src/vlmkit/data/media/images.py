@@ -9,7 +9,6 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Union
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -17,13 +16,19 @@ from PIL import Image, ImageOps
 
 from ...errors import ConfigError, MediaError
 from .sources import (
-    DEFAULT_MAX_BYTES, DEFAULT_PIXEL_CAP, decode_data_url, describe_bytes, fetch_url, human_size, read_media_file,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_PIXEL_CAP,
+    decode_data_url,
+    describe_bytes,
+    fetch_url,
+    human_size,
+    read_media_file,
 )
 
 # Stored as-is by `storable_image` when upright: every tool reads these; re-encoding would only lose quality.
 KEEP_AS_IS_FORMATS = ("JPEG", "PNG", "WEBP")
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image
 
 
 def load_image(

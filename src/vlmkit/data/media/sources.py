@@ -9,9 +9,7 @@ import binascii
 import time
 from pathlib import Path
 
-
 from ...errors import MediaError
-
 
 DEFAULT_PIXEL_CAP = 8192 * 8192  # 67 Mpx: a 600 dpi A4 scan fits; ~200 MB once decoded to RGB
 DEFAULT_MAX_BYTES = 64 * 2**20
@@ -57,7 +55,9 @@ def fetch_url(url: str, *, timeout: float = 10.0, max_bytes: int = DEFAULT_MAX_B
                 raise MediaError(kind, url, f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise MediaError(kind, url, f"{human_size(int(declared))}, over the {human_size(max_bytes)} limit (max_bytes)")
+                raise MediaError(
+                    kind, url, f"{human_size(int(declared))}, over the {human_size(max_bytes)} limit (max_bytes)"
+                )
             received = 0
             for chunk in response.iter_bytes():  # decoded bytes, so gzip bombs count at their real size
                 received += len(chunk)
@@ -143,5 +143,3 @@ def describe_bytes(data: bytes) -> str:
 def human_size(n: int) -> str:
     """'3.2 MiB' or '812 bytes', for limit messages."""
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
-
-

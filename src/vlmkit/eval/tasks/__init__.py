@@ -1,8 +1,8 @@
 """Task registry: built-in tasks by name, custom tasks from YAML files.
 
-    get_task("docvqa")              -> Task
-    get_task("my_tasks/foo.yaml")   -> Task loaded from YAML (validated)
-    register_task(task)             -> add a task (e.g. from a plugin or a test)
+get_task("docvqa")              -> Task
+get_task("my_tasks/foo.yaml")   -> Task loaded from YAML (validated)
+register_task(task)             -> add a task (e.g. from a plugin or a test)
 """
 
 from __future__ import annotations
@@ -19,8 +19,18 @@ from .builtin import BUILTIN_TASKS
 from .postprocess import STEPS
 from .spec import GenerationSettings, Task, TaskFile
 
-__all__ = ["Task", "GenerationSettings", "TaskFile", "TASKS", "register_task", "get_task", "list_tasks",
-           "load_task_file", "task_from_dict", "STEPS"]
+__all__ = [
+    "Task",
+    "GenerationSettings",
+    "TaskFile",
+    "TASKS",
+    "register_task",
+    "get_task",
+    "list_tasks",
+    "load_task_file",
+    "task_from_dict",
+    "STEPS",
+]
 
 TASKS: dict[str, Task] = {}
 
@@ -76,8 +86,9 @@ def task_from_dict(data: Any, *, source: str = "task") -> Task:
     values = spec.model_dump(exclude_unset=True, exclude={"extends"})
     if spec.extends:
         if spec.extends not in TASKS:
-            raise ConfigError(f"{source}: key 'extends': unknown task '{spec.extends}' "
-                              f"(known: {', '.join(list_tasks())})")
+            raise ConfigError(
+                f"{source}: key 'extends': unknown task '{spec.extends}' (known: {', '.join(list_tasks())})"
+            )
         base = dataclasses.asdict(TASKS[spec.extends])
         base["generation"] = TASKS[spec.extends].generation.to_dict()
         base.update(values)
@@ -85,8 +96,11 @@ def task_from_dict(data: Any, *, source: str = "task") -> Task:
     if "metrics" not in values:
         raise ConfigError(f"{source}: key 'metrics': required (or use 'extends' to start from a built-in task)")
     values["generation"] = GenerationSettings(**(values.get("generation") or {}))
-    values = {k: v for k, v in values.items() if v is not None or k in ("system_prompt", "failure_threshold",
-                                                                          "submission_format")}
+    values = {
+        k: v
+        for k, v in values.items()
+        if v is not None or k in ("system_prompt", "failure_threshold", "submission_format")
+    }
     for key in ("metrics", "postprocess", "group_by"):
         if key in values:
             values[key] = tuple(values[key])

@@ -36,9 +36,9 @@ BUILTIN_TASKS = [
     Task(
         name="vizwiz",
         description="VizWiz-VQA: photos by blind people, official VQA accuracy over 10 answers; "
-                    "'unanswerable' is an answer.",
+        "'unanswerable' is an answer.",
         prompt="{question}\nWhen the provided information is insufficient, respond with 'Unanswerable'.\n"
-               "Answer the question using a single word or phrase.",
+        "Answer the question using a single word or phrase.",
         metrics=("vqa_accuracy",),
         postprocess=("strip", "vqa_answer_processor"),
         generation=GenerationSettings(max_new_tokens=16),

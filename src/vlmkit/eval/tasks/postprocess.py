@@ -8,7 +8,8 @@ first match, the text unchanged when nothing matches. Steps are data, never code
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ...errors import ConfigError
 from ...metrics.vqa import evalai_normalize

@@ -7,9 +7,10 @@ key). `Task.build_messages` turns a Sample into the chat messages the engine rec
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -60,14 +61,20 @@ class Task:
             allowed = get_metric(metric).options
             for key in options:
                 if key not in allowed:
-                    raise ConfigError(f"task '{self.name}': metric_options.{metric}.{key}: unknown option "
-                                      f"(allowed: {', '.join(allowed) or 'none'})")
+                    raise ConfigError(
+                        f"task '{self.name}': metric_options.{metric}.{key}: unknown option "
+                        f"(allowed: {', '.join(allowed) or 'none'})"
+                    )
         if "similarity" in self.metrics and "model" not in self.metric_options.get("similarity", {}):
-            raise ConfigError(f"task '{self.name}': the similarity metric needs metric_options.similarity.model "
-                              "(path of a sentence-transformers model folder)")
+            raise ConfigError(
+                f"task '{self.name}': the similarity metric needs metric_options.similarity.model "
+                "(path of a sentence-transformers model folder)"
+            )
         if self.submission_format not in (None, *SUBMISSION_FORMATS):
-            raise ConfigError(f"task '{self.name}': unknown submission_format '{self.submission_format}' "
-                              f"(known: {', '.join(SUBMISSION_FORMATS)})")
+            raise ConfigError(
+                f"task '{self.name}': unknown submission_format '{self.submission_format}' "
+                f"(known: {', '.join(SUBMISSION_FORMATS)})"
+            )
 
     # --- views -------------------------------------------------------------------------------------
     @property
@@ -111,11 +118,18 @@ class Task:
 
     def describe(self) -> dict[str, Any]:
         """What goes into the run manifest."""
-        return {"name": self.name, "prompt": self.prompt, "system_prompt": self.system_prompt,
-                "metrics": list(self.metrics), "postprocess": list(self.postprocess),
-                "generation": self.generation.to_dict(), "group_by": list(self.group_by),
-                "failure_threshold": self.failure_threshold, "submission_format": self.submission_format,
-                "metric_options": self.metric_options}
+        return {
+            "name": self.name,
+            "prompt": self.prompt,
+            "system_prompt": self.system_prompt,
+            "metrics": list(self.metrics),
+            "postprocess": list(self.postprocess),
+            "generation": self.generation.to_dict(),
+            "group_by": list(self.group_by),
+            "failure_threshold": self.failure_threshold,
+            "submission_format": self.submission_format,
+            "metric_options": self.metric_options,
+        }
 
 
 def _check_template(template: str, task: str | None) -> None:
@@ -127,8 +141,10 @@ def _check_template(template: str, task: str | None) -> None:
     if fields != {"question"}:
         extra = sorted(fields - {"question"})
         if extra:
-            raise ConfigError(f"{where}prompt template has unknown placeholder(s) {extra}; only {{question}} "
-                              "is filled in (write literal braces as {{ }})")
+            raise ConfigError(
+                f"{where}prompt template has unknown placeholder(s) {extra}; only {{question}} "
+                "is filled in (write literal braces as {{ }})"
+            )
         raise ConfigError(f"{where}prompt template must contain {{question}}")
 
 
@@ -147,21 +163,21 @@ class TaskFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
-    extends: Optional[str] = None
-    description: Optional[str] = None
-    prompt: Optional[str] = None
-    system_prompt: Optional[str] = None
-    metrics: Optional[list[str]] = Field(None, min_length=1)
-    postprocess: Optional[list[Union[str, dict[str, str]]]] = None
-    generation: Optional[GenerationFile] = None
-    group_by: Optional[list[str]] = None
-    failure_threshold: Optional[float] = Field(None, ge=0.0)
-    submission_format: Optional[Literal["vizwiz", "docvqa", "vqa"]] = None
-    metric_options: Optional[dict[str, dict[str, Any]]] = None
+    extends: str | None = None
+    description: str | None = None
+    prompt: str | None = None
+    system_prompt: str | None = None
+    metrics: list[str] | None = Field(None, min_length=1)
+    postprocess: list[str | dict[str, str]] | None = None
+    generation: GenerationFile | None = None
+    group_by: list[str] | None = None
+    failure_threshold: float | None = Field(None, ge=0.0)
+    submission_format: Literal["vizwiz", "docvqa", "vqa"] | None = None
+    metric_options: dict[str, dict[str, Any]] | None = None
 
     @field_validator("metrics")
     @classmethod
-    def _known_metrics(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+    def _known_metrics(cls, value: list[str] | None) -> list[str] | None:
         for name in value or []:
             try:
                 get_metric(name)
@@ -171,7 +187,7 @@ class TaskFile(BaseModel):
 
     @field_validator("prompt")
     @classmethod
-    def _template(cls, value: Optional[str]) -> Optional[str]:
+    def _template(cls, value: str | None) -> str | None:
         if value is not None:
             try:
                 _check_template(value, None)
@@ -181,7 +197,7 @@ class TaskFile(BaseModel):
 
     @field_validator("postprocess")
     @classmethod
-    def _known_steps(cls, value: Optional[list[Any]]) -> Optional[list[Any]]:
+    def _known_steps(cls, value: list[Any] | None) -> list[Any] | None:
         for step in value or []:
             try:
                 check_step(step)
