@@ -163,17 +163,54 @@ class TrackingSection(Section):
 
 
 class DistributedSection(Section):
-    deepspeed: str | None = Field(None, description="DeepSpeed JSON config, passed to the Trainer.")
-    fsdp: str | None = Field(None, description="FSDP options for the Trainer, e.g. 'full_shard auto_wrap'.")
-    fsdp_config: dict[str, Any] | None = None
+    """How a multi-process run (torchrun / accelerate launch) shares the work. Plain DDP needs nothing here."""
+
+    deepspeed: str | None = Field(
+        None, description="DeepSpeed JSON config (configs/deepspeed/zero2.json, zero3.json, zero3_offload.json)."
+    )
+    fsdp: bool = Field(False, description="Shard parameters, gradients and optimiser state with FSDP.")
+    fsdp_config: dict[str, Any] | None = Field(
+        None,
+        description="FSDP options as transformers reads them (version: 2 is FSDP2, the default; "
+        "reshard_after_forward, cpu_offload, state_dict_type, transformer_layer_cls_to_wrap, ...).",
+    )
     ddp_backend: Literal["nccl", "gloo", "mpi", "ccl", "hccl"] | None = None
     find_unused_parameters: bool = False
+
+    @field_validator("fsdp", mode="before")
+    @classmethod
+    def _fsdp_switch(cls, value: Any) -> Any:
+        if isinstance(value, str | list):
+            raise ValueError(
+                "the string form ('full_shard auto_wrap') is gone: set fsdp: true and put options in "
+                "fsdp_config (e.g. reshard_after_forward: false for shard_grad_op, cpu_offload: true for offload)"
+            )
+        return False if value is None else value  # config.yaml files of earlier runs say fsdp: null
+
+    @field_validator("fsdp_config")
+    @classmethod
+    def _fsdp_version(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        version = (value or {}).get("version", (value or {}).get("fsdp_version", 2))
+        if str(version) not in ("1", "2"):
+            raise ValueError(f"version: FSDP version must be 1 or 2 (2, FSDP2, is the default), got {version!r}")
+        return value
 
     @model_validator(mode="after")
     def _one_engine(self) -> DistributedSection:
         if self.deepspeed and self.fsdp:
             raise ValueError("choose DeepSpeed or FSDP, not both")
+        if self.fsdp_config and not self.fsdp:
+            raise ValueError("fsdp_config: set fsdp: true to use FSDP")
         return self
+
+
+def _fsdp_checkpointing_rule(config: RunConfig) -> None:
+    options = config.distributed.fsdp_config or {}
+    if config.method != "full" and str(options.get("activation_checkpointing", False)).lower() == "true":
+        raise ValueError(
+            "distributed.fsdp_config.activation_checkpointing: FSDP's checkpoint wrapper renames the layers and PEFT "
+            "then saves an empty adapter; use train.gradient_checkpointing: true instead"
+        )
 
 
 class RunConfig(Section):
@@ -211,6 +248,7 @@ class RunConfig(Section):
             raise ValueError("freeze: with method full and every group frozen nothing would train")
         if self.eval.every is not None and self.data.eval is None:
             raise ValueError("eval.every: needs a held-out set in data.eval")
+        _fsdp_checkpointing_rule(self)
         return self
 
     # --- derived values ----------------------------------------------------------------------

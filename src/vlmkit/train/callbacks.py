@@ -85,11 +85,17 @@ class RunLogger(TrainerCallback):
 
 
 class RankRecord(TrainerCallback):
-    """Each process writes logs/rank-<k>.json at the end: its rank, the world size and the micro-batches it ran."""
+    """Each process writes logs/rank-<k>.json at the end: its rank, the world size, the micro-batches it ran, and
+    how many parameter elements it holds against the model's total (under FSDP or ZeRO-3 its shard only)."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
         self.micro_batches = 0
+        self.storage: dict[str, int] = {}
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if not self.storage and model is not None:  # after the Trainer wrapped (and sharded) the model
+            self.storage = parameter_storage(model)
 
     def on_substep_end(self, args, state, control, **kwargs):
         self.micro_batches += 1
@@ -105,5 +111,24 @@ class RankRecord(TrainerCallback):
                 "world_size": args.world_size,
                 "micro_batches": self.micro_batches,
                 "global_step": state.global_step,
+                **self.storage,
             },
         )
+
+
+def parameter_storage(model: Any) -> dict[str, int]:
+    """Parameter elements held by this process (`local_parameters`) and in the whole model (`parameters`): an
+    FSDP2 parameter is a DTensor whose local shard is `to_local()`, a ZeRO-3 one keeps its partition in
+    `ds_tensor` (and `ds_numel` for the whole)."""
+    local = total = 0
+    for param in model.parameters():
+        if hasattr(param, "ds_tensor"):
+            local += param.ds_tensor.numel()
+            total += param.ds_numel
+        elif hasattr(param, "to_local"):
+            local += param.to_local().numel()
+            total += param.numel()
+        else:
+            local += param.numel()
+            total += param.numel()
+    return {"local_parameters": local, "parameters": total}

@@ -32,6 +32,11 @@ class VlmTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.answer_only_logits = supports_answer_only_logits(self.model)
 
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if self.args.fsdp_plugin_args and not self.is_fsdp_enabled:
+            self.is_fsdp_enabled = fsdp_on_cpu(self.accelerator, self.args.fsdp_plugin_args)
+
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> Any:
         """The label count a step's summed loss is divided by: its own count, or under length grouping the
         expected count of a step (see train/loss.py). The real count is kept for the logged loss."""
@@ -47,6 +52,10 @@ class VlmTrainer(Trainer):
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
+        if model.training:
+            # no KV cache while training: FSDP's activation checkpointing re-runs each layer, and a cache would
+            # grow twice (the model-level switch turns it off itself; this covers FSDP's checkpoint wrapper)
+            inputs = {**inputs, "use_cache": False}
         if not (
             self.answer_only_logits
             and "labels" in inputs
@@ -76,6 +85,21 @@ class VlmTrainer(Trainer):
             return super()._get_train_sampler(train_dataset)
         group = self.args.train_batch_size * self.args.gradient_accumulation_steps
         return GroupedByLengthSampler(self.lengths.prompt(), group, seed=self.args.data_seed or self.args.seed)
+
+
+def fsdp_on_cpu(accelerator: Any, plugin_args: dict[str, Any]) -> bool:
+    """Accelerate turns its FSDP plugin on for accelerator devices only and on the CPU silently runs plain DDP;
+    torch's FSDP2 shards over gloo as well, so a CPU-only job (the tests, a CPU cluster) gets what it asked for."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    state = accelerator.state
+    if state.distributed_type != DistributedType.MULTI_CPU:
+        return False
+    # AcceleratorState re-reads PartialState's fields whenever it is instantiated: set the type on both
+    PartialState().distributed_type = state.distributed_type = DistributedType.FSDP
+    state.fsdp_plugin = FullyShardedDataParallelPlugin(**plugin_args)
+    return True
 
 
 def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> TrainingArguments:
@@ -117,19 +141,32 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
         ddp_backend=dist.ddp_backend,
         ddp_find_unused_parameters=dist.find_unused_parameters,
         deepspeed=dist.deepspeed,
-        fsdp=dist.fsdp,
-        fsdp_config=dist.fsdp_config,
         disable_tqdm=False,
     )
+    kwargs.update(fsdp_arguments(config))
     # transformers renamed gradient_checkpointing to activation_checkpointing in 5.x; use whichever exists.
     name = (
         "activation_checkpointing"
         if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
         else "gradient_checkpointing"
     )
-    kwargs[name] = t.gradient_checkpointing
+    # Under FSDP too the checkpointing is the model's own: FSDP's checkpoint wrapper renames the modules, and PEFT
+    # then finds no adapter weights in the gathered state dict (an empty adapter is saved).
+    checkpointing = t.gradient_checkpointing
+    kwargs[name] = checkpointing
     # Non-reentrant checkpointing needs no input-grad hooks when the embeddings are frozen (LoRA).
-    kwargs[f"{name}_kwargs"] = {"use_reentrant": False} if t.gradient_checkpointing else None
+    kwargs[f"{name}_kwargs"] = {"use_reentrant": False} if checkpointing else None
     if config.tracking.project:
         kwargs["project"] = config.tracking.project
     return TrainingArguments(**kwargs)
+
+
+def fsdp_arguments(config: RunConfig) -> dict[str, Any]:
+    """`fsdp` / `fsdp_config` for TrainingArguments: FSDP2 unless the config asks for version 1, with decoder and
+    vision blocks as the sharded units (the model's `_no_split_modules`, accelerate's default wrap policy)."""
+    dist = config.distributed
+    if not dist.fsdp:
+        return {}
+    options = dict(dist.fsdp_config or {})
+    options.setdefault("version", 2)
+    return {"fsdp": True, "fsdp_config": options}
