@@ -116,7 +116,7 @@ def _check_packages(config: RunConfig) -> None:
         if backend != "tensorboard":
             needs.append((backend, f"tracking.backends: {backend}", f"vlmkit[{backend}]"))
     if config.distributed.deepspeed:
-        needs.append(("deepspeed", "distributed.deepspeed", "deepspeed"))
+        needs.append(("deepspeed", "distributed.deepspeed", "vlmkit[deepspeed]"))
         if not Path(config.distributed.deepspeed).is_file():
             raise ConfigError(f"distributed.deepspeed: {config.distributed.deepspeed} does not exist")
     for module, key, extra in needs:
