@@ -5,6 +5,9 @@ of `EvalRequest` (chat messages with the task prompt applied, generation setting
 in order, one string or one mapping {"prediction": str, "latency_s"?: float, "error"?: str} per request.
 `vlmkit eval` wraps the inference engine into such a callable (see `engine_predict_fn`).
 
+Data parallel (torchrun / accelerate launch): the ranks split the samples still to do, each appending to its own
+part file, and rank 0 merges and scores (eval/distributed.py).
+
 Crash safety: each prediction line is appended and flushed before the next batch starts, and a torn last
 line (kill -9 mid-write) is dropped on reopen, so a re-run with the same arguments resumes by id and never
 duplicates or loses a sample. The manifest guards against resuming with another model, prompt or data.
@@ -24,6 +27,7 @@ from typing import Any
 from ..data.schema import Sample, read_samples
 from ..errors import DataError, VlmkitError
 from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
+from .distributed import current_world, fold_parts, job_group, part_files, part_path, sample_cost, shard
 from .manifest import MANIFEST_FILE, build_manifest, resume_mismatch
 from .predictions import PREDICTIONS_FILE, PredictionRecord, parse_prediction
 from .report import REPORT_FILE
@@ -207,50 +211,65 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pred_path, timing_path = out / PREDICTIONS_FILE, out / TIMING_FILE
+    manifest_path = out / MANIFEST_FILE
+    world = current_world()
+    group = job_group(world)
 
     run_info = dict(manifest or {})
     run_info.setdefault("data", source)
     run_info.setdefault("slice", _slice_text(slice))
+    run_info["world_size"] = world.size
     new_manifest = build_manifest(task.describe(), samples, batch_size=batch_size, **run_info)
-    manifest_path = out / MANIFEST_FILE
-    if overwrite:  # everything a previous run wrote, so no stale score outlives its predictions
-        for name in (PREDICTIONS_FILE, TIMING_FILE, MANIFEST_FILE, SCORES_FILE, SAMPLE_SCORES_FILE, REPORT_FILE):
-            (out / name).unlink(missing_ok=True)
-    elif manifest_path.exists() and pred_path.exists():
-        old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        key = resume_mismatch(old, new_manifest)
-        if key:
-            raise VlmkitError(
-                f"{out} holds a run with a different {key}; use a new --out folder, or --overwrite "
-                "to start this one again"
-            )
-        new_manifest["created"] = old.get("created", new_manifest["created"])
-    write_json(manifest_path, {**new_manifest, "status": "running"})
-
-    by_id = {s.id: s for s in samples}
-    appender = JsonlAppender(pred_path)  # repairs a torn tail left by a crash before we read
-    try:
-        existing = _existing(pred_path)
-        unknown = [r.id for r in existing if r.id not in by_id]
-        if unknown:
-            raise VlmkitError(
-                f"{pred_path} has predictions for ids not in this data (e.g. '{unknown[0]}'); "
-                "use a new --out folder or --overwrite"
-            )
-        if retry_errors and any(r.error for r in existing):
-            appender.close()
-            existing = [r for r in existing if not r.error]
-            write_jsonl(pred_path, [r.to_json() for r in existing])
-            appender = JsonlAppender(pred_path)
-        done = {r.id for r in existing}
-        pending = [s for s in samples if s.id not in done]
-        timing_log = JsonlAppender(timing_path)
+    # Rank 0 alone reads and rewrites the run folder; the others learn the outcome (or its error) from it.
+    plan: tuple[str, Any] = ("error", "rank 0 did not prepare the run")
+    if world.main:
         try:
-            model_s = _run(predict, task, pending, batch_size, appender, timing_log, len(done), len(samples), progress)
-        finally:
-            timing_log.close()
+            plan = ("ok", _prepare(out, samples, new_manifest, overwrite=overwrite, retry_errors=retry_errors))
+        except VlmkitError as exc:
+            plan = ("error", str(exc))
+            if group is None:
+                raise
+    if group is not None:
+        plan = group.broadcast(plan, "preparing the run folder")
+    if plan[0] == "error":
+        raise VlmkitError(plan[1])
+    pending_index, done_count, created = plan[1]
+    new_manifest["created"] = created or new_manifest["created"]
+    pending = [samples[i] for i in pending_index]
+
+    parallel_started = time.perf_counter()
+    if group is None:
+        appender, timing_log = JsonlAppender(pred_path), JsonlAppender(timing_path)
+        mine, start_count = pending, done_count
+    else:  # a disjoint, size-balanced share of what is left, appended to this rank's own part file
+        share = shard([sample_cost(s) for s in pending], world.size)[world.rank]
+        mine, start_count = [pending[i] for i in share], 0
+        appender, timing_log = JsonlAppender(part_path(out, world)), None
+    try:
+        model_s = _run(
+            predict,
+            task,
+            mine,
+            batch_size,
+            appender,
+            timing_log,
+            start_count,
+            start_count + len(mine),
+            progress if world.main else None,
+        )
     finally:
         appender.close()
+        if timing_log is not None:
+            timing_log.close()
+    if group is not None:
+        group.barrier("predicting its share")
+        if not world.main:
+            return EvalResult(out_dir=out, predicted=len(mine), total=len(samples), summary=None, files={})
+        fold_parts(out, pred_path, {s.id: i for i, s in enumerate(samples)})
+        # the job's rate: every rank's samples over the time the ranks ran side by side
+        model_s = time.perf_counter() - parallel_started
+        with JsonlAppender(timing_path) as timing:
+            timing.write({"n": len(pending), "model_s": model_s, "world_size": world.size})
 
     records = {r.id: r for r in _existing(pred_path)}
     ordered = [records[s.id] for s in samples if s.id in records]
@@ -258,11 +277,11 @@ def evaluate(
         raise VlmkitError(f"{pred_path} is missing {len(samples) - len(ordered)} predictions after the run")
 
     files: dict[str, Path] = {"predictions": pred_path, "manifest": manifest_path}
+    predicted = len(pending)
     if submission is not None:
         files["submission"] = write_submission(ordered, task, submission, source=pred_path)
     summary = None
     final_manifest = {**new_manifest, "status": "complete"}
-    predicted = len(pending)
     if any(r.answers for r in ordered):
         summary, rows = score_records(
             ordered, task, tokenizer=tokenizer, price_per_hour=price_per_hour, timing=read_timing(out)
@@ -273,6 +292,47 @@ def evaluate(
         write_json(out / SCORES_FILE, summary)
     write_json(manifest_path, final_manifest)
     return EvalResult(out_dir=out, predicted=predicted, total=len(samples), summary=summary, files=files)
+
+
+def _prepare(
+    out: Path, samples: list[Sample], new_manifest: dict[str, Any], *, overwrite: bool, retry_errors: bool
+) -> tuple[list[int], int, str | None]:
+    """Rank 0 (or the only process): check the folder may be resumed, write the running manifest, fold in what an
+    interrupted job left, and say which samples are still to do (their indices), how many are done and when the
+    run was first created."""
+    pred_path, manifest_path = out / PREDICTIONS_FILE, out / MANIFEST_FILE
+    created = None
+    if overwrite:  # everything a previous run wrote, so no stale score outlives its predictions
+        for name in (PREDICTIONS_FILE, TIMING_FILE, MANIFEST_FILE, SCORES_FILE, SAMPLE_SCORES_FILE, REPORT_FILE):
+            (out / name).unlink(missing_ok=True)
+        for part in part_files(out):
+            part.unlink()
+    elif manifest_path.exists() and (pred_path.exists() or part_files(out)):
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        key = resume_mismatch(old, new_manifest)
+        if key:
+            raise VlmkitError(
+                f"{out} holds a run with a different {key}; use a new --out folder, or --overwrite "
+                "to start this one again"
+            )
+        created = old.get("created")
+    write_json(manifest_path, {**new_manifest, "created": created or new_manifest["created"], "status": "running"})
+
+    by_id = {s.id: i for i, s in enumerate(samples)}
+    fold_parts(out, pred_path, by_id)  # parts of an interrupted data-parallel job, whatever its size
+    JsonlAppender(pred_path).close()  # repairs a torn tail left by a crash before we read
+    existing = _existing(pred_path)
+    unknown = [r.id for r in existing if r.id not in by_id]
+    if unknown:
+        raise VlmkitError(
+            f"{pred_path} has predictions for ids not in this data (e.g. '{unknown[0]}'); "
+            "use a new --out folder or --overwrite"
+        )
+    if retry_errors and any(r.error for r in existing):
+        existing = [r for r in existing if not r.error]
+        write_jsonl(pred_path, [r.to_json() for r in existing])
+    done = {r.id for r in existing}
+    return [i for i, s in enumerate(samples) if s.id not in done], len(done), created
 
 
 def _timing(started: float, model_s: float, predicted: int) -> dict[str, float]:
@@ -291,7 +351,7 @@ def _run(
     pending: list[Sample],
     batch_size: int,
     appender: JsonlAppender,
-    timing_log: JsonlAppender,
+    timing_log: JsonlAppender | None,
     done: int,
     total: int,
     progress: Callable[[int, int], None] | None,
@@ -308,7 +368,8 @@ def _run(
         model_s += seconds
         for request, output in zip(requests, outputs):
             appender.write(_to_record(request, output, seconds))
-        timing_log.write({"n": len(batch), "model_s": seconds})
+        if timing_log is not None:
+            timing_log.write({"n": len(batch), "model_s": seconds})
         done += len(batch)
         if progress:
             progress(done, total)

@@ -1,0 +1,94 @@
+"""Data-parallel eval over 2 CPU processes (torchrun, gloo): the same predictions as one process, scored once by
+rank 0, and a job killed with SIGKILL mid-run finished by one process with every sample exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from eval_helpers import make_sample, write_dataset
+
+from vlmkit.eval.distributed import fold_parts, shard
+
+WORKER = Path(__file__).with_name("dp_worker.py")
+
+
+def _command(nproc: int, data: Path, out: Path, *extra: str) -> list[str]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    return [*launcher, str(WORKER), str(data), str(out), *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "VLMKIT_DIST_TIMEOUT_S": "60"}
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+def _data(tmp_path: Path, n: int = 24) -> Path:
+    return write_dataset(tmp_path / "data", [make_sample(i, image=False) for i in range(n)])
+
+
+def test_shares_are_disjoint_complete_and_balanced():
+    sizes = [5, 1, 1, 1, 1, 1, 4, 3, 2, 2]
+    shares = shard(sizes, 3)
+    assert sorted(i for share in shares for i in share) == list(range(len(sizes)))
+    loads = [sum(sizes[i] for i in share) for share in shares]
+    assert max(loads) - min(loads) <= max(sizes) and all(share == sorted(share) for share in shares)
+
+
+def test_two_processes_match_one(tmp_path):
+    data = _data(tmp_path)
+    one = subprocess.run(_command(1, data, tmp_path / "one"), env=_env(), capture_output=True, text=True, timeout=300)
+    two = subprocess.run(_command(2, data, tmp_path / "two"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("scored 24") == 1  # rank 0 alone scores and reports
+    strip = [{k: v for k, v in r.items() if k != "latency_s"} for r in _rows(tmp_path / "one")]
+    assert [{k: v for k, v in r.items() if k != "latency_s"} for r in _rows(tmp_path / "two")] == strip
+    assert not list((tmp_path / "two").glob("predictions.part-*"))
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["status"] == "complete"
+    scores = json.loads((tmp_path / "two" / "scores.json").read_text())
+    assert scores["counts"]["predictions"] == 24
+
+
+def test_sigkill_mid_run_then_one_process_finishes_exactly_once(tmp_path):
+    data, out = _data(tmp_path), tmp_path / "run"
+    job = subprocess.Popen(
+        _command(2, data, out, "--delay", "0.5"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once both ranks have written part of their share
+        parts = list(out.glob("predictions.part-*.jsonl"))
+        if len(parts) == 2 and all(p.stat().st_size > 0 for p in parts):
+            break
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGKILL)  # the launcher and both ranks at once
+    job.wait(timeout=30)
+    assert list(out.glob("predictions.part-*.jsonl"))
+    resumed = subprocess.run(_command(1, data, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ids = [r["id"] for r in _rows(out)]
+    assert ids == [f"s{i:04d}" for i in range(24)]  # each once, in dataset order
+    assert not list(out.glob("predictions.part-*"))
+
+
+def test_fold_parts_survives_a_torn_line_and_duplicates(tmp_path):
+    (tmp_path / "predictions.jsonl").write_text('{"id": "b", "prediction": "1"}\n')
+    (tmp_path / "predictions.part-0-of-2.jsonl").write_text('{"id": "a", "prediction": "0"}\n{"id": "b", "predi')
+    (tmp_path / "predictions.part-1-of-2.jsonl").write_text(
+        '{"id": "c", "prediction": "2"}\n{"id": "b", "prediction": "9"}\n'
+    )
+    assert fold_parts(tmp_path, tmp_path / "predictions.jsonl", {"a": 0, "b": 1, "c": 2}) == 3
+    rows = _rows(tmp_path)
+    assert [(r["id"], r["prediction"]) for r in rows] == [("a", "0"), ("b", "1"), ("c", "2")]
