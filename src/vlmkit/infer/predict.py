@@ -27,9 +27,10 @@ from ..data.schema import Sample, read_samples
 from ..errors import ConfigError, VlmkitError
 from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, write_jsonl
 from .engine import Engine, GenerationParams, GenerationResult
+from .options import EngineOptions, engine_identity
 
 # Settings that must match for a resumed run to continue the same predictions.
-RESUME_KEYS = ("model", "adapter", "quantization", "generation", "media")
+RESUME_KEYS = ("model", "adapter", "quantization", "generation", "media", "endpoint")
 
 
 def manifest_path(out: str | os.PathLike) -> Path:
@@ -101,12 +102,16 @@ class PredictionRun:
         media: MediaSettings | None = None,
         slice_spec: str | None = None,
         quantization: str | None = None,
+        engine_options: EngineOptions | None = None,
     ):
+        """`engine_options` (how the engine will load) stands for `media` and `quantization` when given."""
         self.data, self.out, self.params, self.slice_spec = Path(data), Path(out), params, slice_spec
         samples = read_samples(data)
         if not samples:
             raise VlmkitError(f"{data}: the dataset has no samples")
         self.selected = samples[parse_slice(slice_spec, len(samples))]
+        if engine_options is not None:
+            media, quantization = engine_options.media, engine_options.quantization
         self.settings = {
             "model": str(model),
             "adapter": str(adapter) if adapter else None,
@@ -114,6 +119,8 @@ class PredictionRun:
             "generation": params.to_dict(),
             "media": asdict(media or MediaSettings()),
         }
+        if engine_options is not None and engine_options.remote:  # another endpoint is another model
+            self.settings["endpoint"] = engine_identity(engine_options)
         done = _resume(self.out, self.settings)
         self.todo = [s for s in self.selected if s.id not in done]
 
@@ -236,16 +243,16 @@ def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     changed = []
     for key in RESUME_KEYS:
-        if key not in old or old[key] == new[key]:
+        if key not in old or old[key] == new.get(key):
             continue
-        if isinstance(old[key], dict) and isinstance(new[key], dict):
+        if isinstance(old[key], dict) and isinstance(new.get(key), dict):
             changed += [
                 f"{key}.{k}: {old[key].get(k)!r} then, {new[key].get(k)!r} now"
                 for k in sorted(set(old[key]) | set(new[key]))
                 if old[key].get(k) != new[key].get(k)
             ]
         else:
-            changed.append(f"{key}: {old[key]!r} then, {new[key]!r} now")
+            changed.append(f"{key}: {old[key]!r} then, {new.get(key)!r} now")
     return changed
 
 
