@@ -86,10 +86,15 @@ def test_the_engine_flags_are_declared_once_and_identical_in_every_verb():
 def test_engine_options_keep_local_and_remote_settings_apart():
     with pytest.raises(ConfigError, match="--engine openai"):
         EngineOptions(endpoint=EndpointSettings(base_url="http://127.0.0.1:1/v1"))
+    with pytest.raises(ConfigError, match="--quantization"):
+        EngineOptions(engine="openai", quantization="4bit")
     with pytest.raises(ConfigError, match="unknown engine 'vllmx'"):
         EngineOptions(engine="vllmx")
     with pytest.raises(ConfigError, match="concurrency"):
         EndpointSettings(concurrency=0)
+    remote = EngineOptions(engine="openai", endpoint=EndpointSettings(base_url="https://u:secret@h.example/v1/?key=k"))
+    assert remote.backend_options() == {"endpoint": remote.endpoint}
+    assert "secret" not in str(remote.to_dict()) and remote.to_dict()["endpoint"]["base_url"] == "https://h.example/v1"
     assert public_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
     local = EngineOptions(dtype="float32", media=MediaSettings(max_pixels=3136))
     assert local.backend_options() == {"device": None, "quantization": None}

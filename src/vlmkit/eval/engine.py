@@ -36,6 +36,7 @@ def generation_params(settings: Any) -> Any:
 def engine_predict_fn(engine: Any) -> Callable[[list[Any]], list[dict[str, Any]]]:
     """Wrap an engine into the runner's predict callable (one engine.generate call per runner batch)."""
     params_cache: dict[Any, Any] = {}
+    remote = getattr(engine, "remote", False)
 
     def predict(requests: list[Any]) -> list[dict[str, Any]]:
         settings = requests[0].generation
@@ -52,9 +53,14 @@ def engine_predict_fn(engine: Any) -> Callable[[list[Any]], list[dict[str, Any]]
             row = {"prediction": result.text, "latency_s": result.latency_s}
             if result.error:
                 row["error"] = result.error
+            elif remote:  # the endpoint's own token counts: what an API bills, so cost survives a resume
+                row.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
+                if result.system_fingerprint:
+                    row["system_fingerprint"] = result.system_fingerprint
             out.append(row)
         return out
 
+    predict.engine = engine  # type: ignore[attr-defined]  # so a suite can record what the engine learnt
     return predict
 
 

@@ -27,6 +27,8 @@ from .tasks import Task, get_task
 if TYPE_CHECKING:
     from ..infer.options import EngineOptions
 
+REMOTE_BATCH_PER_REQUEST_SLOT = 4
+
 
 @dataclass(frozen=True)
 class SuiteRun:
@@ -89,6 +91,9 @@ def evaluate_suite(
     datasets = [read_samples(run.data) for run in resolved]  # bad data fails here, before a model is loaded
     resolved_slice = parse_slice(slice)
     predict, facts = predictor or _load(model, adapter, batch_size, engine_options)
+    if engine_options is not None and engine_options.remote:
+        # a batch is what the runner hands over at once; an endpoint needs enough to keep `concurrency` busy
+        batch_size = max(batch_size, REMOTE_BATCH_PER_REQUEST_SLOT * engine_options.endpoint.concurrency)
 
     result = SuiteResult()
     for run, samples in zip(resolved, datasets):
@@ -114,6 +119,7 @@ def evaluate_suite(
         finally:
             if bar is not None:
                 bar.close()
+        _record_endpoint(predict, evaluated)
         result.runs.append((run, evaluated))
         if on_result:
             on_result(run, evaluated)
@@ -155,3 +161,21 @@ def _load(model: str, adapter: Any, batch_size: int, engine_options: EngineOptio
     from .engine import load_predict_fn
 
     return load_predict_fn(model, adapter=adapter, batch_size=batch_size, engine_options=engine_options)
+
+
+def _record_endpoint(predict: Any, evaluated: EvalResult) -> None:
+    """Add what only the answers tell (a remote endpoint's system_fingerprint) to the run's manifest."""
+    import json
+
+    from ..io import write_json
+
+    engine = getattr(predict, "engine", None)
+    path = evaluated.files.get("manifest")
+    if engine is None or not getattr(engine, "remote", False) or path is None:
+        return
+    fingerprint = engine.info().get("system_fingerprint")
+    if fingerprint is None:
+        return
+    manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    manifest.setdefault("engine", {})["system_fingerprint"] = fingerprint
+    write_json(path, manifest)

@@ -58,7 +58,8 @@ def parse_slice(spec: str | None, total: int) -> slice:
     return slice(start, stop)
 
 
-def prediction_line(sample: Sample, result: GenerationResult) -> dict[str, Any]:
+def prediction_line(sample: Sample, result: GenerationResult, *, usage: bool = False) -> dict[str, Any]:
+    """One output line; `usage` adds the engine's token counts (a remote engine's, which an API bills)."""
     line: dict[str, Any] = {
         "id": sample.id,
         "question": sample.question(),
@@ -69,6 +70,8 @@ def prediction_line(sample: Sample, result: GenerationResult) -> dict[str, Any]:
     }
     if result.error is not None:
         line["error"] = result.error
+    elif usage:
+        line.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
     return line
 
 
@@ -153,7 +156,7 @@ class PredictionRun:
             with JsonlAppender(self.out) as writer:
                 for index, result in engine.iter_generate(self.todo, self.params):
                     sample = self.todo[index]
-                    line = prediction_line(sample, result)
+                    line = prediction_line(sample, result, usage=getattr(engine, "remote", False))
                     writer.write(line)
                     if save_samples is not None:
                         save_sample_files(save_samples, sample, line, result)
