@@ -12,6 +12,7 @@ list of what successive attempts for that key get ("ok" once the list is used up
     "429"     429 with Retry-After: 0.05 (rate limited)        "500" / "503"  server errors
     "hang"    no answer for `hang_s` seconds (past a timeout)   "broken"       200 with a body that is not JSON
     "400"     a permanent 400 with an OpenAI-style error body   "empty"        200 JSON without choices
+    "401"     401 quoting the key it was sent (as some APIs do)
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class FakeOpenAI:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAI
     protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints
+    disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms delayed-ACK stall per answer)
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
@@ -162,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(429, "Rate limit reached, slow down", Retry_After=fake.retry_after)
             elif action in ("500", "503", "502"):
                 self._error(int(action), "The server had an error while processing your request")
+            elif action == "401":  # as some APIs do: the rejected key quoted back in the message
+                self._error(401, f"Incorrect API key provided: {self.headers.get('Authorization', '')[7:]}")
             elif action == "400":
                 self._error(400, f"Invalid content for '{key}': this request will never work")
             elif action == "broken":

@@ -114,6 +114,13 @@ def test_the_request_is_the_prompt_the_local_engine_would_build(tmp_path):
     assert (body["max_tokens"], body["temperature"], body["stop"], body["seed"]) == (7, 0, ["\n"], 3)
 
 
+def test_a_key_quoted_back_by_the_endpoint_is_not_kept(monkeypatch):
+    monkeypatch.setenv("VLMKIT_TEST_KEY", SECRET)
+    with FakeOpenAI(faults={"question 0": ["401"]}) as server:
+        result = engine_on(server, api_key_env="VLMKIT_TEST_KEY").generate(questions(1))[0]
+    assert result.error == "HTTP 401: Incorrect API key provided: [api key]"
+
+
 def test_retry_after_and_backoff_rules():
     assert retry_after({"retry-after": "2"}) == 2.0 and retry_after({"retry-after-ms": "150"}) == 0.15
     assert retry_after({}) is None and 0 <= retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) < 1

@@ -22,7 +22,9 @@ import json
 import logging
 import os
 import random
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,37 +88,52 @@ class ChatClient:
             raise ConfigError(INSTALL_HINT) from None
         self.settings = settings
         self.model = model
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._openai: Any = None
+        self._busy = threading.Lock()
 
     def _client(self) -> Any:
         import httpx
         from openai import AsyncOpenAI
 
-        limits = httpx.Limits(
-            max_connections=self.settings.concurrency, max_keepalive_connections=self.settings.concurrency
-        )
+        slots = self.settings.concurrency
         return AsyncOpenAI(
             api_key=api_key(self.settings),
             base_url=self.settings.base_url,
             max_retries=0,  # retried here, one policy for HTTP faults and malformed answers alike
             timeout=self.settings.request_timeout,
-            http_client=httpx.AsyncClient(limits=limits, timeout=self.settings.request_timeout),
+            http_client=httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=slots, max_keepalive_connections=slots),
+                timeout=self.settings.request_timeout,
+            ),
         )
+
+    def _session(self) -> tuple[asyncio.AbstractEventLoop, Any]:
+        """One event loop and one AsyncOpenAI client for the client's life, so connections (and the TLS
+        set-up) are reused from one call of `complete_many` to the next."""
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+            self._openai = self._client()
+            self._finalizer = weakref.finalize(self, _shut, self._loop, self._openai)
+        return self._loop, self._openai
+
+    def close(self) -> None:
+        """Close the connections (also done when the client is garbage collected or at exit)."""
+        if self._loop is not None:
+            self._finalizer()
+            self._loop = None
 
     # --- many requests, from synchronous code ---------------------------------------------------------
     def complete_many(self, bodies: Sequence[Mapping[str, Any] | Any]) -> Iterator[tuple[int, Completion]]:
         """(index, Completion) for every body, in the order they finish, at most `concurrency` in flight.
 
-        A body may also be a zero-argument callable returning the body: it is called (in a worker thread)
-        just before its request is sent, so large payloads (base64 images) are built only as needed.
-        Closing the iterator early cancels what is still running.
+        A body may also be a zero-argument callable returning the body: it is called just before its request
+        is sent, so large payloads (base64 images) are built only as needed.
+        Closing the iterator early cancels what is still running. One call at a time per client.
         """
-        loop = asyncio.new_event_loop()
-        done: asyncio.Queue[tuple[int, Completion]] | None = None
-        tasks: list[asyncio.Task] = []
-        client = None
-        try:
-            done = asyncio.Queue()
-            client = self._client()
+        with self._busy:
+            loop, client = self._session()
+            done: asyncio.Queue[tuple[int, Completion]] = asyncio.Queue()
             gate = asyncio.Semaphore(self.settings.concurrency)
 
             async def one(index: int, body: Any) -> None:
@@ -125,28 +142,31 @@ class ChatClient:
                 await done.put((index, result))
 
             tasks = [loop.create_task(one(i, body)) for i, body in enumerate(bodies)]
-            for _ in range(len(tasks)):
-                yield loop.run_until_complete(done.get())
-        finally:
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            if client is not None:
-                loop.run_until_complete(client.close())
-            loop.close()
+            try:
+                for _ in range(len(tasks)):
+                    yield loop.run_until_complete(done.get())
+            finally:
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
     def complete(self, body: Mapping[str, Any]) -> Completion:
         """One request (with retries), from synchronous code."""
         return next(iter(self.complete_many([body])))[1]
+
+    def _scrub(self, message: str) -> str:
+        """An endpoint may echo the key in an error (401 "Incorrect API key: sk-..."); it is never kept."""
+        key = api_key(self.settings)
+        return message.replace(key, "[api key]") if len(key) >= 8 else message
 
     # --- one request -------------------------------------------------------------------------------
     async def _complete(self, client: Any, body: Any) -> Completion:
         started = time.perf_counter()
         attempts = 0
         try:
-            if callable(body):
-                body = await asyncio.to_thread(body)
+            if callable(body):  # built here, inline: a thread hop costs more than encoding an image
+                body = body()
         except Exception as exc:  # the request could not be built (unreadable image): that sample fails alone
             return Completion(error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - started)
         last = ""
@@ -158,9 +178,11 @@ class ChatClient:
                 result.latency_s, result.attempts = time.perf_counter() - sent, attempts
                 return result
             except _Refusal as exc:
-                return Completion(error=str(exc), attempts=attempts, latency_s=time.perf_counter() - started)
+                return Completion(
+                    error=self._scrub(str(exc)), attempts=attempts, latency_s=time.perf_counter() - started
+                )
             except _Fault as exc:
-                last = str(exc)
+                last = self._scrub(str(exc))
                 if attempts > self.settings.max_retries:
                     return Completion(
                         error=f"{last} (gave up after {attempts} attempts)",
@@ -172,13 +194,14 @@ class ChatClient:
                 await asyncio.sleep(delay)
 
     async def _attempt(self, client: Any, body: Mapping[str, Any]) -> Completion:
+        import httpx
         import openai
 
-        extra = {k: v for k, v in body.items() if k not in _STANDARD}
-        standard = {k: v for k, v in body.items() if k in _STANDARD}
         try:
-            raw = await client.chat.completions.with_raw_response.create(
-                model=self.model, **standard, extra_body=extra or None
+            # the body as built (no client-side re-validation of every message part: it costs milliseconds
+            # per request with images, and the endpoint validates anyway); the raw response is parsed here
+            response = await client.post(
+                "/chat/completions", body={"model": self.model, **body}, cast_to=httpx.Response
             )
         except openai.APITimeoutError:
             raise _Fault(f"no answer within {self.settings.request_timeout:g} s") from None
@@ -190,12 +213,17 @@ class ChatClient:
             if status in RETRY_STATUS or status >= 500:
                 raise _Fault(message, retry_after(exc.response.headers)) from None
             raise _Refusal(message) from None
-        return parse_completion(raw.http_response.text)
+        return parse_completion(response.text)
 
 
-_STANDARD = frozenset(
-    {"messages", "max_tokens", "temperature", "top_p", "stop", "seed", "n", "frequency_penalty", "presence_penalty"}
-)
+def _shut(loop: asyncio.AbstractEventLoop, client: Any) -> None:
+    if loop.is_closed():
+        return
+    try:
+        loop.run_until_complete(client.close())
+    except Exception:  # at exit a half-torn-down interpreter may refuse; the OS closes the sockets
+        pass
+    loop.close()
 
 
 def parse_completion(text: str) -> Completion:

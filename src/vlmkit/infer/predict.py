@@ -169,6 +169,7 @@ class PredictionRun:
             bar.close()
             summary.elapsed_s = time.perf_counter() - started
             manifest.update(
+                engine=engine.info(),  # now with what only the answers tell (an endpoint's system_fingerprint)
                 status="done" if summary.predicted == len(self.todo) else "interrupted",
                 finished_at=_now(),
                 elapsed_s=round(summary.elapsed_s, 3),
