@@ -59,10 +59,11 @@ class DataSection(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DataSection:
-        if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
-            raise ValueError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
-        if self.nframes is not None and self.fps is not None:
-            raise ValueError("set either nframes or fps for video sampling, not both")
+        from .data.media_settings import media_problem  # the one media rule, shared with inference
+
+        problem = media_problem(self.min_pixels, self.max_pixels, self.nframes, self.fps, self.max_frames)
+        if problem:
+            raise ValueError(problem)
         return self
 
 

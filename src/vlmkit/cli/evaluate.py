@@ -12,19 +12,7 @@ from typing import Any
 
 import typer
 
-from .engine_options import (
-    CONFIG,
-    DEVICE,
-    DTYPE,
-    FPS,
-    MAX_FRAMES,
-    MAX_PIXELS,
-    MIN_PIXELS,
-    NFRAMES,
-    QUANTIZATION,
-    engine_kwargs,
-    media_settings,
-)
+from .engine_options import ADAPTER, MODEL, with_engine_options
 
 TASK_HELP = (
     "Task name (docvqa, infovqa, chartqa, vizwiz, textvqa, vitextvqa, video-caption) or the path of a task YAML file."
@@ -166,8 +154,9 @@ def compare_cmd(
         typer.echo(f"wrote {kind}: {path}")
 
 
+@with_engine_options()
 def eval_cmd(
-    model: str = typer.Option(..., "--model", help="Model folder or hub id (local files only when offline)."),
+    model: str = MODEL,
     task: list[str] = typer.Option(
         ...,
         "--task",
@@ -189,7 +178,7 @@ def eval_cmd(
         "plots/, manifest.json (with several tasks: one such folder per task under OUT, "
         "plus summary.md). Re-running with the same arguments resumes.",
     ),
-    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter folder to apply."),
+    adapter: Path | None = ADAPTER,
     slice_: str | None = typer.Option(
         None, "--slice", help="Evaluate samples a:b only (Python slice on the file order), e.g. 0:200."
     ),
@@ -214,132 +203,49 @@ def eval_cmd(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out and start over."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
-    min_pixels: int | None = MIN_PIXELS,
-    max_pixels: int | None = MAX_PIXELS,
-    nframes: int | None = NFRAMES,
-    fps: float | None = FPS,
-    max_frames: int | None = MAX_FRAMES,
-    config: Path | None = CONFIG,
-    dtype: str = DTYPE,
-    device: str | None = DEVICE,
-    quantization: str | None = QUANTIZATION,
+    engine_options=None,
 ) -> None:
     """Run MODEL on a task's samples (or several tasks'), write predictions.jsonl as it goes (resumable), then
     score and report.
 
     Pass the training run's config (--config RUN_DIR/config.yaml) or --max-pixels / --nframes so images and
     videos are prepared as in training; the settings are recorded in manifest.json and checked on resume."""
-    run_eval_cli(
-        model=model,
-        tasks=task,
-        data=data,
-        out=out,
-        adapter=adapter,
-        slice_=slice_,
-        batch_size=batch_size,
-        submission=submission,
-        price_per_hour=price_per_hour,
-        max_new_tokens=max_new_tokens,
-        num_beams=num_beams,
-        tokenizer=tokenizer,
-        retry_errors=retry_errors,
-        overwrite=overwrite,
-        make_plots=not no_plots,
-        engine_options=engine_kwargs(
-            dtype, device, media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames), quantization
-        ),
-    )
-
-
-def run_eval_cli(
-    *,
-    model: str,
-    tasks: list[str],
-    data: list[Path],
-    out: Path,
-    adapter: Path | None = None,
-    slice_: str | None = None,
-    batch_size: int = 8,
-    submission: Path | None = None,
-    price_per_hour: float = 1.0,
-    max_new_tokens: int | None = None,
-    num_beams: int | None = None,
-    tokenizer: str = "auto",
-    retry_errors: bool = False,
-    overwrite: bool = False,
-    make_plots: bool = True,
-    engine_options: dict[str, Any] | None = None,
-) -> None:
-    """`vlmkit eval` minus typer: check every task and dataset, load the engine once, wrap it as a predict
-    function and hand it to vlmkit.eval.evaluate per task.
-
-    The engine wiring lives in `vlmkit.eval.engine`; the runner itself is engine-agnostic.
-    """
     from tqdm.auto import tqdm
 
-    from ..data.schema import read_samples
     from ..errors import VlmkitError
-    from ..eval import evaluate
-    from ..eval.engine import load_predict_fn
-    from ..eval.runner import parse_slice, tqdm_progress
+    from ..eval.suite import SuiteRun, evaluate_suite
 
-    if batch_size < 1:
-        raise VlmkitError(f"--batch-size must be at least 1 (got {batch_size})")
-    if num_beams is not None and num_beams < 1:
-        raise VlmkitError(f"--num-beams must be at least 1 (got {num_beams})")
-    if len(tasks) != len(data):
-        raise VlmkitError(f"{len(tasks)} --task but {len(data)} --data: give one dataset per task, in order")
-    if submission is not None and len(tasks) > 1:
-        raise VlmkitError("--submission writes one task's file: evaluate that task on its own")
-    resolved = [_resolve_task(name, max_new_tokens, num_beams) for name in tasks]
-    names = [task.name for task in resolved]
-    if len(set(names)) < len(names):
-        raise VlmkitError(f"task {next(n for n in names if names.count(n) > 1)} is given twice; one run per task")
-    datasets = [read_samples(path) for path in data]  # bad data fails here, before a model is loaded
-    resolved_slice = parse_slice(slice_)
-    predict, run_facts = load_predict_fn(model, adapter=adapter, batch_size=batch_size, **(engine_options or {}))
-    summaries = []
-    for task, path, samples in zip(resolved, data, datasets):
-        run_dir = out if len(resolved) == 1 else out / task.name
-        with tqdm(total=0, desc=f"eval {task.name}", unit="sample") as bar:
-            result = evaluate(
-                predict,
-                task,
-                samples,
-                run_dir,
-                batch_size=batch_size,
-                slice=resolved_slice,
-                manifest={**run_facts, "data": str(path)},
-                price_per_hour=price_per_hour,
-                tokenizer=tokenizer,
-                submission=submission,
-                retry_errors=retry_errors,
-                overwrite=overwrite,
-                make_plots=make_plots,
-                progress=tqdm_progress(bar),
-            )
+    if len(task) != len(data):
+        raise VlmkitError(f"{len(task)} --task but {len(data)} --data: give one dataset per task, in order")
+
+    def report(run: SuiteRun, result: Any) -> None:
         typer.echo(f"{result.predicted} new predictions, {result.total} in {result.out_dir}")
         if result.summary is not None:
             _print_summary({**result.summary, "files": {k: str(v) for k, v in result.files.items()}}, False)
-            summaries.append((task.name, path, run_dir, result.summary))
         elif "submission" in result.files:
             typer.echo(f"no reference answers: wrote the submission file {result.files['submission']}")
-    if len(resolved) > 1 and summaries:
-        from ..eval.report import write_suite_summary
 
-        typer.echo(f"summary: {write_suite_summary(out, model=model, adapter=adapter, runs=summaries)}")
-
-
-def _resolve_task(name: str, max_new_tokens: int | None, num_beams: int | None) -> Any:
-    import dataclasses
-
-    from ..eval import get_task
-
-    task = get_task(name)
-    overrides = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams)) if v is not None}
-    if overrides:
-        task = dataclasses.replace(task, generation=dataclasses.replace(task.generation, **overrides))
-    return task
+    suite = evaluate_suite(
+        model,
+        [SuiteRun(name, path) for name, path in zip(task, data)],
+        out,
+        adapter=adapter,
+        engine_options=engine_options,
+        batch_size=batch_size,
+        slice=slice_,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        price_per_hour=price_per_hour,
+        tokenizer=tokenizer,
+        submission=submission,
+        retry_errors=retry_errors,
+        overwrite=overwrite,
+        make_plots=not no_plots,
+        progress=lambda label: tqdm(total=0, desc=label, unit="sample"),
+        on_result=report,
+    )
+    if suite.summary_file is not None:
+        typer.echo(f"summary: {suite.summary_file}")
 
 
 def register(app: typer.Typer) -> None:

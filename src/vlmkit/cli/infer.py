@@ -9,34 +9,11 @@ from pathlib import Path
 
 import typer
 
-from .engine_options import (
-    ADAPTER,
-    CONFIG,
-    DEVICE,
-    DTYPE,
-    FPS,
-    MAX_FRAMES,
-    MAX_PIXELS,
-    MIN_PIXELS,
-    MODEL,
-    NFRAMES,
-    QUANTIZATION,
-    engine_kwargs,
-    media_settings,
-)
-
-# Generation options of both verbs (typer reads these descriptions; each command lists them in its signature).
-MAX_NEW_TOKENS = typer.Option(None, "--max-new-tokens", help="Longest answer in tokens (infer: 64, chat: 256).")
-DO_SAMPLE = typer.Option(False, "--sample/--greedy", help="Sample with temperature/top-p/top-k, or greedy decoding.")
-TEMPERATURE = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample).")
-TOP_P = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample).")
-TOP_K = typer.Option(0, "--top-k", help="Keep the K most likely tokens; 0 = off (with --sample).")
-NUM_BEAMS = typer.Option(1, "--num-beams", help="Beam search width (1 = no beam search).")
-REPETITION_PENALTY = typer.Option(1.0, "--repetition-penalty", help="Penalty > 1 discourages repeats.")
-STOP = typer.Option(None, "--stop", help="Stop string; the answer ends before it. Repeat for several.")
-SEED = typer.Option(None, "--seed", help="Seed for sampling.")
+from .engine_options import ADAPTER, MODEL, with_engine_options, with_generation_options
 
 
+@with_generation_options(64)
+@with_engine_options()
 def infer(
     model: str = MODEL,
     adapter: Path | None = ADAPTER,
@@ -53,41 +30,13 @@ def infer(
         help="Also write {id}_in.json, {id}_img.jpg and {id}_out.json per sample into this folder.",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-    max_new_tokens: int | None = MAX_NEW_TOKENS,
-    do_sample: bool = DO_SAMPLE,
-    temperature: float = TEMPERATURE,
-    top_p: float = TOP_P,
-    top_k: int = TOP_K,
-    num_beams: int = NUM_BEAMS,
-    repetition_penalty: float = REPETITION_PENALTY,
-    stop: list[str] | None = STOP,
-    seed: int | None = SEED,
-    min_pixels: int | None = MIN_PIXELS,
-    max_pixels: int | None = MAX_PIXELS,
-    nframes: int | None = NFRAMES,
-    fps: float | None = FPS,
-    max_frames: int | None = MAX_FRAMES,
-    config: Path | None = CONFIG,
-    dtype: str = DTYPE,
-    device: str | None = DEVICE,
-    quantization: str | None = QUANTIZATION,
+    params=None,
+    engine_options=None,
 ) -> None:
     """Answer one question (--image/--video + --question), or predict a dataset (--data + --out)."""
     from ..errors import ConfigError, VlmkitError
     from ..infer.predict import PredictionRun, single_question
 
-    params = _params(
-        64 if max_new_tokens is None else max_new_tokens,
-        do_sample,
-        temperature,
-        top_p,
-        top_k,
-        num_beams,
-        repetition_penalty,
-        stop,
-        seed,
-    )
-    media = media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames)
     if data is None:
         if out is not None or slice_spec is not None or save_samples is not None:
             raise ConfigError("--out, --slice and --save-samples go with --data")
@@ -95,7 +44,7 @@ def infer(
             raise ConfigError("give --question (with --image/--video), or --data DIR --out FILE for a dataset")
         request = single_question(image or (), video or (), question)
         _check_local_media(image or ())
-        engine = _load(model, adapter, dtype, device, 1, media, quantization)
+        engine = engine_options.load(model, adapter, batch_size=1)
         result = engine.generate([request], params)[0]
         if result.error:
             raise VlmkitError(result.error)
@@ -114,14 +63,13 @@ def infer(
         params,
         model=model,
         adapter=str(adapter) if adapter else None,
-        media=media,
+        engine_options=engine_options,
         slice_spec=slice_spec,
-        quantization=quantization,
     )
     if not run.todo:
         typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
         return
-    engine = _load(model, adapter, dtype, device, batch_size, media, quantization)
+    engine = engine_options.load(model, adapter, batch_size=batch_size)
     summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
     typer.echo(
         f"{summary.predicted} predicted ({summary.samples_per_s:.2f} samples/s), {summary.already_done} "
@@ -134,48 +82,22 @@ def infer(
         typer.echo(f'  ... and {len(summary.errors) - 5} more (lines with "error" in {summary.out})', err=True)
 
 
+@with_generation_options(256)
+@with_engine_options()
 def chat(
     model: str = MODEL,
     adapter: Path | None = ADAPTER,
     image: str | None = typer.Option(None, "--image", "-i", help="Image (path or URL) for the first message."),
     video: str | None = typer.Option(None, "--video", help="Video for the first message (Qwen families)."),
     system: str | None = typer.Option(None, "--system", help="System prompt."),
-    max_new_tokens: int | None = MAX_NEW_TOKENS,
-    do_sample: bool = DO_SAMPLE,
-    temperature: float = TEMPERATURE,
-    top_p: float = TOP_P,
-    top_k: int = TOP_K,
-    num_beams: int = NUM_BEAMS,
-    repetition_penalty: float = REPETITION_PENALTY,
-    stop: list[str] | None = STOP,
-    seed: int | None = SEED,
-    min_pixels: int | None = MIN_PIXELS,
-    max_pixels: int | None = MAX_PIXELS,
-    nframes: int | None = NFRAMES,
-    fps: float | None = FPS,
-    max_frames: int | None = MAX_FRAMES,
-    config: Path | None = CONFIG,
-    dtype: str = DTYPE,
-    device: str | None = DEVICE,
-    quantization: str | None = QUANTIZATION,
+    params=None,
+    engine_options=None,
 ) -> None:
     """Talk to a model in the terminal: streamed answers, history across turns, /image /video /reset /save /quit."""
     from ..infer.chat import ChatSession, chat_loop
 
-    params = _params(
-        256 if max_new_tokens is None else max_new_tokens,
-        do_sample,
-        temperature,
-        top_p,
-        top_k,
-        num_beams,
-        repetition_penalty,
-        stop,
-        seed,
-    )
-    media = media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames)
     _check_local_media([image] if image else [])
-    engine = _load(model, adapter, dtype, device, 1, media, quantization)
+    engine = engine_options.load(model, adapter, batch_size=1)
     session = ChatSession(engine, params, system=system)
     if image:
         session.attach_image(image)
@@ -186,22 +108,6 @@ def chat(
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _params(max_new_tokens, do_sample, temperature, top_p, top_k, num_beams, repetition_penalty, stop, seed):
-    from ..infer import GenerationParams
-
-    return GenerationParams(
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        num_beams=num_beams,
-        repetition_penalty=repetition_penalty,
-        stop=tuple(stop or ()),
-        seed=seed,
-    )
-
-
 def _check_local_media(images) -> None:
     """Open local images before loading the model, so a typo fails in a second, not after a minute of loading."""
     from ..data.media import load_image
@@ -209,17 +115,6 @@ def _check_local_media(images) -> None:
     for source in images:
         if "://" not in source and not source.startswith("data:"):
             load_image(source)
-
-
-def _load(model, adapter, dtype, device, batch_size, media, quantization):
-    from ..infer import load_engine
-
-    return load_engine(
-        model,
-        adapter=str(adapter) if adapter else None,
-        batch_size=batch_size,
-        **engine_kwargs(dtype, device, media, quantization),
-    )
 
 
 def register(app: typer.Typer) -> None:

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import typer
 
-from .engine_options import QUANTIZATION
+from .engine_options import ADAPTER, MODEL, with_engine_options
 
 MiB = 2**20
 
 
+@with_engine_options(remote=False)
 def serve(
-    model: str = typer.Option(..., "--model", "-m", help="Checkpoint folder or hub id."),
-    adapter: Path | None = typer.Option(None, help="LoRA adapter folder to apply on top of --model."),
+    model: str = MODEL,
+    adapter: Path | None = ADAPTER,
     host: str = typer.Option(
         "127.0.0.1", help="Address to listen on. Loopback by default; use 0.0.0.0 only with --api-key."
     ),
@@ -38,8 +39,6 @@ def serve(
     served_model_name: str | None = typer.Option(
         None, help="Model id clients send (default: the folder name or hub id)."
     ),
-    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16."),
-    quantization: str | None = QUANTIZATION,
     allow_remote_media: bool = typer.Option(
         False, help="Let requests reference http(s) image/video URLs. Only public addresses are fetched."
     ),
@@ -53,17 +52,12 @@ def serve(
     max_video_mb: float = typer.Option(32.0, min=0.01, help="Largest video a request may send (MiB)."),
     max_body_mb: float = typer.Option(64.0, min=0.01, help="Largest request body (MiB)."),
     max_queue: int = typer.Option(256, min=1, help="Requests waiting beyond this are answered 429."),
-    min_pixels: int | None = typer.Option(None, help="Resize images up to at least this many pixels (model input)."),
-    max_pixels: int | None = typer.Option(None, help="Resize images down to at most this many pixels (model input)."),
-    nframes: int | None = typer.Option(None, help="Frames sampled from each video (default: by --fps)."),
-    fps: float | None = typer.Option(None, help="Video frames sampled per second."),
-    max_frames: int = typer.Option(64, min=1, help="Most frames sampled from one video."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    engine_options=None,
 ) -> None:
     """Serve MODEL with an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health) and a web page at /."""
     import ipaddress
 
-    from ..data.collate import MediaSettings
     from ..errors import ConfigError
     from ..serve.media_fetch import MediaPolicy
     from ..serve.server import serve as run
@@ -103,19 +97,8 @@ def serve(
         allowed_hosts=hosts,
     )
 
-    from ..infer import load_engine
-
     typer.echo(f"loading {model}" + (f" with adapter {adapter}" if adapter else "") + " …", err=True)
-    engine = load_engine(
-        model=model,
-        adapter=str(adapter) if adapter else None,
-        dtype=dtype,
-        batch_size=max_batch,
-        media=MediaSettings(
-            min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps, max_frames=max_frames
-        ),
-        quantization=quantization,
-    )
+    engine = engine_options.load(model, adapter, batch_size=max_batch)
     try:
         run(engine, settings, host=host, port=port, log_level=log_level, announce=lambda line: typer.echo(line))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; for a server it is the normal way out

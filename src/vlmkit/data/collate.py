@@ -14,20 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError, VlmkitError
+from .media_settings import MediaSettings
 from .schema import ImagePart, Sample, VideoPart
 
 IGNORE_INDEX = -100
-
-
-@dataclass
-class MediaSettings:
-    """Resolution and frame sampling applied when media are loaded and processed."""
-
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    nframes: int | None = None
-    fps: float | None = None
-    max_frames: int = 64
 
 
 @dataclass

@@ -18,7 +18,7 @@ from ..errors import VlmkitError
 from ..io import iter_jsonl, write_json
 from .compare_groups import group_deltas, groups_markdown
 from .manifest import MANIFEST_FILE
-from .report import delta_cell, md, md_table, pct
+from .report import delta_cell, engine_label, md, md_table, pct
 from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE
 from .stats import paired_delta
 
@@ -97,6 +97,8 @@ def compare_runs(
             "latency_p50_s": run.summary["latency"].get("p50_s"),
             "samples_per_s": run.summary["throughput"].get("samples_per_s"),
             "usd_per_1k_images": run.summary["cost"].get("usd_per_1k_images"),
+            "cost_basis": "tokens" if "usd_total" in run.summary["cost"] else "usd_per_hour",
+            "engine": engine_label(manifest),
             "model": manifest.get("model"),
             "hardware": (manifest.get("engine") or {}).get("hardware"),
             "adapter": manifest.get("adapter"),
@@ -158,6 +160,9 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         header += [metric, f"Δ {metric}"]
     header += ["p50 latency", "samples/s", "$/1K images"]
     hardware = len({run.get("hardware") for run in result["runs"]}) > 1  # only worth a column when it varies
+    engines = any(run.get("engine", "hf") != "hf" for run in result["runs"])  # an endpoint among the runs
+    if engines:
+        header.insert(len(header) - 3, "engine")
     if hardware:
         header.insert(len(header) - 3, "hardware")
     adapters = any(run.get("training") for run in result["runs"])
@@ -173,15 +178,24 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             cells.append(pct(run["overall"][metric]))
             cells.append(delta_cell(run["deltas"][metric]) if metric in run["deltas"] else "base")
         p50 = run["latency_p50_s"]
+        if engines:
+            cells.append(md(run.get("engine") or "hf", 40))
         if hardware:
             cells.append(md(run.get("hardware") or "–", 30))
         cells += [
             f"{1000 * p50:.1f} ms" if p50 is not None else "–",
             f"{run['samples_per_s']:.2f}" if run["samples_per_s"] else "–",
-            f"${run['usd_per_1k_images']:.4f}" if run["usd_per_1k_images"] is not None else "–",
+            _cost_cell(run),
         ]
         rows.append(cells)
     return header, rows
+
+
+def _cost_cell(run: dict[str, Any]) -> str:
+    """$ per 1,000 images, marked by what it rests on when runs differ: API tokens or hardware $/hour."""
+    if run["usd_per_1k_images"] is None:
+        return "–"
+    return f"${run['usd_per_1k_images']:.4f}" + (" (tokens)" if run.get("cost_basis") == "tokens" else "")
 
 
 def compare_markdown(result: dict[str, Any]) -> str:

@@ -24,9 +24,14 @@ RESUME_KEYS = (
     "data_hash",
     "model",
     "adapter",
+    "fingerprint",
     "pixels",
     "engine.quantization",
+    "engine.backend",
+    "engine.base_url",
 )
+# Keys compared by what they name rather than how: a local folder by its resolved path.
+IDENTITY_KEYS = {"model": "model_path", "adapter": "adapter_dir"}
 
 
 def data_hash(samples: Iterable[Any]) -> str:
@@ -64,6 +69,15 @@ def _get(obj: dict[str, Any], dotted: str) -> Any:
 def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """The first key whose value differs between an existing run's manifest and this one, or None."""
     for key in RESUME_KEYS:
+        resolved = IDENTITY_KEYS.get(key)
+        if resolved and old.get(resolved) and new.get(resolved):
+            if old[resolved] != new[resolved]:
+                return key
+            continue
+        if key == "fingerprint" and "fingerprint" not in old:  # a run from before fingerprints were recorded
+            continue
+        if key in ("engine.backend", "engine.base_url") and _get(old, key) is None:
+            continue  # older manifests: the in-process engine, whose info had no such keys
         if _get(old, key) != _get(new, key):
             return key
     return None

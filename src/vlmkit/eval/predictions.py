@@ -18,6 +18,9 @@ from ..errors import DataError
 from ..io import iter_jsonl
 
 PREDICTIONS_FILE = "predictions.jsonl"
+# Optional per-row facts from the engine: token counts as the endpoint counted them (for cost), and its
+# system_fingerprint.
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "system_fingerprint")
 
 
 @dataclass
@@ -30,6 +33,7 @@ class PredictionRecord:
     latency_s: float | None = None
     error: str | None = None
     line: int | None = None
+    usage: dict[str, Any] = field(default_factory=dict)  # prompt_tokens, completion_tokens, system_fingerprint
 
     def to_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -42,6 +46,7 @@ class PredictionRecord:
         }
         if self.error is not None:
             row["error"] = self.error
+        row.update(self.usage)
         return row
 
 
@@ -137,6 +142,18 @@ def parse_prediction(
             raise fail("latency_s", f"must not be negative, got {latency}")
         latency = float(latency)
 
+    usage = {}
+    for key in USAGE_KEYS:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if key == "system_fingerprint":
+            if not isinstance(value, str):
+                raise fail(key, f"must be a string or null, got {_type_name(value)}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise fail(key, f"must be a token count (an integer >= 0), got {value!r}")
+        usage[key] = value
+
     return PredictionRecord(
         id=sample_id,
         prediction=prediction,
@@ -146,6 +163,7 @@ def parse_prediction(
         latency_s=latency,
         error=error,
         line=line,
+        usage=usage,
     )
 
 

@@ -87,9 +87,10 @@ def write_report(
     lat, thr, cost = summary["latency"], summary["throughput"], summary["cost"]
     lines += ["", "## Speed and cost", ""]
     lines += md_table(
-        ["latency p50", "latency p95", "samples/s", f"$ per 1,000 images (at ${cost['usd_per_hour']}/h)"],
+        ["engine", "latency p50", "latency p95", "samples/s", f"$ per 1,000 images ({cost_basis(cost)})"],
         [
             [
+                md(engine_label(manifest)),
                 _num(lat["p50_s"] and 1000 * lat["p50_s"], "{:.1f} ms"),
                 _num(lat["p95_s"] and 1000 * lat["p95_s"], "{:.1f} ms"),
                 _num(thr.get("samples_per_s"), "{:.2f}"),
@@ -103,6 +104,12 @@ def write_report(
         (f"Measured on {md(hardware)}. " if hardware else "") + f"Throughput source: {thr['source']}. "
         "Latency is the wall time of the batch that produced the answer.",
     ]
+    if "usd_total" in cost:
+        lines += [
+            "",
+            f"Token-based cost: {cost['prompt_tokens']:,} prompt and {cost['completion_tokens']:,} completion tokens "
+            f"as the endpoint counted them, ${cost['usd_total']:.4f} in total.",
+        ]
     if make_plots and latencies:
         rel = "plots/latency.png"
         plots.latency_hist(latencies, out_dir / rel)
@@ -235,3 +242,19 @@ def write_suite_summary(out_dir: str | Path, *, model: str, adapter: Any, runs: 
         "Scores x100; each task's full report is `report.md` in its run folder.",
     ]
     return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+
+
+def engine_label(manifest: dict[str, Any] | None) -> str:
+    """How a run's engine is named in reports and comparisons: `openai:gpt-4o` for an endpoint, else `hf`."""
+    engine = (manifest or {}).get("engine") or {}
+    if engine.get("label"):
+        return str(engine["label"])
+    return str(engine.get("backend") or "hf")
+
+
+def cost_basis(cost: dict[str, Any]) -> str:
+    """What a cost figure rests on: the endpoint's tokens at the given prices, or hardware time at $/hour."""
+    if "usd_total" in cost:
+        prices = [f"${p:g}" if p is not None else "–" for p in (cost.get("price_input"), cost.get("price_output"))]
+        return f"tokens at {prices[0]} / {prices[1]} per 1M in / out"
+    return f"at ${cost.get('usd_per_hour')}/h"

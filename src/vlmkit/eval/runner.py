@@ -29,10 +29,10 @@ from ..errors import DataError, VlmkitError
 from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
 from .distributed import current_world, fold_parts, job_group, part_files, part_path, sample_cost, shard
 from .manifest import MANIFEST_FILE, build_manifest, resume_mismatch
-from .predictions import PREDICTIONS_FILE, PredictionRecord, parse_prediction
+from .predictions import PREDICTIONS_FILE, USAGE_KEYS, PredictionRecord, parse_prediction
 from .report import REPORT_FILE
 from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE, TIMING_FILE, read_timing, write_scores
-from .scoring import DEFAULT_PRICE_PER_HOUR, score_records
+from .scoring import DEFAULT_PRICE_PER_HOUR, score_records, token_prices
 from .submission import write_submission
 from .tasks import GenerationSettings, Task, get_task
 
@@ -156,6 +156,7 @@ def _to_record(request: EvalRequest, output: Any, batch_seconds: float) -> dict[
         latency = output.get("latency_s")
         if isinstance(latency, (int, float)) and not isinstance(latency, bool) and latency >= 0:
             row["latency_s"] = float(latency)
+        row.update({k: output[k] for k in USAGE_KEYS if output.get(k) is not None})
     else:
         row["error"] = f"engine returned {type(output).__name__}, expected a string or a mapping"
     return row
@@ -284,7 +285,12 @@ def evaluate(
     final_manifest = {**new_manifest, "status": "complete"}
     if any(r.answers for r in ordered):
         summary, rows = score_records(
-            ordered, task, tokenizer=tokenizer, price_per_hour=price_per_hour, timing=read_timing(out)
+            ordered,
+            task,
+            tokenizer=tokenizer,
+            price_per_hour=price_per_hour,
+            timing=read_timing(out),
+            token_prices=token_prices(new_manifest),
         )
         summary["timing"] = _timing(started, model_s, predicted)
         files.update(write_scores(out, summary, rows, ordered, manifest=final_manifest, make_plots=make_plots))

@@ -19,7 +19,7 @@ from ..io import iter_jsonl, write_json, write_jsonl
 from .manifest import MANIFEST_FILE
 from .predictions import PREDICTIONS_FILE, PredictionRecord, read_predictions
 from .report import write_report
-from .scoring import DEFAULT_PRICE_PER_HOUR, score_records
+from .scoring import DEFAULT_PRICE_PER_HOUR, score_records, token_prices
 from .submission import write_submission
 from .tasks import Task, get_task
 
@@ -125,7 +125,13 @@ def score(
     manifest = _find_manifest(path)
     timing = read_timing(path.parent) or _infer_timing(manifest)
     summary, rows = score_records(
-        records, resolved, tokenizer=tokenizer, group_by=group_by, price_per_hour=price_per_hour, timing=timing
+        records,
+        resolved,
+        tokenizer=tokenizer,
+        group_by=group_by,
+        price_per_hour=price_per_hour,
+        timing=timing,
+        token_prices=token_prices(manifest),  # an API run keeps its token-based cost when scored again
     )
     summary["predictions_file"] = str(path)
     files.update(write_scores(out, summary, rows, records, manifest=manifest, make_plots=make_plots))

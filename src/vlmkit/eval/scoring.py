@@ -106,8 +106,10 @@ def score_records(
     price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
     timing: dict[str, Any] | None = None,
     max_examples: int = 3,
+    token_prices: tuple[float | None, float | None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Score records; returns (scores summary for scores.json, one row per record for sample_scores.jsonl)."""
+    """Score records; returns (scores summary for scores.json, one row per record for sample_scores.jsonl).
+    `token_prices` (USD per 1M prompt / completion tokens, an API's prices) make the cost token based."""
     answers_of = [r.answers for r in records]
     processed = [task.postprocess_answer(r.prediction) for r in records]
     scored = [i for i, r in enumerate(records) if r.answers]
@@ -169,7 +171,10 @@ def score_records(
         "tokenizer": sorted(corpus.tokenizers_used)[0] if corpus.tokenizers_used else None,
         "postprocess": list(task.postprocess),
     }
-    summary["cost"] = _cost(summary["throughput"], price_per_hour)
+    if token_prices is not None and any(price is not None for price in token_prices):
+        summary["cost"] = token_cost(records, *token_prices)
+    else:
+        summary["cost"] = _cost(summary["throughput"], price_per_hour)
     return summary, rows
 
 
@@ -275,3 +280,27 @@ def _cost(throughput: dict[str, Any], price_per_hour: float | None) -> dict[str,
     if price_per_hour is None or not rate or not math.isfinite(rate):
         return {"usd_per_hour": price_per_hour, "usd_per_1k_images": None}
     return {"usd_per_hour": price_per_hour, "usd_per_1k_images": price_per_hour * (1000.0 / rate) / 3600.0}
+
+
+def token_cost(records: Sequence[PredictionRecord], price_input: float | None, price_output: float | None) -> dict:
+    """Cost from the endpoint's own token counts (rows without counts, e.g. failed ones, cost nothing):
+    usd_per_1k_images = usd_total / answered samples * 1000."""
+    prompt = sum(r.usage.get("prompt_tokens", 0) for r in records)
+    completion = sum(r.usage.get("completion_tokens", 0) for r in records)
+    usd_total = (prompt * (price_input or 0.0) + completion * (price_output or 0.0)) / 1e6
+    answered = sum(1 for r in records if not r.error)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "usd_total": usd_total,
+        "usd_per_1k_images": usd_total / answered * 1000 if answered else None,
+        "price_input": price_input,
+        "price_output": price_output,
+    }
+
+
+def token_prices(manifest: dict[str, Any] | None) -> tuple[float | None, float | None] | None:
+    """The per-1M-token prices a remote engine's run was given (recorded in its manifest), or None."""
+    engine = (manifest or {}).get("engine") or {}
+    prices = (engine.get("price_input"), engine.get("price_output"))
+    return prices if any(p is not None for p in prices) else None

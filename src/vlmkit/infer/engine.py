@@ -1,7 +1,7 @@
 """The inference interface every backend implements: generation parameters, results, the Engine protocol.
 
-Callers (the CLI, the evaluator, the server, the quickstart) only speak these types, so a second backend
-(vLLM) is one new module plus one line in `BACKENDS`.
+Callers (the CLI, the evaluator, the server, the quickstart) only speak these types, so a backend is one new
+module plus one line in `BACKENDS` (and its settings in `options.EngineOptions`).
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class GenerationResult:
     latency_s: float = 0.0
     finish_reason: str = "stop"
     error: str | None = None
+    system_fingerprint: str | None = None  # a remote endpoint's backend configuration, when it reports one
 
     @property
     def ok(self) -> bool:
@@ -178,6 +179,7 @@ class Engine(Protocol):
 # Backend name -> "module:Class"; imported only when chosen, so vLLM never loads for the HF backend.
 BACKENDS: dict[str, str] = {
     "hf": "vlmkit.infer.hf_engine:HFEngine",
+    "openai": "vlmkit.infer.openai_engine:OpenAIEngine",
 }
 
 

@@ -27,9 +27,10 @@ from ..data.schema import Sample, read_samples
 from ..errors import ConfigError, VlmkitError
 from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, write_jsonl
 from .engine import Engine, GenerationParams, GenerationResult
+from .options import EngineOptions, engine_identity
 
 # Settings that must match for a resumed run to continue the same predictions.
-RESUME_KEYS = ("model", "adapter", "quantization", "generation", "media")
+RESUME_KEYS = ("model", "adapter", "quantization", "generation", "media", "endpoint")
 
 
 def manifest_path(out: str | os.PathLike) -> Path:
@@ -57,7 +58,8 @@ def parse_slice(spec: str | None, total: int) -> slice:
     return slice(start, stop)
 
 
-def prediction_line(sample: Sample, result: GenerationResult) -> dict[str, Any]:
+def prediction_line(sample: Sample, result: GenerationResult, *, usage: bool = False) -> dict[str, Any]:
+    """One output line; `usage` adds the engine's token counts (a remote engine's, which an API bills)."""
     line: dict[str, Any] = {
         "id": sample.id,
         "question": sample.question(),
@@ -68,6 +70,8 @@ def prediction_line(sample: Sample, result: GenerationResult) -> dict[str, Any]:
     }
     if result.error is not None:
         line["error"] = result.error
+    elif usage:
+        line.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
     return line
 
 
@@ -101,12 +105,16 @@ class PredictionRun:
         media: MediaSettings | None = None,
         slice_spec: str | None = None,
         quantization: str | None = None,
+        engine_options: EngineOptions | None = None,
     ):
+        """`engine_options` (how the engine will load) stands for `media` and `quantization` when given."""
         self.data, self.out, self.params, self.slice_spec = Path(data), Path(out), params, slice_spec
         samples = read_samples(data)
         if not samples:
             raise VlmkitError(f"{data}: the dataset has no samples")
         self.selected = samples[parse_slice(slice_spec, len(samples))]
+        if engine_options is not None:
+            media, quantization = engine_options.media, engine_options.quantization
         self.settings = {
             "model": str(model),
             "adapter": str(adapter) if adapter else None,
@@ -114,6 +122,8 @@ class PredictionRun:
             "generation": params.to_dict(),
             "media": asdict(media or MediaSettings()),
         }
+        if engine_options is not None and engine_options.remote:  # another endpoint is another model
+            self.settings["endpoint"] = engine_identity(engine_options)
         done = _resume(self.out, self.settings)
         self.todo = [s for s in self.selected if s.id not in done]
 
@@ -146,7 +156,7 @@ class PredictionRun:
             with JsonlAppender(self.out) as writer:
                 for index, result in engine.iter_generate(self.todo, self.params):
                     sample = self.todo[index]
-                    line = prediction_line(sample, result)
+                    line = prediction_line(sample, result, usage=getattr(engine, "remote", False))
                     writer.write(line)
                     if save_samples is not None:
                         save_sample_files(save_samples, sample, line, result)
@@ -159,6 +169,7 @@ class PredictionRun:
             bar.close()
             summary.elapsed_s = time.perf_counter() - started
             manifest.update(
+                engine=engine.info(),  # now with what only the answers tell (an endpoint's system_fingerprint)
                 status="done" if summary.predicted == len(self.todo) else "interrupted",
                 finished_at=_now(),
                 elapsed_s=round(summary.elapsed_s, 3),
@@ -236,16 +247,16 @@ def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     changed = []
     for key in RESUME_KEYS:
-        if key not in old or old[key] == new[key]:
+        if key not in old or old[key] == new.get(key):
             continue
-        if isinstance(old[key], dict) and isinstance(new[key], dict):
+        if isinstance(old[key], dict) and isinstance(new.get(key), dict):
             changed += [
                 f"{key}.{k}: {old[key].get(k)!r} then, {new[key].get(k)!r} now"
                 for k in sorted(set(old[key]) | set(new[key]))
                 if old[key].get(k) != new[key].get(k)
             ]
         else:
-            changed.append(f"{key}: {old[key]!r} then, {new[key]!r} now")
+            changed.append(f"{key}: {old[key]!r} then, {new.get(key)!r} now")
     return changed
 
 

@@ -240,21 +240,13 @@ def _read_record(checkpoint: Path) -> dict[str, Any] | None:
 def evaluate_model(layout: Layout, name: str, model: Path, adapter: Path | None, options: QuickstartOptions,
                    display: RunDisplay) -> dict[str, dict[str, Any]]:
     """`vlmkit eval` of one model on both test splits; returns the score summary per language."""
-    from ..eval import evaluate, get_task
-    from ..eval.engine import load_predict_fn
-    from ..eval.runner import tqdm_progress
+    from ..eval.suite import SuiteRun, evaluate_suite
 
-    task = get_task(layout.task)
-    predict, facts = load_predict_fn(str(model), adapter=adapter, batch_size=options.eval_batch_size)
-    summaries = {}
-    for lang in LANGS:
-        data = layout.data(f"{lang}-test")
-        bar = display.sub(0, f"eval {name} ({lang})")
-        result = evaluate(predict, task, data, layout.eval(name, lang), batch_size=options.eval_batch_size,
-                          manifest={**facts, "data": str(data)}, overwrite=True, progress=tqdm_progress(bar))
-        bar.close()
-        summaries[lang] = result.summary
-    return summaries
+    runs = [SuiteRun(layout.task, layout.data(f"{lang}-test"), layout.eval(name, lang), f"eval {name} ({lang})")
+            for lang in LANGS]
+    result = evaluate_suite(str(model), runs, adapter=adapter, batch_size=options.eval_batch_size, overwrite=True,
+                            progress=lambda label: display.sub(0, label))
+    return {lang: evaluated.summary for lang, (_, evaluated) in zip(LANGS, result.runs)}
 
 
 def compare_stage(layout: Layout) -> dict[str, Any]:

@@ -173,15 +173,12 @@ def _collator(config: RunConfig, loaded: Any) -> Any:
     from ..data.collate import MediaSettings, VlmCollator
 
     data = config.data
-    media = MediaSettings(
-        min_pixels=data.min_pixels,
-        max_pixels=data.max_pixels,
-        nframes=data.nframes,
-        fps=data.fps,
-        max_frames=data.max_frames,
-    )
     return VlmCollator(
-        loaded.processor, loaded.family, max_length=data.max_length, on_overflow=data.on_overflow, media=media
+        loaded.processor,
+        loaded.family,
+        max_length=data.max_length,
+        on_overflow=data.on_overflow,
+        media=MediaSettings.from_config(config),
     )
 
 
