@@ -92,3 +92,44 @@ def test_fold_parts_survives_a_torn_line_and_duplicates(tmp_path):
     assert fold_parts(tmp_path, tmp_path / "predictions.jsonl", {"a": 0, "b": 1, "c": 2}) == 3
     rows = _rows(tmp_path)
     assert [(r["id"], r["prediction"]) for r in rows] == [("a", "0"), ("b", "1"), ("c", "2")]
+
+
+def _eval_cli(nproc: int, model: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    args = ["-m", "vlmkit", "eval", "--model", str(model), "--out", str(out), "--max-new-tokens", "3"]
+    args += ["--task", "docvqa", "--data", str(data), "--task", "chartqa", "--data", str(data), *extra]
+    env = {**_env(), "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
+    return subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_eval_cli_under_torchrun_matches_one_process(tiny_model, tmp_path):
+    """Greedy tiny model, two --task/--data pairs: 2 processes predict exactly what 1 does; rank 0 reports once."""
+    from vlmkit.data.synthetic import make_image
+
+    data = tmp_path / "docs"
+    (data / "media").mkdir(parents=True)
+    samples = []
+    for i in range(6):
+        make_image(seed=i).save(data / "media" / f"{i}.png")
+        content = [{"type": "image", "image": f"media/{i}.png"}, {"type": "text", "text": f"What is in box {i}?"}]
+        samples.append({"id": f"d{i}", "messages": [{"role": "user", "content": content}], "answers": [f"box {i}"]})
+    (data / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    model = tiny_model("qwen2_vl")
+    one = _eval_cli(1, model, data, tmp_path / "one")
+    two = _eval_cli(2, model, data, tmp_path / "two")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("summary:") == 1
+    for task in ("docvqa", "chartqa"):
+        a = [(r["id"], r["prediction"]) for r in _rows(tmp_path / "one" / task)]
+        b = [(r["id"], r["prediction"]) for r in _rows(tmp_path / "two" / task)]
+        assert a == b and len(a) == 6
+        assert json.loads((tmp_path / "two" / task / "manifest.json").read_text())["world_size"] == 2
+
+
+def test_remote_engine_is_refused_under_torchrun(tiny_model, tmp_path):
+    data = _data(tmp_path, n=2)
+    proc = _eval_cli(
+        2, tiny_model("qwen2_vl"), data, tmp_path / "out", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1"
+    )
+    assert proc.returncode != 0
+    assert "raise --concurrency" in proc.stderr

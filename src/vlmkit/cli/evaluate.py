@@ -218,7 +218,13 @@ def eval_cmd(
     if len(task) != len(data):
         raise VlmkitError(f"{len(task)} --task but {len(data)} --data: give one dataset per task, in order")
 
+    from ..eval.distributed import current_world
+
+    main = current_world().main  # under torchrun only rank 0 reports; the others' results are its parts
+
     def report(run: SuiteRun, result: Any) -> None:
+        if not main:
+            return
         typer.echo(f"{result.predicted} new predictions, {result.total} in {result.out_dir}")
         if result.summary is not None:
             _print_summary({**result.summary, "files": {k: str(v) for k, v in result.files.items()}}, False)
@@ -241,7 +247,7 @@ def eval_cmd(
         retry_errors=retry_errors,
         overwrite=overwrite,
         make_plots=not no_plots,
-        progress=lambda label: tqdm(total=0, desc=label, unit="sample"),
+        progress=lambda label: tqdm(total=0, desc=label, unit="sample", disable=not main),
         on_result=report,
     )
     if suite.summary_file is not None:
