@@ -1,0 +1,84 @@
+"""Benchmark: data-parallel `vlmkit eval` on 1 vs 2 processes (torchrun, one torch thread each), same tiny model and
+data, in one run.
+
+    python benchmarks/bench_eval_dp.py                 # tiny qwen2_vl, 48 image questions, 8 new tokens
+    python benchmarks/bench_eval_dp.py --n 96 --max-new-tokens 16
+
+Each row: the job's samples/s (all samples over the time the processes predicted side by side, as the report
+states it), the speed-up over 1 process measured in this run, and the merge / scoring / report overhead as a share
+of the run's wall time (scores.json timing.outside_model_share). Prints a table, then one JSON line. With 2 cores
+shared by other work the speed-up is bounded by the free cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def make_data(root: Path, n: int) -> Path:
+    from vlmkit.data.synthetic import make_image
+
+    (root / "media").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        make_image(64 + 8 * (i % 5), 48 + 8 * (i % 3), seed=i).save(root / "media" / f"{i}.png")
+        content = [{"type": "image", "image": f"media/{i}.png"}, {"type": "text", "text": f"What is in box {i}?"}]
+        rows.append({"id": f"q{i}", "messages": [{"role": "user", "content": content}], "answers": [f"box {i}"]})
+    (root / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return root
+
+
+def run(nproc: int, model: Path, data: Path, out: Path, max_new_tokens: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    cmd += ["-m", "vlmkit", "eval", "--model", str(model), "--task", "docvqa", "--data", str(data)]
+    cmd += ["--out", str(out), "--max-new-tokens", str(max_new_tokens), "--batch-size", "4", "--no-plots"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    scores = json.loads((out / "scores.json").read_text(encoding="utf-8"))
+    timing = scores["timing"]
+    return {
+        "processes": nproc,
+        "samples": timing["predicted"],
+        "samples_per_s": timing["predicted"] / timing["model_s"],
+        "wall_s": timing["wall_s"],
+        "overhead_share": timing["outside_model_share"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="checkpoint (default: a tiny qwen2_vl built here)")
+    parser.add_argument("--n", type=int, default=48)
+    parser.add_argument("--max-new-tokens", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model = args.model
+        if model is None:
+            from vlmkit.models.tiny import build_tiny
+
+            model = build_tiny("qwen2_vl", root / "tiny", vocab="small")
+        data = make_data(root / "data", args.n)
+        rows = [run(p, model, data, root / f"out{p}", args.max_new_tokens) for p in (1, 2)]
+    base = rows[0]["samples_per_s"]
+    print(f"{'processes':>9} {'samples':>8} {'samples/s':>10} {'speed-up':>9} {'overhead':>9}")
+    for row in rows:
+        row["speed_up"] = row["samples_per_s"] / base
+        print(
+            f"{row['processes']:>9} {row['samples']:>8} {row['samples_per_s']:>10.2f} {row['speed_up']:>8.2f}x "
+            f"{100 * row['overhead_share']:>8.1f}%"
+        )
+    print(json.dumps({"benchmark": "eval_dp", "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
