@@ -4,6 +4,7 @@ model over a dataset; `--delay` seconds per batch give a test time to kill the j
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,10 +21,12 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("out")
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--hang-rank", type=int, help="this rank stops answering (a hung process)")
     args = parser.parse_args()
+    hang = args.hang_rank is not None and int(os.environ.get("RANK", "0")) == args.hang_rank
 
     def predict(requests):
-        time.sleep(args.delay)
+        time.sleep(3600 if hang else args.delay)
         return rule_predict(requests)
 
     task = task_from_dict({"name": "em", "metrics": ["exact_match"], "prompt": "{question} Short answer."})

@@ -133,3 +133,14 @@ def test_remote_engine_is_refused_under_torchrun(tiny_model, tmp_path):
     )
     assert proc.returncode != 0
     assert "raise --concurrency" in proc.stderr
+
+
+def test_a_hung_rank_fails_the_job_with_a_clear_message(tmp_path):
+    data = _data(tmp_path, n=8)
+    env = {**_env(), "VLMKIT_DIST_TIMEOUT_S": "10"}
+    proc = subprocess.run(
+        _command(2, data, tmp_path / "run", "--hang-rank", "1"), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0
+    assert "another process of the job died or stopped answering" in proc.stderr
+    assert "rerun the same command" in proc.stderr
