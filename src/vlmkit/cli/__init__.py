@@ -11,7 +11,7 @@ import sys
 import typer
 
 from ..errors import VlmkitError
-from . import data, evaluate, infer, models, quickstart, serve, train
+from . import data, ensemble, evaluate, infer, models, quickstart, serve, sweep, train
 
 app = typer.Typer(
     name="vlmkit",
@@ -22,7 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for area in (data, models, train, infer, evaluate, serve, quickstart):
+for area in (data, models, train, infer, evaluate, ensemble, sweep, serve, quickstart):
     area.register(app)
 
 

@@ -58,6 +58,36 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     return Run(name or path.name, path, summary, samples, manifest)
 
 
+def expand_sweeps(
+    paths: Sequence[str | os.PathLike], names: Sequence[str] | None
+) -> tuple[list[Path], list[str] | None]:
+    """A sweep folder (with sweep.json) stands for its trials' scored eval runs, named by trial number."""
+    out_paths: list[Path] = []
+    out_names: list[str] = []
+    for i, raw in enumerate(paths):
+        path = Path(raw)
+        if not (path / "sweep.json").exists():
+            out_paths.append(path)
+            out_names.append(names[i] if names else path.name)
+            continue
+        found = []
+        for trial_dir in sorted(d for d in (path / "trials").glob("*") if d.is_dir()):
+            eval_dir = trial_dir / "eval"
+            if (eval_dir / SCORES_FILE).exists():
+                found.append((eval_dir, f"trial {trial_dir.name}"))
+            else:  # several objective tasks: one eval run per task
+                found += [
+                    (s.parent, f"trial {trial_dir.name} {s.parent.name}")
+                    for s in sorted(eval_dir.glob(f"*/{SCORES_FILE}"))
+                ]
+        if not found:
+            raise VlmkitError(f"{path} is a sweep with no scored trial yet")
+        out_paths += [run for run, _ in found]
+        out_names += [label for _, label in found]
+    explicit = names is not None or any((Path(p) / "sweep.json").exists() for p in paths)
+    return out_paths, out_names if explicit else None
+
+
 def compare_runs(
     paths: Sequence[str | os.PathLike],
     *,
@@ -67,6 +97,7 @@ def compare_runs(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
+    paths, names = expand_sweeps(paths, names)
     if len(paths) < 2:
         raise VlmkitError("compare needs at least two run folders (the first is the base)")
     if names and len(names) != len(paths):
