@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -209,6 +208,8 @@ def _error_response(exc: BaseException) -> tuple[int, dict]:
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, str | None]:
+    """FastAPI's validation errors as OpenAI answers them: 400, the field as `param` in one path style
+    (`messages[0].content[0].image_url.url`), and the complaint."""
     errors = exc.errors() or [{"msg": "invalid request", "loc": (), "type": ""}]
     first = errors[0]
     if first.get("type") == "json_invalid":
@@ -216,14 +217,40 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, str
         return 400, f"request body is not valid JSON ({reason})", "invalid_json", None
     if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
         return 400, "request body is empty; send a JSON object", "invalid_json", None
-    # A value that fits no branch of a union gives one error per branch, each with the branch's type name in
-    # its path ('str', 'list[...]'); report the path they share and every branch's complaint once.
-    paths = [[str(x) for x in e.get("loc", ()) if x != "body"] for e in errors]
-    shared = os.path.commonprefix(paths) if len(paths) > 1 else paths[0]  # element-wise on lists
-    field = ".".join(x for x in shared if not any(c in x for c in "[(")) or None
-    messages = list(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in errors))
+    # A value that fits no branch of a union gives one error per branch; the branch that got deepest into the
+    # value is the one the client meant (a content list with a bad URL is not "not a string").
+    located = [(_field_path(exc.body, e), e) for e in errors]
+    depth = max(len(path) for path, _ in located)
+    deepest = [(path, e) for path, e in located if len(path) == depth]
+    field = _path_text(deepest[0][0]) or None
+    messages = list(dict.fromkeys(e["msg"].removeprefix("Value error, ") for _, e in deepest))
     message = "; or ".join(messages[:3]) + (f" (and {len(messages) - 3} more problems)" if len(messages) > 3 else "")
-    return 422, f"{field}: {message}" if field else message, "invalid_request", field
+    return 400, f"{field}: {message}" if field else message, "invalid_request", field
+
+
+def _field_path(body: Any, error: dict) -> list[str | int]:
+    """The error's location as keys and indexes of the request body, without pydantic's union branch labels
+    ('str', 'list[...]', discriminator tags): a step is kept only when the body has it."""
+    loc = [x for x in error.get("loc", ()) if x != "body"]
+    path: list[str | int] = []
+    value = body
+    for step, name in enumerate(loc):
+        if isinstance(value, dict) and isinstance(name, str) and name in value:
+            path.append(name)
+            value = value[name]
+        elif isinstance(value, list) and isinstance(name, int) and 0 <= name < len(value):
+            path.append(name)
+            value = value[name]
+        elif error.get("type") == "missing" and step == len(loc) - 1 and isinstance(name, str):
+            path.append(name)  # a required field the body lacks
+    return path
+
+
+def _path_text(path: list[str | int]) -> str:
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
 
 
 def _add_error_handlers(app: FastAPI) -> None:
