@@ -171,10 +171,17 @@ async def _sse_events(
     """OpenAI's chunk sequence: a role chunk, content chunks, a finish chunk, [usage chunk], [DONE]."""
     completion_id, created = new_completion_id(), now()
 
+    with_usage = body.include_usage_in_stream()
+
     def chunk(delta: Delta | None, finish: str | None = None, usage: Usage | None = None) -> str:
+        # As OpenAI sends them: a delta holds only the fields it sets (the finish chunk's delta is {}), and
+        # `usage` is present (null until the last chunk) only when the client asked for it.
         choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish)]
         payload = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=choices, usage=usage)
-        return f"data: {payload.model_dump_json()}\n\n"
+        data = payload.model_dump(exclude={"usage"} if not with_usage else None)
+        for choice in data["choices"]:
+            choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
+        return f"data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
     try:
         yield chunk(Delta(role="assistant", content=""))
@@ -184,7 +191,7 @@ async def _sse_events(
         if result is not None and result.error:
             raise ApiError(f"generation failed: {result.error}", code="generation_failed")
         yield chunk(Delta(), "length" if result is not None and result.finish_reason == "length" else "stop")
-        if body.include_usage_in_stream():
+        if with_usage:
             yield chunk(None, usage=Usage.of(result.prompt_tokens, result.completion_tokens) if result else None)
         yield "data: [DONE]\n\n"
     except Exception as exc:  # the status line is sent already: report in-band, as OpenAI does
