@@ -170,3 +170,25 @@ def test_internal_errors_are_a_generic_500_without_details(caplog):
     status, body = _error_response(RuntimeError("boom at /secret/path/model.py line 3"))
     assert status == 500 and body["error"]["code"] == "internal_error"
     assert "secret" not in str(body) and "boom" in caplog.text  # the details go to the server log only
+
+
+def test_a_10_mb_question_is_refused_with_the_numbers_and_the_server_keeps_serving(server):
+    response = post(server.url, chat(messages=[ask("x" * 10_000_000)]))
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert "10,000,000 characters, over the limit of" in error["message"]
+    assert post(server.url, chat()).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_prompt_over_the_token_limit_is_a_400_before_any_stream_starts(server, stream):
+    limit = server.app.state.engine_limits["max_prompt_tokens"]
+    words = "word " * (limit + 100)  # under the character cap, over the token cap
+    response = post(server.url, chat(messages=[ask(words)], stream=stream))
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert f"over the limit of {limit:,} tokens" in error["message"]
+    assert post(server.url, chat(stream=stream)).status_code == 200

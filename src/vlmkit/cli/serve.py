@@ -52,6 +52,9 @@ def serve(
     max_image_pixels: int = typer.Option(4096 * 4096, min=1, help="Largest image (width x height) accepted."),
     max_video_mb: float = typer.Option(32.0, min=0.01, help="Largest video a request may send (MiB)."),
     max_body_mb: float = typer.Option(64.0, min=0.01, help="Largest request body (MiB)."),
+    max_prompt_tokens: int = typer.Option(
+        8192, min=1, help="Longest prompt in tokens, text and media (never above the model's context); 400 beyond."
+    ),
     max_queue: int = typer.Option(256, min=1, help="Requests waiting beyond this are answered 429."),
     min_pixels: int | None = typer.Option(None, help="Resize images up to at least this many pixels (model input)."),
     max_pixels: int | None = typer.Option(None, help="Resize images down to at most this many pixels (model input)."),
@@ -115,6 +118,7 @@ def serve(
             min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps, max_frames=max_frames
         ),
         quantization=quantization,
+        max_prompt_tokens=max_prompt_tokens,
     )
     try:
         run(engine, settings, host=host, port=port, log_level=log_level, announce=lambda line: typer.echo(line))

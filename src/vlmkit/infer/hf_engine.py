@@ -25,6 +25,7 @@ from ..provenance import hardware_name
 from .batching import plan_batches
 from .engine import GenerationParams, GenerationResult, TextStream, as_sample
 from .media_check import check_media_tokens
+from .prompt_limits import PromptLimits, PromptTooLong
 from .stopping import cancel_criterion, stop_strings_criterion
 from .text import StreamText, final_text
 
@@ -34,7 +35,14 @@ class HFEngine:
 
     backend = "hf"
 
-    def __init__(self, loaded: LoadedModel, *, batch_size: int = 16, media: MediaSettings | None = None):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        batch_size: int = 16,
+        media: MediaSettings | None = None,
+        max_prompt_tokens: int | None = None,
+    ):
         self.model = loaded.model
         self.processor = loaded.processor
         self.tokenizer = loaded.processor.tokenizer
@@ -43,6 +51,7 @@ class HFEngine:
         self.adapter = loaded.adapter
         self.batch_size = batch_size
         self.media = self._with_family_defaults(media or MediaSettings())
+        self.prompt_limits = PromptLimits.for_model(self.model.config, max_prompt_tokens)
         self._collators: dict[tuple, VlmCollator] = {}
         self._lock = threading.RLock()  # one generate at a time: the model and tokenizer are not thread-safe
         self._eos_ids = self._stop_token_ids()
@@ -66,6 +75,7 @@ class HFEngine:
         device: str | None = None,
         attn_implementation: str | None = None,
         quantization: str | None = None,
+        max_prompt_tokens: int | None = None,
     ) -> HFEngine:
         import torch
 
@@ -79,7 +89,7 @@ class HFEngine:
             quantization=quantization,
             device=device,
         )
-        return cls(loaded, batch_size=batch_size, media=media)
+        return cls(loaded, batch_size=batch_size, media=media, max_prompt_tokens=max_prompt_tokens)
 
     # --- settings ----------------------------------------------------------------------------
     def _with_family_defaults(self, media: MediaSettings) -> MediaSettings:
@@ -129,6 +139,7 @@ class HFEngine:
             "hardware": hardware_name(self.device),
             "quantization": self._quantization(),
             "batch_size": self.batch_size,
+            "prompt_limits": self.prompt_limits.as_dict(),
             "media": asdict(self.media),
             "stop_token_ids": self._eos_ids,
             "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
@@ -165,7 +176,7 @@ class HFEngine:
         for indices in plan_batches(samples, self.batch_size):
             started = time.perf_counter()
             batch = [samples[i] for i in indices]
-            results = [GenerationResult.failed(p) if (p := self.request_problem(s)) else None for s in batch]
+            results = [self._refusal(s) for s in batch]
             runnable = [k for k, r in enumerate(results) if r is None]
             if runnable:
                 for k, result in zip(runnable, self._run([batch[k] for k in runnable], params, collator)):
@@ -175,8 +186,20 @@ class HFEngine:
                 result.latency_s = elapsed  # the wall time its batch took, i.e. what this request waited
                 yield index, result
 
+    def _refusal(self, sample: Sample) -> GenerationResult | None:
+        try:
+            self.prompt_limits.check_chars(sample)
+        except PromptTooLong as exc:
+            return GenerationResult.failed(str(exc), code=exc.code)
+        problem = self.request_problem(sample)
+        return GenerationResult.failed(problem) if problem else None
+
     def request_problem(self, sample: Sample) -> str | None:
         """Why a request can't run, found without loading anything; None if it looks fine."""
+        try:
+            self.prompt_limits.check_chars(sample)  # first: the checks below read the text
+        except PromptTooLong as exc:
+            return str(exc)
         question = next((m for m in reversed(sample.prompt_messages()) if m.role == "user"), None)
         if question is None or not question.text().strip():
             return "empty question: the last user message has no text"
@@ -195,7 +218,7 @@ class HFEngine:
             encoded = self._encode(samples, collator)
         except Exception as exc:
             if len(samples) == 1:
-                return [GenerationResult.failed(_describe(exc))]
+                return [GenerationResult.failed(_describe(exc), code=getattr(exc, "code", None))]
             return self._run_without_unencodable(samples, params, collator)
         try:
             with self._lock:
@@ -215,7 +238,7 @@ class HFEngine:
             try:
                 self._encode([sample], collator)
             except Exception as exc:
-                results[k] = GenerationResult.failed(_describe(exc))
+                results[k] = GenerationResult.failed(_describe(exc), code=getattr(exc, "code", None))
         good = [k for k, r in enumerate(results) if r is None]
         if len(good) == len(samples):  # each encodes alone but not together: split instead
             middle = len(samples) // 2
@@ -227,6 +250,8 @@ class HFEngine:
 
     def _encode(self, samples: Sequence[Sample], collator: VlmCollator) -> Any:
         batch = collator.generation_batch(samples)
+        for tokens in batch["attention_mask"].sum(-1).tolist():  # before any compute is spent on the batch
+            self.prompt_limits.check_tokens(int(tokens))
         check_media_tokens(batch, samples, self.family, self.processor)
         batch = batch.to(self.device)
         dtype = next(self.model.parameters()).dtype
@@ -293,6 +318,7 @@ class HFEngine:
     ) -> TextStream:
         params = params or GenerationParams()
         sample = as_sample(sample)
+        self.prompt_limits.check_chars(sample)
         problem = self.request_problem(sample)
         if problem:
             raise VlmkitError(problem)

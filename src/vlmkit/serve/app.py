@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import VlmkitError
+from ..infer.prompt_limits import CONTEXT_LENGTH_EXCEEDED, PromptTooLong
 from .batcher import DynamicBatcher, StreamHandle
 from .conversation import request_to_params, request_to_sample
 from .errors import ApiError, error_body
@@ -84,6 +85,8 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
 
     api = [Depends(require_key)]
     request_problem = getattr(engine, "request_problem", None)  # optional engine check, cheap and load-free
+    prompt_limits = getattr(engine, "prompt_limits", None)  # optional: the engine's prompt caps
+    app.state.engine_limits = prompt_limits.as_dict() if prompt_limits is not None else {}
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -104,6 +107,7 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
             "model": settings.model_name,
             "max_batch": settings.max_batch,
             "queue": batcher.queue_depth,
+            **app.state.engine_limits,
             **batcher.stats.as_dict(),
         }
 
@@ -118,11 +122,20 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
             sample = await run_in_threadpool(
                 request_to_sample, body, workdir, settings.media, supports_video=engine.family.supports_video
             )
+            if prompt_limits is not None:  # before anything tokenizes it
+                try:
+                    prompt_limits.check_chars(sample)
+                except PromptTooLong as exc:
+                    raise _prompt_too_long(exc) from None
             problem = request_problem(sample) if request_problem else None
             if problem:  # caught before queueing, so a stream fails with a status code, not mid-stream
                 raise ApiError(problem, code="invalid_messages", param="messages")
             if body.stream:
                 stream = batcher.stream(sample, params)  # queued now, so a full queue is still a plain 429
+                try:  # the engine encodes (and may refuse) the prompt before the status line is sent
+                    await stream.started()
+                except PromptTooLong as exc:
+                    raise _prompt_too_long(exc) from None
                 response = StreamingResponse(
                     _sse_events(body, stream, workdir, settings.model_name),
                     media_type="text/event-stream",
@@ -134,6 +147,8 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
+        if result.error_code == CONTEXT_LENGTH_EXCEEDED:
+            raise ApiError(result.error, code=result.error_code, param="messages")
         if result.error:
             raise ApiError(f"generation failed: {result.error}", code="generation_failed")
         return ChatCompletion(
@@ -150,6 +165,10 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _prompt_too_long(exc: PromptTooLong) -> ApiError:
+    return ApiError(str(exc), code=exc.code, param="messages")
 
 
 def _check_model(name: str, settings: ServeSettings) -> None:

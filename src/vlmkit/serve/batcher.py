@@ -204,6 +204,7 @@ class DynamicBatcher:
             pieces = None
             try:
                 pieces = self.engine.stream(job.sample, job.params)
+                send("started", None)
                 for piece in pieces:
                     if job.stop.is_set():
                         break  # the client went away: stop spending compute on it
@@ -230,10 +231,23 @@ class StreamHandle:
     def __aiter__(self) -> StreamHandle:
         return self
 
+    async def started(self) -> None:
+        """Wait until the engine has accepted the request (prompt encoded) or refused it (raises its error)."""
+        kind, value = await self._job.pieces.get()
+        if kind == "started":
+            return
+        self._finished = True
+        self._job.stop.set()
+        if kind == "error":
+            raise value
+        self.result = value  # "done" before "started": an engine that finished at once
+
     async def __anext__(self) -> str:
         if self._finished:
             raise StopAsyncIteration
         kind, value = await self._job.pieces.get()
+        if kind == "started":
+            kind, value = await self._job.pieces.get()
         if kind == "piece":
             return value
         self._finished = True
