@@ -160,15 +160,27 @@ class HFEngine:
 
     # --- batch generation ----------------------------------------------------------------------
     def generate(
-        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+        self,
+        samples: Sequence[Sample],
+        params: GenerationParams | None = None,
+        *,
+        media: MediaSettings | None = None,
+        cancel: Any = None,
     ) -> list[GenerationResult]:
+        """`cancel`: an object with `is_set()` (a threading.Event); once set, generation stops at the next token
+        and the answers are what was generated so far (a server sets it when every client of a batch left)."""
         results: list[GenerationResult | None] = [None] * len(samples)
-        for index, result in self.iter_generate(samples, params, media=media):
+        for index, result in self.iter_generate(samples, params, media=media, cancel=cancel):
             results[index] = result
         return results  # type: ignore[return-value]
 
     def iter_generate(
-        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+        self,
+        samples: Sequence[Sample],
+        params: GenerationParams | None = None,
+        *,
+        media: MediaSettings | None = None,
+        cancel: Any = None,
     ) -> Iterator[tuple[int, GenerationResult]]:
         params = params or GenerationParams()
         samples = [as_sample(s, k) for k, s in enumerate(samples)]
@@ -179,7 +191,7 @@ class HFEngine:
             results = [self._refusal(s) for s in batch]
             runnable = [k for k, r in enumerate(results) if r is None]
             if runnable:
-                for k, result in zip(runnable, self._run([batch[k] for k in runnable], params, collator)):
+                for k, result in zip(runnable, self._run([batch[k] for k in runnable], params, collator, cancel)):
                     results[k] = result
             elapsed = time.perf_counter() - started
             for index, result in zip(indices, results):
@@ -212,26 +224,30 @@ class HFEngine:
             return f"{self.family.name} models do not take video input"
         return None
 
-    def _run(self, samples: list[Sample], params: GenerationParams, collator: VlmCollator) -> list[GenerationResult]:
+    def _run(
+        self, samples: list[Sample], params: GenerationParams, collator: VlmCollator, cancel: Any = None
+    ) -> list[GenerationResult]:
         """Encode and generate one batch; a failure is narrowed down to the requests that cause it."""
         try:
             encoded = self._encode(samples, collator)
         except Exception as exc:
             if len(samples) == 1:
                 return [GenerationResult.failed(_describe(exc), code=getattr(exc, "code", None))]
-            return self._run_without_unencodable(samples, params, collator)
+            return self._run_without_unencodable(samples, params, collator, cancel)
         try:
             with self._lock:
-                output = self._call_generate(encoded, params)
+                output = self._call_generate(encoded, params, cancel=cancel)
         except Exception as exc:
             if len(samples) == 1:
                 return [GenerationResult.failed(_describe(exc))]
             middle = len(samples) // 2
-            return self._run(samples[:middle], params, collator) + self._run(samples[middle:], params, collator)
+            return self._run(samples[:middle], params, collator, cancel) + self._run(
+                samples[middle:], params, collator, cancel
+            )
         return self._results(encoded, output, params)
 
     def _run_without_unencodable(
-        self, samples: list[Sample], params: GenerationParams, collator: VlmCollator
+        self, samples: list[Sample], params: GenerationParams, collator: VlmCollator, cancel: Any = None
     ) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(samples)
         for k, sample in enumerate(samples):
@@ -242,9 +258,11 @@ class HFEngine:
         good = [k for k, r in enumerate(results) if r is None]
         if len(good) == len(samples):  # each encodes alone but not together: split instead
             middle = len(samples) // 2
-            return self._run(samples[:middle], params, collator) + self._run(samples[middle:], params, collator)
+            return self._run(samples[:middle], params, collator, cancel) + self._run(
+                samples[middle:], params, collator, cancel
+            )
         if good:
-            for k, result in zip(good, self._run([samples[k] for k in good], params, collator)):
+            for k, result in zip(good, self._run([samples[k] for k in good], params, collator, cancel)):
                 results[k] = result
         return results  # type: ignore[return-value]
 
@@ -273,7 +291,7 @@ class HFEngine:
         return kwargs
 
     def _call_generate(
-        self, encoded: Any, params: GenerationParams, *, streamer: Any = None, cancel: threading.Event | None = None
+        self, encoded: Any, params: GenerationParams, *, streamer: Any = None, cancel: Any = None
     ) -> Any:
         import torch
         from transformers import StoppingCriteriaList

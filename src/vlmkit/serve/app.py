@@ -8,6 +8,7 @@ request is queued; the engine runs in the batcher's single thread.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -112,7 +113,7 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
         }
 
     @app.post("/v1/chat/completions", dependencies=api)
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
         _check_model(body.model, settings)
         params = request_to_params(
             body, default_max_tokens=settings.default_max_tokens, max_tokens_cap=settings.max_tokens_cap
@@ -133,9 +134,12 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
             if body.stream:
                 stream = batcher.stream(sample, params)  # queued now, so a full queue is still a plain 429
                 try:  # the engine encodes (and may refuse) the prompt before the status line is sent
-                    await stream.started()
+                    await _unless_client_leaves(request, stream.started())
                 except PromptTooLong as exc:
                     raise _prompt_too_long(exc) from None
+                except BaseException:
+                    await stream.aclose()
+                    raise
                 response = StreamingResponse(
                     _sse_events(body, stream, workdir, settings.model_name),
                     media_type="text/event-stream",
@@ -143,7 +147,7 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
                 )
                 workdir = None  # the stream owns it now
                 return response
-            result = await batcher.generate(sample, params)
+            result = await _unless_client_leaves(request, batcher.generate(sample, params))
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -165,6 +169,34 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def _unless_client_leaves(request: Request, work: Any) -> Any:
+    """Await `work`, cancelling it if the client disconnects first (its queued or running job is then
+    abandoned: skipped, or its batch stopped when every client in it left)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        try:
+            await task
+        except BaseException:
+            pass
+        raise ClientGone()
+    return task.result()
 
 
 def _prompt_too_long(exc: PromptTooLong) -> ApiError:
@@ -299,6 +331,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         status, payload = _error_response(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.exception_handler(ClientGone)
+    async def gone(request: Request, exc: ClientGone) -> JSONResponse:
+        log.info("client disconnected before its answer; its work was dropped")
+        return JSONResponse(error_body("client closed the request", 499, "client_closed"), status_code=499)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:

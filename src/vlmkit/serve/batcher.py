@@ -11,6 +11,7 @@ are retried one by one so a single bad request cannot fail its neighbours. Strea
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ class BatchStats:
     requests: int = 0
     batches: int = 0
     streams: int = 0
+    abandoned: int = 0  # requests whose client left before the answer: skipped in the queue, or stopped
     largest_batch: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)  # size -> how many batches had it
 
@@ -36,6 +38,7 @@ class BatchStats:
             "requests": self.requests,
             "batches": self.batches,
             "streams": self.streams,
+            "abandoned": self.abandoned,
             "largest_batch": self.largest_batch,
             "mean_batch": round(mean, 2),
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
@@ -55,6 +58,16 @@ class _Job:
         return self.stop.is_set() or (self.future is not None and self.future.done())
 
 
+class _AllStopped:
+    """The cancel flag of a running batch: set once every request in it has been abandoned."""
+
+    def __init__(self, jobs: list[_Job]):
+        self.jobs = jobs
+
+    def is_set(self) -> bool:
+        return all(job.stop.is_set() for job in self.jobs)
+
+
 class DynamicBatcher:
     def __init__(self, engine: Any, *, max_batch: int = 8, max_wait_s: float = 0.015, max_queue: int = 256):
         if max_batch < 1:
@@ -64,6 +77,8 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_s if max_batch > 1 else 0.0  # nothing to wait for with batches of one
         self.max_queue = max_queue
         self.stats = BatchStats()
+        # Engines that take a cancel flag stop a batch whose clients all left (the Engine protocol doesn't require it).
+        self._cancellable = "cancel" in inspect.signature(engine.generate).parameters
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -122,6 +137,7 @@ class DynamicBatcher:
         while True:
             job = await self._queue.get()
             if job.abandoned:
+                self.stats.abandoned += 1
                 continue
             if job.pieces is not None:
                 await self._run_stream(job)
@@ -152,6 +168,7 @@ class DynamicBatcher:
                 except asyncio.TimeoutError:
                     break
             if job.abandoned:
+                self.stats.abandoned += 1
                 continue
             if job.pieces is not None:
                 return batch, job  # a stream ends the batch and runs right after it, keeping queue order
@@ -159,6 +176,7 @@ class DynamicBatcher:
         return batch, None
 
     async def _run_batch(self, batch: list[_Job]) -> None:
+        self.stats.abandoned += sum(1 for job in batch if job.abandoned)
         batch = [job for job in batch if not job.abandoned]
         if not batch:
             return
@@ -176,7 +194,8 @@ class DynamicBatcher:
                 results = [await self._generate_alone(job) for job in jobs]
             for job, result in zip(jobs, results, strict=True):  # a short answer list must not hang anyone
                 self.stats.requests += 1
-                if job.future.done():
+                if job.abandoned:
+                    self.stats.abandoned += 1
                     continue
                 if isinstance(result, BaseException):
                     job.future.set_exception(result)
@@ -184,7 +203,10 @@ class DynamicBatcher:
                     job.future.set_result(result)
 
     def _generate(self, jobs: list[_Job]) -> list[Any]:
-        return self.engine.generate([job.sample for job in jobs], jobs[0].params)
+        samples = [job.sample for job in jobs]
+        if self._cancellable:
+            return self.engine.generate(samples, jobs[0].params, cancel=_AllStopped(jobs))
+        return self.engine.generate(samples, jobs[0].params)
 
     async def _generate_alone(self, job: _Job) -> Any:
         try:
@@ -202,6 +224,9 @@ class DynamicBatcher:
 
         def produce() -> None:
             pieces = None
+            if job.stop.is_set():  # the client left while the stream waited for the engine
+                send("done", None)
+                return
             try:
                 pieces = self.engine.stream(job.sample, job.params)
                 send("started", None)
