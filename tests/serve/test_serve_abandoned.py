@@ -3,6 +3,7 @@ connections that send nothing (or headers and bodies too slowly) are closed."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -77,3 +78,70 @@ def test_a_stream_whose_client_left_while_queued_never_starts(engine):
         assert good.status_code == 200
     finally:
         srv.__exit__()
+
+
+@pytest.fixture(scope="module")
+def impatient_server(engine):
+    srv = start_server(engine, header_timeout_s=0.5, body_timeout_s=0.5, keep_alive_s=0.5)
+    yield srv
+    srv.__exit__()
+
+
+def read_until_closed(sock: socket.socket, limit_s: float = 20.0) -> bytes:
+    """Everything the server sends until it closes the connection (fails if it never does)."""
+    sock.settimeout(limit_s)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def connect(srv) -> socket.socket:
+    host, port = srv.sock.getsockname()[:2]
+    return socket.create_connection((host, port), timeout=20)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appl"],
+    ids=["nothing", "half the headers"],
+)
+def test_connections_whose_headers_do_not_arrive_in_time_are_closed(impatient_server, sent):
+    with connect(impatient_server) as sock:
+        sock.sendall(sent)
+        assert read_until_closed(sock) == b""
+    assert httpx.get(f"{impatient_server.url}/health").status_code == 200
+
+
+def test_a_slow_body_gets_408_and_the_connection_closes(impatient_server):
+    with connect(impatient_server) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"model": '
+        )
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+
+
+def test_idle_keep_alive_connections_are_closed(impatient_server):
+    with connect(impatient_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = read_until_closed(sock)  # served, then closed once idle
+    assert answer.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in answer
+
+
+def test_slow_headers_of_a_second_request_on_a_kept_alive_connection_are_cut_too(impatient_server):
+    with connect(impatient_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.settimeout(20)
+        first = b""
+        while not first.endswith(b"}"):  # the whole first response: headers, then the JSON body
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        for byte in b"GET /health HTTP/1.1\r\n":  # one byte every 0.2 s: never idle, never finished
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.2)
+        assert read_until_closed(sock) == b""

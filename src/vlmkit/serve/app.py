@@ -70,7 +70,7 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
     # No /docs, /redoc or /openapi.json: they would be unauthenticated surface, and the docs page loads from a CDN.
     app = FastAPI(title="vlmkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher, app.state.settings = batcher, settings
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     if settings.allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # added last: runs first
     _add_error_handlers(app)
@@ -372,10 +372,12 @@ class HostCheck:
 
 
 class BodyLimit:
-    """Pure ASGI middleware: refuse bodies over `max_bytes` (413) by header or while reading, before parsing."""
+    """Pure ASGI middleware: read the body as it streams in, refusing it (413) once it is over `max_bytes` (by
+    its Content-Length at once, else while reading), or (408) when it has not all arrived `timeout_s` after
+    the headers; then hand the app one buffer (no second copy of a large body)."""
 
-    def __init__(self, app: Any, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 60.0):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -383,39 +385,45 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send, int(declared))
-        chunks, size = [], 0
+        body = bytearray()
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:
+                return await self._too_slow(send, len(body))
             if message["type"] == "http.disconnect":
                 return
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                return await self._refuse(send, size)
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            if len(body) + len(chunk) > self.max_bytes:
+                return await self._refuse(send, len(body) + len(chunk))
+            body += chunk
             if not message.get("more_body"):
                 break
         replayed = False
 
         async def replay() -> dict:
-            nonlocal replayed
+            nonlocal replayed, body
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()  # after the body: lets streaming responses notice a disconnect
+                data, body = bytes(body), bytearray()  # one copy at a time
+                return {"type": "http.request", "body": data, "more_body": False}
+            return await receive()  # after the body: lets handlers notice a disconnect
 
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any, size: int) -> None:
-        response = JSONResponse(
-            error_body(
-                f"request body is {size:,} bytes or more, over this server's limit of {self.max_bytes:,}",
-                413,
-                "request_too_large",
-            ),
-            status_code=413,
-            headers={"Connection": "close"},
-        )
-        await response({"type": "http"}, _no_receive, send)
+        message = f"request body is {size:,} bytes or more, over this server's limit of {self.max_bytes:,}"
+        await _close_with(send, 413, message, "request_too_large")
+
+    async def _too_slow(self, send: Any, size: int) -> None:
+        message = f"request body not received within {self.timeout_s:g} s ({size:,} bytes arrived)"
+        await _close_with(send, 408, message, "request_timeout")
+
+
+async def _close_with(send: Any, status: int, message: str, code: str) -> None:
+    response = JSONResponse(error_body(message, status, code), status_code=status, headers={"Connection": "close"})
+    await response({"type": "http"}, _no_receive, send)
 
 
 async def _no_receive() -> dict:
