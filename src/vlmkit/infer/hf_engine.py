@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, astuple, replace
+from functools import partial
 from typing import Any
 
 from ..data.collate import MediaSettings, VlmCollator
@@ -22,6 +23,7 @@ from ..data.schema import Sample
 from ..errors import VlmkitError
 from ..models.loading import LoadedModel, load_model
 from ..provenance import hardware_name
+from .batch_stream import BatchTextStreamer
 from .batching import plan_batches
 from .engine import GenerationParams, GenerationResult, TextStream, as_sample
 from .media_check import check_media_tokens
@@ -166,11 +168,14 @@ class HFEngine:
         *,
         media: MediaSettings | None = None,
         cancel: Any = None,
+        on_text: Callable[[int, str], None] | None = None,
     ) -> list[GenerationResult]:
         """`cancel`: an object with `is_set()` (a threading.Event); once set, generation stops at the next token
-        and the answers are what was generated so far (a server sets it when every client of a batch left)."""
+        and the answers are what was generated so far (a server sets it when every client of a batch left).
+        `on_text(index, text)`: called with each request's new answer text as it is generated, from the batch's
+        one `generate` call (a server streams a whole batch this way); the texts add up to the result's text."""
         results: list[GenerationResult | None] = [None] * len(samples)
-        for index, result in self.iter_generate(samples, params, media=media, cancel=cancel):
+        for index, result in self.iter_generate(samples, params, media=media, cancel=cancel, on_text=on_text):
             results[index] = result
         return results  # type: ignore[return-value]
 
@@ -181,6 +186,7 @@ class HFEngine:
         *,
         media: MediaSettings | None = None,
         cancel: Any = None,
+        on_text: Callable[[int, str], None] | None = None,
     ) -> Iterator[tuple[int, GenerationResult]]:
         params = params or GenerationParams()
         samples = [as_sample(s, k) for k, s in enumerate(samples)]
@@ -190,8 +196,11 @@ class HFEngine:
             batch = [samples[i] for i in indices]
             results = [self._refusal(s) for s in batch]
             runnable = [k for k, r in enumerate(results) if r is None]
+            outs = None
+            if on_text is not None:  # per request: what was shown so far, and where new text goes
+                outs = {id(batch[k]): (StreamText(params.stop), partial(on_text, indices[k])) for k in runnable}
             if runnable:
-                for k, result in zip(runnable, self._run([batch[k] for k in runnable], params, collator, cancel)):
+                for k, result in zip(runnable, self._run([batch[k] for k in runnable], params, collator, cancel, outs)):
                     results[k] = result
             elapsed = time.perf_counter() - started
             for index, result in zip(indices, results):
@@ -225,7 +234,12 @@ class HFEngine:
         return None
 
     def _run(
-        self, samples: list[Sample], params: GenerationParams, collator: VlmCollator, cancel: Any = None
+        self,
+        samples: list[Sample],
+        params: GenerationParams,
+        collator: VlmCollator,
+        cancel: Any = None,
+        outs: Any = None,
     ) -> list[GenerationResult]:
         """Encode and generate one batch; a failure is narrowed down to the requests that cause it."""
         try:
@@ -233,21 +247,36 @@ class HFEngine:
         except Exception as exc:
             if len(samples) == 1:
                 return [GenerationResult.failed(_describe(exc), code=getattr(exc, "code", None))]
-            return self._run_without_unencodable(samples, params, collator, cancel)
+            return self._run_without_unencodable(samples, params, collator, cancel, outs)
+        streamer = None
+        if outs is not None:
+            quiet = (StreamText(()), _ignore)
+            rows = [outs.get(id(s), quiet) for s in samples]
+            streamer = BatchTextStreamer(self.tokenizer, [r[0] for r in rows], [r[1] for r in rows], self._eos_set)
         try:
             with self._lock:
-                output = self._call_generate(encoded, params, cancel=cancel)
+                # transformers streams greedy and sampling only; beam search answers arrive whole (finish below)
+                live = streamer if params.num_beams == 1 else None
+                output = self._call_generate(encoded, params, cancel=cancel, streamer=live)
         except Exception as exc:
             if len(samples) == 1:
                 return [GenerationResult.failed(_describe(exc))]
             middle = len(samples) // 2
-            return self._run(samples[:middle], params, collator, cancel) + self._run(
+            return self._run(samples[:middle], params, collator, cancel, outs) + self._run(
                 samples[middle:], params, collator, cancel
             )
-        return self._results(encoded, output, params)
+        results = self._results(encoded, output, params)
+        if streamer is not None:
+            streamer.finish([r.text for r in results])
+        return results
 
     def _run_without_unencodable(
-        self, samples: list[Sample], params: GenerationParams, collator: VlmCollator, cancel: Any = None
+        self,
+        samples: list[Sample],
+        params: GenerationParams,
+        collator: VlmCollator,
+        cancel: Any = None,
+        outs: Any = None,
     ) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(samples)
         for k, sample in enumerate(samples):
@@ -258,11 +287,11 @@ class HFEngine:
         good = [k for k, r in enumerate(results) if r is None]
         if len(good) == len(samples):  # each encodes alone but not together: split instead
             middle = len(samples) // 2
-            return self._run(samples[:middle], params, collator, cancel) + self._run(
+            return self._run(samples[:middle], params, collator, cancel, outs) + self._run(
                 samples[middle:], params, collator, cancel
             )
         if good:
-            for k, result in zip(good, self._run([samples[k] for k in good], params, collator, cancel)):
+            for k, result in zip(good, self._run([samples[k] for k in good], params, collator, cancel, outs)):
                 results[k] = result
         return results  # type: ignore[return-value]
 
@@ -394,6 +423,10 @@ class HFEngine:
             yield rest
         result.latency_s = time.perf_counter() - started
         return result
+
+
+def _ignore(text: str) -> None:
+    pass
 
 
 def _describe(exc: BaseException) -> str:
