@@ -78,7 +78,11 @@ class DynamicBatcher:
         self.max_queue = max_queue
         self.stats = BatchStats()
         # Engines that take a cancel flag stop a batch whose clients all left (the Engine protocol doesn't require it).
-        self._cancellable = "cancel" in inspect.signature(engine.generate).parameters
+        accepted = inspect.signature(engine.generate).parameters
+        self._cancellable = "cancel" in accepted
+        # Engines whose generate() streams text per request (on_text) batch streaming requests with the rest;
+        # others run each stream alone through engine.stream().
+        self._batched_streams = "on_text" in accepted
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -139,7 +143,7 @@ class DynamicBatcher:
             if job.abandoned:
                 self.stats.abandoned += 1
                 continue
-            if job.pieces is not None:
+            if job.pieces is not None and not self._batched_streams:
                 await self._run_stream(job)
                 continue
             batch, deferred_stream = await self._gather(job)
@@ -148,8 +152,7 @@ class DynamicBatcher:
             except Exception as exc:  # a bug here must fail these requests, not stop the collector
                 log.exception("batch failed")
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                    _fail(pending, exc)
             if deferred_stream is not None:
                 await self._run_stream(deferred_stream)
 
@@ -170,7 +173,7 @@ class DynamicBatcher:
             if job.abandoned:
                 self.stats.abandoned += 1
                 continue
-            if job.pieces is not None:
+            if job.pieces is not None and not self._batched_streams:
                 return batch, job  # a stream ends the batch and runs right after it, keeping queue order
             batch.append(job)
         return batch, None
@@ -189,28 +192,36 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         for jobs in groups.values():
             try:
-                results = await loop.run_in_executor(self._executor, self._generate, jobs)
+                results = await loop.run_in_executor(self._executor, self._generate, jobs, loop)
             except Exception:
                 results = [await self._generate_alone(job) for job in jobs]
             for job, result in zip(jobs, results, strict=True):  # a short answer list must not hang anyone
                 self.stats.requests += 1
+                self.stats.streams += job.pieces is not None
                 if job.abandoned:
                     self.stats.abandoned += 1
                     continue
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
+                _deliver(job, result)
 
-    def _generate(self, jobs: list[_Job]) -> list[Any]:
+    def _generate(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop | None = None) -> list[Any]:
         samples = [job.sample for job in jobs]
+        options: dict[str, Any] = {}
         if self._cancellable:
-            return self.engine.generate(samples, jobs[0].params, cancel=_AllStopped(jobs))
-        return self.engine.generate(samples, jobs[0].params)
+            options["cancel"] = _AllStopped(jobs)
+        if loop is not None and any(job.pieces is not None for job in jobs):
+
+            def on_text(index: int, text: str) -> None:
+                job = jobs[index]
+                if job.pieces is not None and not job.stop.is_set():
+                    loop.call_soon_threadsafe(job.pieces.put_nowait, ("piece", text))
+
+            options["on_text"] = on_text
+        return self.engine.generate(samples, jobs[0].params, **options)
 
     async def _generate_alone(self, job: _Job) -> Any:
         try:
-            return (await asyncio.get_running_loop().run_in_executor(self._executor, self._generate, [job]))[0]
+            loop = asyncio.get_running_loop()
+            return (await loop.run_in_executor(self._executor, self._generate, [job], loop))[0]
         except Exception as exc:
             return exc
 
@@ -244,6 +255,36 @@ class DynamicBatcher:
         await loop.run_in_executor(self._executor, produce)
 
 
+def _deliver(job: _Job, result: Any) -> None:
+    """Hand a batch's answer (or exception) to its request: a future's result, or a stream's last message."""
+    if isinstance(result, BaseException):
+        return _fail(job, result)
+    if job.future is not None:
+        job.future.set_result(result)
+    elif getattr(result, "error", None):
+        _fail(job, _stream_error(result))
+    else:
+        job.pieces.put_nowait(("done", result))
+
+
+def _fail(job: _Job, exc: BaseException) -> None:
+    if job.future is not None:
+        if not job.future.done():
+            job.future.set_exception(exc)
+    else:
+        job.pieces.put_nowait(("error", exc))
+
+
+def _stream_error(result: Any) -> Exception:
+    """A failed answer of a streamed request as the exception engine.stream() would have raised."""
+    from ..errors import VlmkitError
+    from ..infer.prompt_limits import CONTEXT_LENGTH_EXCEEDED, PromptTooLong
+
+    if result.error_code == CONTEXT_LENGTH_EXCEEDED:
+        return PromptTooLong(result.error)
+    return VlmkitError(result.error)
+
+
 class StreamHandle:
     """Async iterator over one streamed answer's text pieces; `result` is the engine's GenerationResult (token
     counts, finish reason) once the pieces are exhausted. `aclose()` stops generation early."""
@@ -251,26 +292,30 @@ class StreamHandle:
     def __init__(self, job: _Job):
         self._job = job
         self._finished = False
+        self._early: tuple[str, Any] | None = None
         self.result: Any = None
 
     def __aiter__(self) -> StreamHandle:
         return self
 
     async def started(self) -> None:
-        """Wait until the engine has accepted the request (prompt encoded) or refused it (raises its error)."""
+        """Wait until the engine has accepted the request (prompt encoded, or text arriving) or refused it
+        (raises its error), so a refusal still gets a status code."""
         kind, value = await self._job.pieces.get()
-        if kind == "started":
-            return
-        self._finished = True
-        self._job.stop.set()
         if kind == "error":
+            self._finished = True
+            self._job.stop.set()
             raise value
-        self.result = value  # "done" before "started": an engine that finished at once
+        if kind != "started":
+            self._early = (kind, value)  # the first piece (or an empty answer's end): __anext__ returns it
 
     async def __anext__(self) -> str:
         if self._finished:
             raise StopAsyncIteration
-        kind, value = await self._job.pieces.get()
+        if self._early is not None:
+            (kind, value), self._early = self._early, None
+        else:
+            kind, value = await self._job.pieces.get()
         if kind == "started":
             kind, value = await self._job.pieces.get()
         if kind == "piece":
