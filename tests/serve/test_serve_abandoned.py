@@ -145,3 +145,29 @@ def test_slow_headers_of_a_second_request_on_a_kept_alive_connection_are_cut_too
                 break
             time.sleep(0.2)
         assert read_until_closed(sock) == b""
+
+
+def test_large_bodies_wait_for_the_byte_budget_instead_of_all_being_held_at_once():
+    import asyncio
+
+    from vlmkit.serve.app import ByteBudget
+
+    async def scenario():
+        budget = ByteBudget(100)
+        order = []
+
+        async def hold(name, size, seconds):
+            await budget.acquire(size)
+            order.append(f"{name} in")
+            await asyncio.sleep(seconds)
+            order.append(f"{name} out")
+            budget.release(size)
+
+        await asyncio.gather(hold("a", 60, 0.05), hold("b", 60, 0), hold("c", 30, 0), hold("huge", 500, 0))
+        return order, budget.used
+
+    order, used = asyncio.run(scenario())
+    assert used == 0
+    assert order.index("b in") > order.index("a out")  # 60 + 60 > 100: b waited for a
+    assert order.index("c in") < order.index("a out")  # 60 + 30 fit together
+    assert "huge in" in order  # larger than the whole budget: runs alone, never starves

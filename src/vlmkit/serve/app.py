@@ -371,6 +371,43 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
+BODY_BUDGET_BODIES = 2  # bodies of the largest allowed size held at once
+RELEASE_AFTER_BYTES = 8 * 2**20
+
+
+class ByteBudget:
+    """An asyncio budget of bytes: `acquire(n)` waits until n more fit (one holder may always take it whole)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, size: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+
+    def release(self, size: int) -> None:
+        if size:
+            self.used -= size
+            asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+def release_free_memory() -> None:
+    """Give freed heap back to the OS after a large request (glibc keeps it otherwise, and the process stays
+    at its peak); a no-op where there is no glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class BodyLimit:
     """Pure ASGI middleware: read the body as it streams in, refusing it (413) once it is over `max_bytes` (by
     its Content-Length at once, else while reading), or (408) when it has not all arrived `timeout_s` after
@@ -378,6 +415,9 @@ class BodyLimit:
 
     def __init__(self, app: Any, max_bytes: int, timeout_s: float = 60.0):
         self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+        # Bodies held at once (read, parsed, checked) are bounded too: many large uploads queue for this budget
+        # (TCP holds them back) instead of each taking its megabytes, and copies of them, at the same time.
+        self.budget = ByteBudget(BODY_BUDGET_BODIES * max_bytes)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -385,29 +425,49 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send, int(declared))
-        body = bytearray()
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
-            except asyncio.TimeoutError:
-                return await self._too_slow(send, len(body))
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            if len(body) + len(chunk) > self.max_bytes:
-                return await self._refuse(send, len(body) + len(chunk))
-            body += chunk
-            if not message.get("more_body"):
-                break
-        replayed = False
+        held = 0
+        try:
+            if declared.isdigit():
+                held = int(declared)
+                await self.budget.acquire(held)
+            await self._read_and_run(scope, receive, send, reserved=declared.isdigit())
+        finally:
+            self.budget.release(held)
 
+    async def _read_and_run(self, scope: dict, receive: Any, send: Any, *, reserved: bool) -> None:
+        body = bytearray()
+        extra = 0  # budget taken chunk by chunk when the size was not declared
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+                except asyncio.TimeoutError:
+                    return await self._too_slow(send, len(body))
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > self.max_bytes:
+                    return await self._refuse(send, len(body) + len(chunk))
+                if not reserved and chunk:
+                    await self.budget.acquire(len(chunk))
+                    extra += len(chunk)
+                body += chunk
+                if not message.get("more_body"):
+                    break
+            large = len(body) >= RELEASE_AFTER_BYTES
+            box = [bytes(body)]  # the app gets the only reference: parsed, the body can be freed at once
+            body.clear()
+            await self._run(scope, receive, send, box)
+        finally:
+            self.budget.release(extra)
+        if large:
+            release_free_memory()
+
+    async def _run(self, scope: dict, receive: Any, send: Any, box: list[bytes]) -> None:
         async def replay() -> dict:
-            nonlocal replayed, body
-            if not replayed:
-                replayed = True
-                data, body = bytes(body), bytearray()  # one copy at a time
-                return {"type": "http.request", "body": data, "more_body": False}
+            if box:
+                return {"type": "http.request", "body": box.pop(), "more_body": False}
             return await receive()  # after the body: lets handlers notice a disconnect
 
         await self.app(scope, replay, send)

@@ -4,8 +4,10 @@ One worker thread owns the engine, so the model is never used by two requests at
 the first waiting request, then gathers more for at most `max_wait_s` or until `max_batch` are in hand
 (requests that queued while the previous batch ran are taken at once, without waiting). Requests in a batch
 are grouped by generation parameters, one `engine.generate` call per group. If a batch call fails, its requests
-are retried one by one so a single bad request cannot fail its neighbours. Streaming requests run alone through
-`engine.stream`, in the same worker thread, in their turn in the queue.
+are retried one by one so a single bad request cannot fail its neighbours. Streaming requests join batches like
+plain ones when the engine streams a batch (`generate(..., on_text=...)`: each row's text goes to its stream as it
+is generated); with other engines they run alone through `engine.stream`, in their turn in the queue. Work of
+clients that left is dropped: queued requests are skipped, and a batch stops once all its clients are gone.
 """
 
 from __future__ import annotations
