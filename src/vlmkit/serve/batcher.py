@@ -321,6 +321,13 @@ class StreamHandle:
         if kind == "started":
             kind, value = await self._job.pieces.get()
         if kind == "piece":
+            # Pieces that arrived while the reader was busy go out as one (fewer events, same text).
+            while self._early is None and not self._job.pieces.empty():
+                more = self._job.pieces.get_nowait()
+                if more[0] != "piece":
+                    self._early = more
+                    break
+                value += more[1]
             return value
         self._finished = True
         self._job.stop.set()
