@@ -155,3 +155,17 @@ def test_requests_may_be_sample_shaped_dicts(engine_for, images):
     assert as_dict.text == engine.generate([sample], GREEDY)[0].text
     with pytest.raises(VlmkitError, match="request 0"):
         engine.generate([{"id": "x", "messages": []}], GREEDY)
+
+
+@pytest.mark.parametrize("stop", [(), ("the",), (" ",)])
+def test_a_batch_streams_each_answer_and_the_pieces_add_up_to_it(engine_for, images, stop):
+    engine = engine_for("qwen2_vl")
+    params = GenerationParams(max_new_tokens=12, stop=stop)
+    batch = mixed_batch(images)
+    pieces: dict[int, list[str]] = {k: [] for k in range(len(batch))}
+    streamed = engine.generate(batch, params, on_text=lambda index, text: pieces[index].append(text))
+    plain = engine.generate(batch, params)
+    assert [r.text for r in streamed] == [r.text for r in plain]
+    for k, result in enumerate(streamed):
+        assert "".join(pieces[k]) == result.text and all(pieces[k])
+    assert sum(len(p) > 1 for p in pieces.values()) >= 1  # text arrives in steps, not only at the end

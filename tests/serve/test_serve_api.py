@@ -54,6 +54,32 @@ def test_streaming_gives_the_same_text_and_usage_at_the_end(client):
     assert len({c.id for c in chunks}) == 1
 
 
+def sse_payloads(server, body: dict) -> list:
+    import json
+
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=120) as response:
+        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_stream_chunks_carry_only_the_fields_openai_sends(server, include_usage):
+    body = {"messages": [ask("Describe it.")], "stream": True, **GREEDY, "max_tokens": 8}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    chunks = sse_payloads(server, body)
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert all(set(d) == {"content"} and d["content"] for d in deltas[1:-1]), deltas  # no "role": null
+    assert deltas[-1] == {} and chunks[len(deltas) - 1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[: len(deltas) - 1])
+    # OpenAI sends `usage` (null until the last chunk) only when it was asked for.
+    assert all(("usage" in c) == include_usage for c in chunks)
+    if include_usage:
+        assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
+
+
 def test_multi_turn_conversation_keeps_the_history(client):
     first = ask("What is this?", png_data_url(seed=2))
     one = client.chat.completions.create(messages=[first], **GREEDY)

@@ -1,5 +1,5 @@
 """Dynamic batching over the real engine: bounded batches, grouping by parameters, queue order, isolation of a
-bad request, streaming in turn, back-pressure and early stop.
+bad request, streams batched with plain requests, back-pressure and early stop.
 
 Requests are queued before the collector starts, so which requests share a batch is deterministic.
 """
@@ -67,7 +67,7 @@ def test_a_bad_request_fails_alone(engine):
     assert good.ok and other.ok and not bad.ok and "empty question" in bad.error
 
 
-def test_a_stream_runs_in_its_turn_and_matches_generate(engine):
+def test_a_stream_joins_the_batch_of_plain_requests_and_matches_generate(engine):
     async def scenario(batcher):
         first = asyncio.ensure_future(batcher.generate(sample(0), GREEDY))
         await asyncio.sleep(0)
@@ -85,7 +85,29 @@ def test_a_stream_runs_in_its_turn_and_matches_generate(engine):
     assert "".join(pieces) == engine.generate([sample(1)], GREEDY)[0].text == result.text
     assert result.completion_tokens > 0 and result.prompt_tokens > 0
     assert first.ok and last.ok
-    assert batcher.stats.streams == 1 and batcher.stats.batch_sizes == {1: 2}  # the stream split the batch
+    assert batcher.stats.streams == 1 and batcher.stats.batch_sizes == {3: 1}  # one batch, one generate call
+
+
+def test_concurrent_streams_are_batched_like_plain_requests(engine):
+    samples = [sample(k, "Describe it " + "in detail " * k) for k in range(4)]
+
+    async def scenario(batcher):
+        streams = [batcher.stream(s, GREEDY) for s in samples]
+        batcher.start()
+
+        async def read(stream):
+            return [piece async for piece in stream], stream.result
+
+        outcomes = await asyncio.gather(*(read(s) for s in streams))
+        await batcher.stop()
+        return outcomes
+
+    batcher = DynamicBatcher(engine, max_batch=8, max_wait_s=0.01)
+    outcomes = asyncio.run(scenario(batcher))
+    expected = engine.generate(samples, GREEDY)
+    assert ["".join(pieces) for pieces, _ in outcomes] == [r.text for r in expected]
+    assert [result.completion_tokens for _, result in outcomes] == [r.completion_tokens for r in expected]
+    assert batcher.stats.streams == 4 and batcher.stats.batch_sizes == {4: 1}
 
 
 def test_a_stream_error_reaches_the_reader(engine):

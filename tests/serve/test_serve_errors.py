@@ -50,13 +50,13 @@ BAD_REQUESTS = {
     "malformed JSON": (dict(raw=b'{"model": "x", "messages": [}'), 400, "invalid_json"),
     "not JSON at all": (dict(raw=b"hello"), 400, "invalid_json"),
     "empty body": (dict(raw=b""), 400, "invalid_json"),
-    "messages is a string": (dict(body=chat(messages="hi")), 422, "invalid_request"),
-    "content is a number": (dict(body=chat(messages=[{"role": "user", "content": 42}])), 422, "invalid_request"),
-    "temperature is a word": (dict(body=chat(temperature="hot")), 422, "invalid_request"),
-    "max_tokens is a word": (dict(body=chat(max_tokens="many")), 422, "invalid_request"),
-    "unknown role": (dict(body=chat(messages=[{"role": "wizard", "content": "hi"}])), 422, "invalid_request"),
-    "n = 3": (dict(body=chat(n=3)), 422, "invalid_request"),
-    "body is a list": (dict(body=[1, 2, 3]), 422, "invalid_request"),
+    "messages is a string": (dict(body=chat(messages="hi")), 400, "invalid_request"),
+    "content is a number": (dict(body=chat(messages=[{"role": "user", "content": 42}])), 400, "invalid_request"),
+    "temperature is a word": (dict(body=chat(temperature="hot")), 400, "invalid_request"),
+    "max_tokens is a word": (dict(body=chat(max_tokens="many")), 400, "invalid_request"),
+    "unknown role": (dict(body=chat(messages=[{"role": "wizard", "content": "hi"}])), 400, "invalid_request"),
+    "n = 3": (dict(body=chat(n=3)), 400, "invalid_request"),
+    "body is a list": (dict(body=[1, 2, 3]), 400, "invalid_request"),
     "oversized image": (dict(body=image_chat(noise_png_url(120))), 413, "image_too_large"),
     "too many pixels": (dict(body=image_chat(png_data_url(300, 300))), 413, "image_too_large"),
     "oversized body": (dict(body=chat(messages=[ask("x" * 300_000)])), 413, "request_too_large"),
@@ -103,10 +103,39 @@ def test_validation_errors_name_the_field(strict_server):
     error = post(strict_server.url, chat(temperature="hot")).json()["error"]
     assert error["param"] == "temperature" and "temperature" in error["message"]
     error = post(strict_server.url, chat(messages=[{"role": "user", "content": [{"type": "audio"}]}])).json()["error"]
-    assert error["message"].startswith("messages.0.content: ")
+    assert error["message"].startswith("messages[0].content[0]: ") and error["param"] == "messages[0].content[0]"
     assert "'text', 'image_url', 'video_url'" in error["message"]
     error = post(strict_server.url, chat(messages=[{"role": "user", "content": 42}])).json()["error"]
-    assert error["message"] == "messages.0.content: Input should be a valid string; or Input should be a valid list"
+    assert error["message"] == "messages[0].content: Input should be a valid string; or Input should be a valid list"
+    bad_url = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 3}}]}]
+    error = post(strict_server.url, chat(messages=bad_url)).json()["error"]
+    assert error["param"] == "messages[0].content[0].image_url.url", error
+    assert error["message"] == "messages[0].content[0].image_url.url: Input should be a valid string"
+    missing = post(strict_server.url, {"messages": [ask("hi")]}).json()["error"]
+    assert missing["param"] == "model"
+
+
+# What OpenAI's API answers too: 400, `param` naming the field (never FastAPI's 422).
+UNSUPPORTED = {
+    "n = 2": ({"n": 2}, "n"),
+    "logprobs": ({"logprobs": True}, "logprobs"),
+    "tools": ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    "JSON mode": ({"response_format": {"type": "json_object"}}, "response_format"),
+    "max_tokens = 0": ({"max_tokens": 0}, "max_tokens"),
+    "max_tokens = 100000": ({"max_tokens": 100_000}, "max_tokens"),
+    "max_completion_tokens = 0": ({"max_completion_tokens": 0}, "max_completion_tokens"),
+    "top_p = 0": ({"top_p": 0}, "top_p"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNSUPPORTED))
+def test_unsupported_or_out_of_range_fields_are_400_naming_the_param(strict_server, case):
+    fields, param = UNSUPPORTED[case]
+    response = post(strict_server.url, chat(**fields))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+    assert error["message"].startswith(param), error["message"]
 
 
 def test_unknown_routes_and_methods_are_json_errors(strict_server):
@@ -141,3 +170,25 @@ def test_internal_errors_are_a_generic_500_without_details(caplog):
     status, body = _error_response(RuntimeError("boom at /secret/path/model.py line 3"))
     assert status == 500 and body["error"]["code"] == "internal_error"
     assert "secret" not in str(body) and "boom" in caplog.text  # the details go to the server log only
+
+
+def test_a_10_mb_question_is_refused_with_the_numbers_and_the_server_keeps_serving(server):
+    response = post(server.url, chat(messages=[ask("x" * 10_000_000)]))
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert "10,000,000 characters, over the limit of" in error["message"]
+    assert post(server.url, chat()).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_prompt_over_the_token_limit_is_a_400_before_any_stream_starts(server, stream):
+    limit = server.app.state.engine_limits["max_prompt_tokens"]
+    words = "word " * (limit + 100)  # under the character cap, over the token cap
+    response = post(server.url, chat(messages=[ask(words)], stream=stream))
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert f"over the limit of {limit:,} tokens" in error["message"]
+    assert post(server.url, chat(stream=stream)).status_code == 200

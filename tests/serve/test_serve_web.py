@@ -164,3 +164,21 @@ def test_a_server_with_an_api_key_asks_for_it(engine, page, console_errors):
         page.wait_for_selector(ANSWERED)
     finally:
         srv.__exit__()
+
+
+def test_the_page_scrolls_to_the_newest_turn(server, browser):
+    context = browser.new_context(viewport={"width": 700, "height": 420})  # a few turns overflow it
+    page = context.new_page()
+    try:
+        start_chat(page, server.url, max_tokens=24)
+        for k in range(5):
+            page.fill("#question", f"Question number {k}: tell me about it in some detail, please.")
+            page.click("#send")
+            page.wait_for_selector(f"{ANSWERED} >> nth={k}")
+            last = page.locator(".message.assistant").nth(k).bounding_box()
+            composer = page.locator("#composer").bounding_box()
+            # the newest answer is on screen and not under the sticky composer
+            assert last["y"] >= 0 and last["y"] + last["height"] <= composer["y"] + 1, (k, last, composer)
+        assert page.evaluate("() => window.scrollY") > 0  # the page did scroll
+    finally:
+        context.close()

@@ -5,6 +5,7 @@ Thin layers over vlmkit.infer (predict_dataset, ChatSession/chat_loop); torch lo
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -36,6 +37,7 @@ def infer(
     """Answer one question (--image/--video + --question), or predict a dataset (--data + --out)."""
     from ..errors import ConfigError, VlmkitError
     from ..infer.predict import PredictionRun, single_question
+    from ..infer.terminal import for_terminal
 
     if data is None:
         if out is not None or slice_spec is not None or save_samples is not None:
@@ -48,7 +50,7 @@ def infer(
         result = engine.generate([request], params)[0]
         if result.error:
             raise VlmkitError(result.error)
-        typer.echo(result.text)
+        typer.echo(for_terminal(result.text, sys.stdout))
         return
     if question is not None or image or video:
         raise ConfigError(

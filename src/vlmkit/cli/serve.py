@@ -51,6 +51,9 @@ def serve(
     max_image_pixels: int = typer.Option(4096 * 4096, min=1, help="Largest image (width x height) accepted."),
     max_video_mb: float = typer.Option(32.0, min=0.01, help="Largest video a request may send (MiB)."),
     max_body_mb: float = typer.Option(64.0, min=0.01, help="Largest request body (MiB)."),
+    max_prompt_tokens: int = typer.Option(
+        8192, min=1, help="Longest prompt in tokens, text and media (never above the model's context); 400 beyond."
+    ),
     max_queue: int = typer.Option(256, min=1, help="Requests waiting beyond this are answered 429."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     engine_options=None,
@@ -98,7 +101,7 @@ def serve(
     )
 
     typer.echo(f"loading {model}" + (f" with adapter {adapter}" if adapter else "") + " …", err=True)
-    engine = engine_options.load(model, adapter, batch_size=max_batch)
+    engine = engine_options.load(model, adapter, batch_size=max_batch, max_prompt_tokens=max_prompt_tokens)
     try:
         run(engine, settings, host=host, port=port, log_level=log_level, announce=lambda line: typer.echo(line))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; for a server it is the normal way out

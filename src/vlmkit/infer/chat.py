@@ -1,8 +1,9 @@
 """Multi-turn chat over an engine: history kept as messages, media attached to the next user turn.
 
 `ChatSession` is the logic (usable from a notebook or a test); `chat_loop` is the terminal front end that
-`vlmkit chat` runs: it reads lines with `input()`, streams each answer to stdout, and understands
-/image PATH, /video PATH, /reset, /save FILE, /help and /quit.
+`vlmkit chat` runs: it prompts on stdout, reads lines with `input()`, streams each answer to stdout (control
+characters shown, not obeyed: see `terminal`), and understands /image PATH, /video PATH, /reset, /save FILE,
+/help and /quit.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 
 from ..data.schema import Sample
 from ..errors import VlmkitError
-from ..io import write_json
+from ..io import dumps_line
 from .engine import Engine, GenerationParams, TextStream
+from .terminal import for_terminal
 
 HELP = (
     "commands: /image PATH_OR_URL  attach an image to your next message | /video PATH  attach a video | "
-    "/reset  start over | /save FILE  write the conversation as JSON | /quit  leave"
+    "/reset  start over | /save FILE  add the conversation to FILE as a samples.jsonl line | /quit  leave"
 )
 
 
@@ -90,7 +92,20 @@ class ChatSession:
         return sample.to_json()
 
     def save(self, path: str | os.PathLike) -> Path:
-        return write_json(path, self.to_record())
+        """Append the conversation to `path` as one samples.jsonl line (`vlmkit data import` reads it back).
+        The folder must exist: a typo in it is an error, not a new folder somewhere."""
+        path = Path(path).expanduser()
+        line = dumps_line(self.to_record()) + "\n"
+        if not path.parent.is_dir():
+            raise VlmkitError(f"cannot save to {path}: folder {path.parent} does not exist")
+        if path.is_dir():
+            raise VlmkitError(f"cannot save to {path}: it is a folder; give a file name such as chat.jsonl")
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+        except OSError as exc:
+            raise VlmkitError(f"cannot save to {path}: {exc.strerror or exc}") from None
+        return path
 
 
 class ChatReply:
@@ -125,10 +140,11 @@ class ChatReply:
 
 
 def chat_loop(
-    session: ChatSession, *, read: Callable[[str], str] = input, write: Callable[[str], Any] | None = None
+    session: ChatSession, *, read: Callable[[str], str] | None = None, write: Callable[[str], Any] | None = None
 ) -> None:
     """The terminal conversation: prompts with `you> `, streams `assistant> ...`, runs slash commands."""
     write = write or _stdout
+    read = read or _read_line
     write(HELP + "\n")
     while True:
         try:
@@ -153,7 +169,7 @@ def chat_loop(
         write("assistant> ")
         try:
             for piece in reply:
-                write(piece)
+                write(for_terminal(piece, sys.stdout))
         except KeyboardInterrupt:
             reply.close()
             write(" [stopped]")
@@ -197,3 +213,9 @@ def _absolute(source: str) -> str:
 def _stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def _read_line(prompt: str) -> str:
+    # input(prompt) on a terminal writes the prompt to stderr (readline's way); the prompt belongs to stdout.
+    _stdout(prompt)
+    return input()

@@ -74,7 +74,8 @@ class GenerationParams:
 
 @dataclass
 class GenerationResult:
-    """One answer. `error` is set (and `finish_reason` is "error") when the request could not be run."""
+    """One answer. `error` is set (and `finish_reason` is "error") when the request could not be run;
+    `error_code` names the kind of refusal when a caller may branch on it (e.g. "context_length_exceeded")."""
 
     text: str = ""
     prompt_tokens: int = 0
@@ -83,14 +84,15 @@ class GenerationResult:
     finish_reason: str = "stop"
     error: str | None = None
     system_fingerprint: str | None = None  # a remote endpoint's backend configuration, when it reports one
+    error_code: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     @classmethod
-    def failed(cls, error: str, latency_s: float = 0.0) -> GenerationResult:
-        return cls(text="", finish_reason="error", error=error, latency_s=latency_s)
+    def failed(cls, error: str, latency_s: float = 0.0, code: str | None = None) -> GenerationResult:
+        return cls(text="", finish_reason="error", error=error, latency_s=latency_s, error_code=code)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

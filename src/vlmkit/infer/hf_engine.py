@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, astuple, replace
+from functools import partial
 from typing import Any
 
 from ..data.collate import MediaSettings, VlmCollator
@@ -22,9 +23,11 @@ from ..data.schema import Sample
 from ..errors import VlmkitError
 from ..models.loading import LoadedModel, load_model
 from ..provenance import hardware_name
+from .batch_stream import BatchTextStreamer
 from .batching import plan_batches
 from .engine import GenerationParams, GenerationResult, TextStream, as_sample
 from .media_check import check_media_tokens
+from .prompt_limits import PromptLimits, PromptTooLong
 from .stopping import cancel_criterion, stop_strings_criterion
 from .text import StreamText, final_text
 
@@ -34,7 +37,14 @@ class HFEngine:
 
     backend = "hf"
 
-    def __init__(self, loaded: LoadedModel, *, batch_size: int = 16, media: MediaSettings | None = None):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        batch_size: int = 16,
+        media: MediaSettings | None = None,
+        max_prompt_tokens: int | None = None,
+    ):
         self.model = loaded.model
         self.processor = loaded.processor
         self.tokenizer = loaded.processor.tokenizer
@@ -43,6 +53,7 @@ class HFEngine:
         self.adapter = loaded.adapter
         self.batch_size = batch_size
         self.media = self._with_family_defaults(media or MediaSettings())
+        self.prompt_limits = PromptLimits.for_model(self.model.config, max_prompt_tokens)
         self._collators: dict[tuple, VlmCollator] = {}
         self._lock = threading.RLock()  # one generate at a time: the model and tokenizer are not thread-safe
         self._eos_ids = self._stop_token_ids()
@@ -66,6 +77,7 @@ class HFEngine:
         device: str | None = None,
         attn_implementation: str | None = None,
         quantization: str | None = None,
+        max_prompt_tokens: int | None = None,
     ) -> HFEngine:
         import torch
 
@@ -79,7 +91,7 @@ class HFEngine:
             quantization=quantization,
             device=device,
         )
-        return cls(loaded, batch_size=batch_size, media=media)
+        return cls(loaded, batch_size=batch_size, media=media, max_prompt_tokens=max_prompt_tokens)
 
     # --- settings ----------------------------------------------------------------------------
     def _with_family_defaults(self, media: MediaSettings) -> MediaSettings:
@@ -129,6 +141,7 @@ class HFEngine:
             "hardware": hardware_name(self.device),
             "quantization": self._quantization(),
             "batch_size": self.batch_size,
+            "prompt_limits": self.prompt_limits.as_dict(),
             "media": asdict(self.media),
             "stop_token_ids": self._eos_ids,
             "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
@@ -149,15 +162,31 @@ class HFEngine:
 
     # --- batch generation ----------------------------------------------------------------------
     def generate(
-        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+        self,
+        samples: Sequence[Sample],
+        params: GenerationParams | None = None,
+        *,
+        media: MediaSettings | None = None,
+        cancel: Any = None,
+        on_text: Callable[[int, str], None] | None = None,
     ) -> list[GenerationResult]:
+        """`cancel`: an object with `is_set()` (a threading.Event); once set, generation stops at the next token
+        and the answers are what was generated so far (a server sets it when every client of a batch left).
+        `on_text(index, text)`: called with each request's new answer text as it is generated, from the batch's
+        one `generate` call (a server streams a whole batch this way); the texts add up to the result's text."""
         results: list[GenerationResult | None] = [None] * len(samples)
-        for index, result in self.iter_generate(samples, params, media=media):
+        for index, result in self.iter_generate(samples, params, media=media, cancel=cancel, on_text=on_text):
             results[index] = result
         return results  # type: ignore[return-value]
 
     def iter_generate(
-        self, samples: Sequence[Sample], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+        self,
+        samples: Sequence[Sample],
+        params: GenerationParams | None = None,
+        *,
+        media: MediaSettings | None = None,
+        cancel: Any = None,
+        on_text: Callable[[int, str], None] | None = None,
     ) -> Iterator[tuple[int, GenerationResult]]:
         params = params or GenerationParams()
         samples = [as_sample(s, k) for k, s in enumerate(samples)]
@@ -165,18 +194,33 @@ class HFEngine:
         for indices in plan_batches(samples, self.batch_size):
             started = time.perf_counter()
             batch = [samples[i] for i in indices]
-            results = [GenerationResult.failed(p) if (p := self.request_problem(s)) else None for s in batch]
+            results = [self._refusal(s) for s in batch]
             runnable = [k for k, r in enumerate(results) if r is None]
+            outs = None
+            if on_text is not None:  # per request: what was shown so far, and where new text goes
+                outs = {id(batch[k]): (StreamText(params.stop), partial(on_text, indices[k])) for k in runnable}
             if runnable:
-                for k, result in zip(runnable, self._run([batch[k] for k in runnable], params, collator)):
+                for k, result in zip(runnable, self._run([batch[k] for k in runnable], params, collator, cancel, outs)):
                     results[k] = result
             elapsed = time.perf_counter() - started
             for index, result in zip(indices, results):
                 result.latency_s = elapsed  # the wall time its batch took, i.e. what this request waited
                 yield index, result
 
+    def _refusal(self, sample: Sample) -> GenerationResult | None:
+        try:
+            self.prompt_limits.check_chars(sample)
+        except PromptTooLong as exc:
+            return GenerationResult.failed(str(exc), code=exc.code)
+        problem = self.request_problem(sample)
+        return GenerationResult.failed(problem) if problem else None
+
     def request_problem(self, sample: Sample) -> str | None:
         """Why a request can't run, found without loading anything; None if it looks fine."""
+        try:
+            self.prompt_limits.check_chars(sample)  # first: the checks below read the text
+        except PromptTooLong as exc:
+            return str(exc)
         question = next((m for m in reversed(sample.prompt_messages()) if m.role == "user"), None)
         if question is None or not question.text().strip():
             return "empty question: the last user message has no text"
@@ -189,44 +233,72 @@ class HFEngine:
             return f"{self.family.name} models do not take video input"
         return None
 
-    def _run(self, samples: list[Sample], params: GenerationParams, collator: VlmCollator) -> list[GenerationResult]:
+    def _run(
+        self,
+        samples: list[Sample],
+        params: GenerationParams,
+        collator: VlmCollator,
+        cancel: Any = None,
+        outs: Any = None,
+    ) -> list[GenerationResult]:
         """Encode and generate one batch; a failure is narrowed down to the requests that cause it."""
         try:
             encoded = self._encode(samples, collator)
         except Exception as exc:
             if len(samples) == 1:
-                return [GenerationResult.failed(_describe(exc))]
-            return self._run_without_unencodable(samples, params, collator)
+                return [GenerationResult.failed(_describe(exc), code=getattr(exc, "code", None))]
+            return self._run_without_unencodable(samples, params, collator, cancel, outs)
+        streamer = None
+        if outs is not None:
+            quiet = (StreamText(()), _ignore)
+            rows = [outs.get(id(s), quiet) for s in samples]
+            streamer = BatchTextStreamer(self.tokenizer, [r[0] for r in rows], [r[1] for r in rows], self._eos_set)
         try:
             with self._lock:
-                output = self._call_generate(encoded, params)
+                # transformers streams greedy and sampling only; beam search answers arrive whole (finish below)
+                live = streamer if params.num_beams == 1 else None
+                output = self._call_generate(encoded, params, cancel=cancel, streamer=live)
         except Exception as exc:
             if len(samples) == 1:
                 return [GenerationResult.failed(_describe(exc))]
             middle = len(samples) // 2
-            return self._run(samples[:middle], params, collator) + self._run(samples[middle:], params, collator)
-        return self._results(encoded, output, params)
+            return self._run(samples[:middle], params, collator, cancel, outs) + self._run(
+                samples[middle:], params, collator, cancel
+            )
+        results = self._results(encoded, output, params)
+        if streamer is not None:
+            streamer.finish([r.text for r in results])
+        return results
 
     def _run_without_unencodable(
-        self, samples: list[Sample], params: GenerationParams, collator: VlmCollator
+        self,
+        samples: list[Sample],
+        params: GenerationParams,
+        collator: VlmCollator,
+        cancel: Any = None,
+        outs: Any = None,
     ) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(samples)
         for k, sample in enumerate(samples):
             try:
                 self._encode([sample], collator)
             except Exception as exc:
-                results[k] = GenerationResult.failed(_describe(exc))
+                results[k] = GenerationResult.failed(_describe(exc), code=getattr(exc, "code", None))
         good = [k for k, r in enumerate(results) if r is None]
         if len(good) == len(samples):  # each encodes alone but not together: split instead
             middle = len(samples) // 2
-            return self._run(samples[:middle], params, collator) + self._run(samples[middle:], params, collator)
+            return self._run(samples[:middle], params, collator, cancel, outs) + self._run(
+                samples[middle:], params, collator, cancel
+            )
         if good:
-            for k, result in zip(good, self._run([samples[k] for k in good], params, collator)):
+            for k, result in zip(good, self._run([samples[k] for k in good], params, collator, cancel, outs)):
                 results[k] = result
         return results  # type: ignore[return-value]
 
     def _encode(self, samples: Sequence[Sample], collator: VlmCollator) -> Any:
         batch = collator.generation_batch(samples)
+        for tokens in batch["attention_mask"].sum(-1).tolist():  # before any compute is spent on the batch
+            self.prompt_limits.check_tokens(int(tokens))
         check_media_tokens(batch, samples, self.family, self.processor)
         batch = batch.to(self.device)
         dtype = next(self.model.parameters()).dtype
@@ -248,7 +320,7 @@ class HFEngine:
         return kwargs
 
     def _call_generate(
-        self, encoded: Any, params: GenerationParams, *, streamer: Any = None, cancel: threading.Event | None = None
+        self, encoded: Any, params: GenerationParams, *, streamer: Any = None, cancel: Any = None
     ) -> Any:
         import torch
         from transformers import StoppingCriteriaList
@@ -293,6 +365,7 @@ class HFEngine:
     ) -> TextStream:
         params = params or GenerationParams()
         sample = as_sample(sample)
+        self.prompt_limits.check_chars(sample)
         problem = self.request_problem(sample)
         if problem:
             raise VlmkitError(problem)
@@ -350,6 +423,10 @@ class HFEngine:
             yield rest
         result.latency_s = time.perf_counter() - started
         return result
+
+
+def _ignore(text: str) -> None:
+    pass
 
 
 def _describe(exc: BaseException) -> str:

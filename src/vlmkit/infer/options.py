@@ -105,7 +105,8 @@ class EngineOptions:
             return {"endpoint": self.endpoint}
         return {"device": self.device, "quantization": self.quantization}
 
-    def load(self, model: str, adapter: str | None = None, *, batch_size: int = 16) -> Engine:
+    def load(self, model: str, adapter: str | None = None, *, batch_size: int = 16, **extra: Any) -> Engine:
+        """Load the engine; `extra` goes to the backend as is (e.g. serve's max_prompt_tokens)."""
         from .engine import load_engine
 
         return load_engine(
@@ -116,6 +117,7 @@ class EngineOptions:
             batch_size=batch_size,
             media=self.media,
             **self.backend_options(),
+            **extra,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,6 +45,13 @@ class StreamText:
             text = text.rstrip(REPLACEMENT_CHAR)
         return self._advance(text.strip())
 
+    def update(self, decoded: str) -> str:
+        """Like `feed`, given the whole text decoded so far instead of the new piece."""
+        if self.stopped:
+            return ""
+        self.raw = ""
+        return self.feed(decoded)
+
     def finish(self, final: str) -> str:
         """The rest of the final answer (computed from all tokens, as the batch path does)."""
         if not final.startswith(self.shown):  # cannot happen when decoding is prefix-stable; never repeat text

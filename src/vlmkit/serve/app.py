@@ -8,10 +8,10 @@ request is queued; the engine runs in the batcher's single thread.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import VlmkitError
+from ..infer.prompt_limits import CONTEXT_LENGTH_EXCEEDED, PromptTooLong
 from .batcher import DynamicBatcher, StreamHandle
 from .conversation import request_to_params, request_to_sample
 from .errors import ApiError, error_body
@@ -69,7 +70,7 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
     # No /docs, /redoc or /openapi.json: they would be unauthenticated surface, and the docs page loads from a CDN.
     app = FastAPI(title="vlmkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher, app.state.settings = batcher, settings
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     if settings.allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # added last: runs first
     _add_error_handlers(app)
@@ -85,6 +86,8 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
 
     api = [Depends(require_key)]
     request_problem = getattr(engine, "request_problem", None)  # optional engine check, cheap and load-free
+    prompt_limits = getattr(engine, "prompt_limits", None)  # optional: the engine's prompt caps
+    app.state.engine_limits = prompt_limits.as_dict() if prompt_limits is not None else {}
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -105,11 +108,12 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
             "model": settings.model_name,
             "max_batch": settings.max_batch,
             "queue": batcher.queue_depth,
+            **app.state.engine_limits,
             **batcher.stats.as_dict(),
         }
 
     @app.post("/v1/chat/completions", dependencies=api)
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
         _check_model(body.model, settings)
         params = request_to_params(
             body, default_max_tokens=settings.default_max_tokens, max_tokens_cap=settings.max_tokens_cap
@@ -119,11 +123,23 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
             sample = await run_in_threadpool(
                 request_to_sample, body, workdir, settings.media, supports_video=engine.family.supports_video
             )
+            if prompt_limits is not None:  # before anything tokenizes it
+                try:
+                    prompt_limits.check_chars(sample)
+                except PromptTooLong as exc:
+                    raise _prompt_too_long(exc) from None
             problem = request_problem(sample) if request_problem else None
             if problem:  # caught before queueing, so a stream fails with a status code, not mid-stream
                 raise ApiError(problem, code="invalid_messages", param="messages")
             if body.stream:
                 stream = batcher.stream(sample, params)  # queued now, so a full queue is still a plain 429
+                try:  # the engine encodes (and may refuse) the prompt before the status line is sent
+                    await _unless_client_leaves(request, stream.started())
+                except PromptTooLong as exc:
+                    raise _prompt_too_long(exc) from None
+                except BaseException:
+                    await stream.aclose()
+                    raise
                 response = StreamingResponse(
                     _sse_events(body, stream, workdir, settings.model_name),
                     media_type="text/event-stream",
@@ -131,10 +147,12 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
                 )
                 workdir = None  # the stream owns it now
                 return response
-            result = await batcher.generate(sample, params)
+            result = await _unless_client_leaves(request, batcher.generate(sample, params))
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
+        if result.error_code == CONTEXT_LENGTH_EXCEEDED:
+            raise ApiError(result.error, code=result.error_code, param="messages")
         if result.error:
             raise ApiError(f"generation failed: {result.error}", code="generation_failed")
         return ChatCompletion(
@@ -151,6 +169,38 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def _unless_client_leaves(request: Request, work: Any) -> Any:
+    """Await `work`, cancelling it if the client disconnects first (its queued or running job is then
+    abandoned: skipped, or its batch stopped when every client in it left)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        try:
+            await task
+        except BaseException:
+            pass
+        raise ClientGone()
+    return task.result()
+
+
+def _prompt_too_long(exc: PromptTooLong) -> ApiError:
+    return ApiError(str(exc), code=exc.code, param="messages")
 
 
 def _check_model(name: str, settings: ServeSettings) -> None:
@@ -172,10 +222,17 @@ async def _sse_events(
     """OpenAI's chunk sequence: a role chunk, content chunks, a finish chunk, [usage chunk], [DONE]."""
     completion_id, created = new_completion_id(), now()
 
+    with_usage = body.include_usage_in_stream()
+
     def chunk(delta: Delta | None, finish: str | None = None, usage: Usage | None = None) -> str:
+        # As OpenAI sends them: a delta holds only the fields it sets (the finish chunk's delta is {}), and
+        # `usage` is present (null until the last chunk) only when the client asked for it.
         choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish)]
         payload = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=choices, usage=usage)
-        return f"data: {payload.model_dump_json()}\n\n"
+        data = payload.model_dump(exclude={"usage"} if not with_usage else None)
+        for choice in data["choices"]:
+            choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
+        return f"data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
     try:
         yield chunk(Delta(role="assistant", content=""))
@@ -185,7 +242,7 @@ async def _sse_events(
         if result is not None and result.error:
             raise ApiError(f"generation failed: {result.error}", code="generation_failed")
         yield chunk(Delta(), "length" if result is not None and result.finish_reason == "length" else "stop")
-        if body.include_usage_in_stream():
+        if with_usage:
             yield chunk(None, usage=Usage.of(result.prompt_tokens, result.completion_tokens) if result else None)
         yield "data: [DONE]\n\n"
     except Exception as exc:  # the status line is sent already: report in-band, as OpenAI does
@@ -209,6 +266,8 @@ def _error_response(exc: BaseException) -> tuple[int, dict]:
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, str | None]:
+    """FastAPI's validation errors as OpenAI answers them: 400, the field as `param` in one path style
+    (`messages[0].content[0].image_url.url`), and the complaint."""
     errors = exc.errors() or [{"msg": "invalid request", "loc": (), "type": ""}]
     first = errors[0]
     if first.get("type") == "json_invalid":
@@ -216,14 +275,40 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, str
         return 400, f"request body is not valid JSON ({reason})", "invalid_json", None
     if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
         return 400, "request body is empty; send a JSON object", "invalid_json", None
-    # A value that fits no branch of a union gives one error per branch, each with the branch's type name in
-    # its path ('str', 'list[...]'); report the path they share and every branch's complaint once.
-    paths = [[str(x) for x in e.get("loc", ()) if x != "body"] for e in errors]
-    shared = os.path.commonprefix(paths) if len(paths) > 1 else paths[0]  # element-wise on lists
-    field = ".".join(x for x in shared if not any(c in x for c in "[(")) or None
-    messages = list(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in errors))
+    # A value that fits no branch of a union gives one error per branch; the branch that got deepest into the
+    # value is the one the client meant (a content list with a bad URL is not "not a string").
+    located = [(_field_path(exc.body, e), e) for e in errors]
+    depth = max(len(path) for path, _ in located)
+    deepest = [(path, e) for path, e in located if len(path) == depth]
+    field = _path_text(deepest[0][0]) or None
+    messages = list(dict.fromkeys(e["msg"].removeprefix("Value error, ") for _, e in deepest))
     message = "; or ".join(messages[:3]) + (f" (and {len(messages) - 3} more problems)" if len(messages) > 3 else "")
-    return 422, f"{field}: {message}" if field else message, "invalid_request", field
+    return 400, f"{field}: {message}" if field else message, "invalid_request", field
+
+
+def _field_path(body: Any, error: dict) -> list[str | int]:
+    """The error's location as keys and indexes of the request body, without pydantic's union branch labels
+    ('str', 'list[...]', discriminator tags): a step is kept only when the body has it."""
+    loc = [x for x in error.get("loc", ()) if x != "body"]
+    path: list[str | int] = []
+    value = body
+    for step, name in enumerate(loc):
+        if isinstance(value, dict) and isinstance(name, str) and name in value:
+            path.append(name)
+            value = value[name]
+        elif isinstance(value, list) and isinstance(name, int) and 0 <= name < len(value):
+            path.append(name)
+            value = value[name]
+        elif error.get("type") == "missing" and step == len(loc) - 1 and isinstance(name, str):
+            path.append(name)  # a required field the body lacks
+    return path
+
+
+def _path_text(path: list[str | int]) -> str:
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -246,6 +331,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         status, payload = _error_response(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.exception_handler(ClientGone)
+    async def gone(request: Request, exc: ClientGone) -> JSONResponse:
+        log.info("client disconnected before its answer; its work was dropped")
+        return JSONResponse(error_body("client closed the request", 499, "client_closed"), status_code=499)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
@@ -281,11 +371,53 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
-class BodyLimit:
-    """Pure ASGI middleware: refuse bodies over `max_bytes` (413) by header or while reading, before parsing."""
+BODY_BUDGET_BODIES = 2  # bodies of the largest allowed size held at once
+RELEASE_AFTER_BYTES = 8 * 2**20
 
-    def __init__(self, app: Any, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+
+class ByteBudget:
+    """An asyncio budget of bytes: `acquire(n)` waits until n more fit (one holder may always take it whole)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, size: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+
+    def release(self, size: int) -> None:
+        if size:
+            self.used -= size
+            asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+def release_free_memory() -> None:
+    """Give freed heap back to the OS after a large request (glibc keeps it otherwise, and the process stays
+    at its peak); a no-op where there is no glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class BodyLimit:
+    """Pure ASGI middleware: read the body as it streams in, refusing it (413) once it is over `max_bytes` (by
+    its Content-Length at once, else while reading), or (408) when it has not all arrived `timeout_s` after
+    the headers; then hand the app one buffer (no second copy of a large body)."""
+
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 60.0):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+        # Bodies held at once (read, parsed, checked) are bounded too: many large uploads queue for this budget
+        # (TCP holds them back) instead of each taking its megabytes, and copies of them, at the same time.
+        self.budget = ByteBudget(BODY_BUDGET_BODIES * max_bytes)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -293,39 +425,65 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send, int(declared))
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                return await self._refuse(send, size)
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        replayed = False
+        held = 0
+        try:
+            if declared.isdigit():
+                held = int(declared)
+                await self.budget.acquire(held)
+            await self._read_and_run(scope, receive, send, reserved=declared.isdigit())
+        finally:
+            self.budget.release(held)
 
+    async def _read_and_run(self, scope: dict, receive: Any, send: Any, *, reserved: bool) -> None:
+        body = bytearray()
+        extra = 0  # budget taken chunk by chunk when the size was not declared
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+                except asyncio.TimeoutError:
+                    return await self._too_slow(send, len(body))
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > self.max_bytes:
+                    return await self._refuse(send, len(body) + len(chunk))
+                if not reserved and chunk:
+                    await self.budget.acquire(len(chunk))
+                    extra += len(chunk)
+                body += chunk
+                if not message.get("more_body"):
+                    break
+            large = len(body) >= RELEASE_AFTER_BYTES
+            box = [bytes(body)]  # the app gets the only reference: parsed, the body can be freed at once
+            body.clear()
+            await self._run(scope, receive, send, box)
+        finally:
+            self.budget.release(extra)
+        if large:
+            release_free_memory()
+
+    async def _run(self, scope: dict, receive: Any, send: Any, box: list[bytes]) -> None:
         async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()  # after the body: lets streaming responses notice a disconnect
+            if box:
+                return {"type": "http.request", "body": box.pop(), "more_body": False}
+            return await receive()  # after the body: lets handlers notice a disconnect
 
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any, size: int) -> None:
-        response = JSONResponse(
-            error_body(
-                f"request body is {size:,} bytes or more, over this server's limit of {self.max_bytes:,}",
-                413,
-                "request_too_large",
-            ),
-            status_code=413,
-            headers={"Connection": "close"},
-        )
-        await response({"type": "http"}, _no_receive, send)
+        message = f"request body is {size:,} bytes or more, over this server's limit of {self.max_bytes:,}"
+        await _close_with(send, 413, message, "request_too_large")
+
+    async def _too_slow(self, send: Any, size: int) -> None:
+        message = f"request body not received within {self.timeout_s:g} s ({size:,} bytes arrived)"
+        await _close_with(send, 408, message, "request_timeout")
+
+
+async def _close_with(send: Any, status: int, message: str, code: str) -> None:
+    response = JSONResponse(error_body(message, status, code), status_code=status, headers={"Connection": "close"})
+    await response({"type": "http"}, _no_receive, send)
 
 
 async def _no_receive() -> dict:

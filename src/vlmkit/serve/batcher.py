@@ -4,13 +4,16 @@ One worker thread owns the engine, so the model is never used by two requests at
 the first waiting request, then gathers more for at most `max_wait_s` or until `max_batch` are in hand
 (requests that queued while the previous batch ran are taken at once, without waiting). Requests in a batch
 are grouped by generation parameters, one `engine.generate` call per group. If a batch call fails, its requests
-are retried one by one so a single bad request cannot fail its neighbours. Streaming requests run alone through
-`engine.stream`, in the same worker thread, in their turn in the queue.
+are retried one by one so a single bad request cannot fail its neighbours. Streaming requests join batches like
+plain ones when the engine streams a batch (`generate(..., on_text=...)`: each row's text goes to its stream as it
+is generated); with other engines they run alone through `engine.stream`, in their turn in the queue. Work of
+clients that left is dropped: queued requests are skipped, and a batch stops once all its clients are gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +30,7 @@ class BatchStats:
     requests: int = 0
     batches: int = 0
     streams: int = 0
+    abandoned: int = 0  # requests whose client left before the answer: skipped in the queue, or stopped
     largest_batch: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)  # size -> how many batches had it
 
@@ -36,6 +40,7 @@ class BatchStats:
             "requests": self.requests,
             "batches": self.batches,
             "streams": self.streams,
+            "abandoned": self.abandoned,
             "largest_batch": self.largest_batch,
             "mean_batch": round(mean, 2),
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
@@ -55,6 +60,16 @@ class _Job:
         return self.stop.is_set() or (self.future is not None and self.future.done())
 
 
+class _AllStopped:
+    """The cancel flag of a running batch: set once every request in it has been abandoned."""
+
+    def __init__(self, jobs: list[_Job]):
+        self.jobs = jobs
+
+    def is_set(self) -> bool:
+        return all(job.stop.is_set() for job in self.jobs)
+
+
 class DynamicBatcher:
     def __init__(self, engine: Any, *, max_batch: int = 8, max_wait_s: float = 0.015, max_queue: int = 256):
         if max_batch < 1:
@@ -64,6 +79,12 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_s if max_batch > 1 else 0.0  # nothing to wait for with batches of one
         self.max_queue = max_queue
         self.stats = BatchStats()
+        # Engines that take a cancel flag stop a batch whose clients all left (the Engine protocol doesn't require it).
+        accepted = inspect.signature(engine.generate).parameters
+        self._cancellable = "cancel" in accepted
+        # Engines whose generate() streams text per request (on_text) batch streaming requests with the rest;
+        # others run each stream alone through engine.stream().
+        self._batched_streams = "on_text" in accepted
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -122,8 +143,9 @@ class DynamicBatcher:
         while True:
             job = await self._queue.get()
             if job.abandoned:
+                self.stats.abandoned += 1
                 continue
-            if job.pieces is not None:
+            if job.pieces is not None and not self._batched_streams:
                 await self._run_stream(job)
                 continue
             batch, deferred_stream = await self._gather(job)
@@ -132,8 +154,7 @@ class DynamicBatcher:
             except Exception as exc:  # a bug here must fail these requests, not stop the collector
                 log.exception("batch failed")
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                    _fail(pending, exc)
             if deferred_stream is not None:
                 await self._run_stream(deferred_stream)
 
@@ -152,13 +173,15 @@ class DynamicBatcher:
                 except asyncio.TimeoutError:
                     break
             if job.abandoned:
+                self.stats.abandoned += 1
                 continue
-            if job.pieces is not None:
+            if job.pieces is not None and not self._batched_streams:
                 return batch, job  # a stream ends the batch and runs right after it, keeping queue order
             batch.append(job)
         return batch, None
 
     async def _run_batch(self, batch: list[_Job]) -> None:
+        self.stats.abandoned += sum(1 for job in batch if job.abandoned)
         batch = [job for job in batch if not job.abandoned]
         if not batch:
             return
@@ -171,24 +194,36 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         for jobs in groups.values():
             try:
-                results = await loop.run_in_executor(self._executor, self._generate, jobs)
+                results = await loop.run_in_executor(self._executor, self._generate, jobs, loop)
             except Exception:
                 results = [await self._generate_alone(job) for job in jobs]
             for job, result in zip(jobs, results, strict=True):  # a short answer list must not hang anyone
                 self.stats.requests += 1
-                if job.future.done():
+                self.stats.streams += job.pieces is not None
+                if job.abandoned:
+                    self.stats.abandoned += 1
                     continue
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
+                _deliver(job, result)
 
-    def _generate(self, jobs: list[_Job]) -> list[Any]:
-        return self.engine.generate([job.sample for job in jobs], jobs[0].params)
+    def _generate(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop | None = None) -> list[Any]:
+        samples = [job.sample for job in jobs]
+        options: dict[str, Any] = {}
+        if self._cancellable:
+            options["cancel"] = _AllStopped(jobs)
+        if loop is not None and any(job.pieces is not None for job in jobs):
+
+            def on_text(index: int, text: str) -> None:
+                job = jobs[index]
+                if job.pieces is not None and not job.stop.is_set():
+                    loop.call_soon_threadsafe(job.pieces.put_nowait, ("piece", text))
+
+            options["on_text"] = on_text
+        return self.engine.generate(samples, jobs[0].params, **options)
 
     async def _generate_alone(self, job: _Job) -> Any:
         try:
-            return (await asyncio.get_running_loop().run_in_executor(self._executor, self._generate, [job]))[0]
+            loop = asyncio.get_running_loop()
+            return (await loop.run_in_executor(self._executor, self._generate, [job], loop))[0]
         except Exception as exc:
             return exc
 
@@ -202,8 +237,12 @@ class DynamicBatcher:
 
         def produce() -> None:
             pieces = None
+            if job.stop.is_set():  # the client left while the stream waited for the engine
+                send("done", None)
+                return
             try:
                 pieces = self.engine.stream(job.sample, job.params)
+                send("started", None)
                 for piece in pieces:
                     if job.stop.is_set():
                         break  # the client went away: stop spending compute on it
@@ -218,6 +257,36 @@ class DynamicBatcher:
         await loop.run_in_executor(self._executor, produce)
 
 
+def _deliver(job: _Job, result: Any) -> None:
+    """Hand a batch's answer (or exception) to its request: a future's result, or a stream's last message."""
+    if isinstance(result, BaseException):
+        return _fail(job, result)
+    if job.future is not None:
+        job.future.set_result(result)
+    elif getattr(result, "error", None):
+        _fail(job, _stream_error(result))
+    else:
+        job.pieces.put_nowait(("done", result))
+
+
+def _fail(job: _Job, exc: BaseException) -> None:
+    if job.future is not None:
+        if not job.future.done():
+            job.future.set_exception(exc)
+    else:
+        job.pieces.put_nowait(("error", exc))
+
+
+def _stream_error(result: Any) -> Exception:
+    """A failed answer of a streamed request as the exception engine.stream() would have raised."""
+    from ..errors import VlmkitError
+    from ..infer.prompt_limits import CONTEXT_LENGTH_EXCEEDED, PromptTooLong
+
+    if result.error_code == CONTEXT_LENGTH_EXCEEDED:
+        return PromptTooLong(result.error)
+    return VlmkitError(result.error)
+
+
 class StreamHandle:
     """Async iterator over one streamed answer's text pieces; `result` is the engine's GenerationResult (token
     counts, finish reason) once the pieces are exhausted. `aclose()` stops generation early."""
@@ -225,16 +294,40 @@ class StreamHandle:
     def __init__(self, job: _Job):
         self._job = job
         self._finished = False
+        self._early: tuple[str, Any] | None = None
         self.result: Any = None
 
     def __aiter__(self) -> StreamHandle:
         return self
 
+    async def started(self) -> None:
+        """Wait until the engine has accepted the request (prompt encoded, or text arriving) or refused it
+        (raises its error), so a refusal still gets a status code."""
+        kind, value = await self._job.pieces.get()
+        if kind == "error":
+            self._finished = True
+            self._job.stop.set()
+            raise value
+        if kind != "started":
+            self._early = (kind, value)  # the first piece (or an empty answer's end): __anext__ returns it
+
     async def __anext__(self) -> str:
         if self._finished:
             raise StopAsyncIteration
-        kind, value = await self._job.pieces.get()
+        if self._early is not None:
+            (kind, value), self._early = self._early, None
+        else:
+            kind, value = await self._job.pieces.get()
+        if kind == "started":
+            kind, value = await self._job.pieces.get()
         if kind == "piece":
+            # Pieces that arrived while the reader was busy go out as one (fewer events, same text).
+            while self._early is None and not self._job.pieces.empty():
+                more = self._job.pieces.get_nowait()
+                if more[0] != "piece":
+                    self._early = more
+                    break
+                value += more[1]
             return value
         self._finished = True
         self._job.stop.set()

@@ -50,9 +50,24 @@ def serve(
         log.warning("listening on %s without --api-key: anyone who can reach this address can use the model", host)
     sock = bind_socket(host, port)
     app = create_app(engine, settings)
-    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5, server_header=False)
+    config = uvicorn_config(app, settings, log_level=log_level, timeout_graceful_shutdown=5)
     announce(f"serving {settings.model_name} on {url_of(sock)} (web page at /, API at /v1)")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def uvicorn_config(app: Any, settings: ServeSettings, **options: Any) -> Any:
+    """uvicorn's settings for our app: h11 with the header deadline, the keep-alive timeout, no Server header."""
+    import uvicorn
+
+    from .protocol import guarded_protocol
+
+    return uvicorn.Config(
+        app,
+        http=guarded_protocol(settings.header_timeout_s),
+        timeout_keep_alive=settings.keep_alive_s,
+        server_header=False,
+        **options,
+    )
 
 
 class ServerThread:
@@ -64,7 +79,9 @@ class ServerThread:
         self.sock = bind_socket(host, port)
         self.url = url_of(self.sock)
         self.app = create_app(engine, settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=2))
+        self.server = uvicorn.Server(
+            uvicorn_config(self.app, settings, log_level="warning", timeout_graceful_shutdown=2)
+        )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> ServerThread:

@@ -19,6 +19,12 @@ class ServeSettings:
     max_queue: int = 256  # waiting requests beyond this get 429
     max_body_bytes: int = 64 * MiB  # base64 media are 4/3 of their size; a conversation repeats them
     max_tokens_cap: int = 2048
+    # Slow or idle clients: request line and headers must arrive within header_timeout_s of the connection
+    # opening (or of the previous response), the body within body_timeout_s of the headers; an idle
+    # keep-alive connection closes after keep_alive_s.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keep_alive_s: float = 5.0
     default_max_tokens: int = 512
     media: MediaPolicy = field(default_factory=MediaPolicy)
     # Host names the server answers to (None: any). Loopback names by default, so a web page elsewhere cannot

@@ -14,6 +14,7 @@ from .chartqa import ChartQA
 from .docvqa import DocVQA
 from .infovqa import InfoVQA
 from .llava import LLaVA
+from .samples import Samples
 from .sharegpt import ShareGPT
 from .textvqa import TextVQA
 from .video_captions import VideoCaptions
@@ -23,7 +24,18 @@ from .vizwiz import VizWiz
 # Order matters for --format auto: the more specific key sets are tried first.
 CONVERTERS: dict[str, Converter] = {
     c.name: c
-    for c in (ViTextVQA(), ShareGPT(), LLaVA(), InfoVQA(), DocVQA(), ChartQA(), VizWiz(), TextVQA(), VideoCaptions())
+    for c in (
+        ViTextVQA(),
+        Samples(),
+        ShareGPT(),
+        LLaVA(),
+        InfoVQA(),
+        DocVQA(),
+        ChartQA(),
+        VizWiz(),
+        TextVQA(),
+        VideoCaptions(),
+    )
 }
 FORMAT_NAMES = ["auto", *CONVERTERS]
 

@@ -12,6 +12,7 @@ const state = {
   model: null,
   apiKey: sessionStorage.getItem("vlmkit-api-key") || "",
   controller: null,   // AbortController of the answer being streamed
+  followEnd: true,    // keep the newest turn in view (false once the reader scrolls up)
 };
 
 function headers() {
@@ -98,17 +99,35 @@ function detach() {
 
 // --- conversation -----------------------------------------------------------------------------
 
+// The newest turn stays in view: the window scrolls to the bottom (above the sticky composer) as turns are
+// added, answers stream in and media load, unless the reader has scrolled up to read earlier turns.
+function nearBottom() {
+  const root = document.documentElement;
+  return root.scrollHeight - (window.scrollY + window.innerHeight) < 80;
+}
+
+function scrollToEnd(force) {
+  if (force || state.followEnd) window.scrollTo({ top: document.documentElement.scrollHeight });
+}
+
+window.addEventListener("scroll", () => { state.followEnd = nearBottom(); }, { passive: true });
+
 function addBubble(role, text, attachment) {
   $("empty-hint").hidden = true;
   const bubble = document.createElement("div");
   bubble.className = `message ${role}`;
-  if (attachment) bubble.appendChild(mediaElement(attachment.kind, attachment.url));
+  if (attachment) {
+    const media = mediaElement(attachment.kind, attachment.url);
+    media.addEventListener(attachment.kind === "video" ? "loadedmetadata" : "load", () => scrollToEnd(false));
+    bubble.appendChild(media);
+  }
   const body = document.createElement("div");
   body.className = "text";
   body.textContent = text;
   bubble.appendChild(body);
   $("messages").appendChild(bubble);
-  bubble.scrollIntoView({ block: "end" });
+  scrollToEnd(true);  // a new turn always comes into view
+  state.followEnd = true;
   return body;
 }
 
@@ -179,7 +198,11 @@ async function ask(event) {
       }),
     });
     if (!response.ok) throw new Error(await errorMessage(response));
-    await readStream(response, (piece) => { text += piece; answer.textContent = text; });
+    await readStream(response, (piece) => {
+      text += piece;
+      answer.textContent = text;
+      scrollToEnd(false);
+    });
     state.history.push(turn, { role: "assistant", content: text });
     setStatus("");
   } catch (err) {
@@ -194,6 +217,7 @@ async function ask(event) {
   } finally {
     answer.parentElement.classList.remove("streaming");
     answer.parentElement.classList.add("done");
+    scrollToEnd(false);
     state.controller = null;
     setBusy(false);
   }
