@@ -9,7 +9,7 @@ build a tiny random checkpoint of the family for tests and the quickstart.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # keep `import vlmkit.models` free of torch for a fast CLI
@@ -30,14 +30,10 @@ class FamilyAdapter:
     projector_prefixes: tuple[str, ...]
     language_prefixes: tuple[str, ...]
     language_module_path: str  # dotted path used to anchor LoRA regexes on the language model
-    vision_module_path: str
     image_token: str
     video_token: str | None = None
-    min_pixels: int | None = None  # family default when the user sets none (None: processor default)
-    max_pixels: int | None = None
     stop_tokens: tuple[str, ...] = ()  # end-of-turn markers generation stops on
     append_eos_to_answers: bool = False  # template leaves the assistant turn open (LLaVA-1.5)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     # --- parameter groups ------------------------------------------------------------------
     def group_of(self, param_name: str) -> str:
@@ -70,11 +66,6 @@ class FamilyAdapter:
         if include_lm_head:
             regex = rf"(?:{regex}|(?:.*\.)?lm_head)"
         return regex
-
-    def vision_lora_regex(self, modules: tuple[str, ...]) -> str:
-        path = re.escape(self.vision_module_path)
-        alt = "|".join(re.escape(m) for m in modules)
-        return rf"(?:.*\.)?{path}\..*\.(?:{alt})"
 
     # --- processor settings ----------------------------------------------------------------
     def processor_kwargs(

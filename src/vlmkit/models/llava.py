@@ -96,7 +96,6 @@ ADAPTER = LlavaFamily(
     projector_prefixes=("model.multi_modal_projector.",),
     language_prefixes=("model.language_model.", "lm_head."),
     language_module_path="language_model",
-    vision_module_path="vision_tower",
     image_token="<image>",
     stop_tokens=("</s>",),
     append_eos_to_answers=True,

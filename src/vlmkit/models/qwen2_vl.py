@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .qwen_common import QWEN2_VL_TEMPLATE, TINY_MAX_PIXELS, TINY_MIN_PIXELS, QwenFamily, mrope, tiny_text_dims
+from .qwen_common import (
+    QWEN2_VL_TEMPLATE,
+    QWEN_LAYOUT,
+    TINY_MAX_PIXELS,
+    TINY_MIN_PIXELS,
+    QwenFamily,
+    mrope,
+    text_token_ids,
+    tiny_text_dims,
+    vision_token_ids,
+)
 
 
 class Qwen2VLFamily(QwenFamily):
@@ -23,7 +33,7 @@ class Qwen2VLFamily(QwenFamily):
             spatial_merge_size=2,
             temporal_patch_size=2,
         )
-        return Qwen2VLConfig(text_config={**text, **_text_ids(ids)}, vision_config=vision, **_top_ids(ids))
+        return Qwen2VLConfig(text_config={**text, **text_token_ids(ids)}, vision_config=vision, **vision_token_ids(ids))
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
@@ -35,25 +45,6 @@ class Qwen2VLFamily(QwenFamily):
             chat_template=self.chat_template,
         )
 
-
-def _text_ids(ids: dict[str, int]) -> dict[str, int]:
-    return {k: ids[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
-
-
-def _top_ids(ids: dict[str, int]) -> dict[str, int]:
-    return {k: ids[k] for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
-
-
-QWEN_LAYOUT = dict(
-    vision_prefixes=("model.visual.",),
-    projector_prefixes=("model.visual.merger.",),
-    language_prefixes=("model.language_model.", "lm_head."),
-    language_module_path="language_model",
-    vision_module_path="visual",
-    image_token="<|image_pad|>",
-    video_token="<|video_pad|>",
-    stop_tokens=("<|im_end|>", "<|endoftext|>"),
-)
 
 ADAPTER = Qwen2VLFamily(
     name="qwen2_vl",

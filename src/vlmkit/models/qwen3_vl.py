@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .qwen2_vl import QWEN_LAYOUT, _text_ids, _top_ids
-from .qwen_common import QWEN3_VL_TEMPLATE, QwenFamily, mrope, tiny_text_dims
+from .qwen_common import (
+    QWEN3_VL_TEMPLATE,
+    QWEN_LAYOUT,
+    QwenFamily,
+    mrope,
+    text_token_ids,
+    tiny_text_dims,
+    vision_token_ids,
+)
 
 # Qwen3-VL merges 2x2 patches of 16 px: the resize factor is 32, not 28.
 TINY3_MIN_PIXELS = 32 * 32 * 4
@@ -31,7 +38,7 @@ class Qwen3VLFamily(QwenFamily):
             num_position_embeddings=64,
             deepstack_visual_indexes=[0],
         )
-        return Qwen3VLConfig(text_config={**text, **_text_ids(ids)}, vision_config=vision, **_top_ids(ids))
+        return Qwen3VLConfig(text_config={**text, **text_token_ids(ids)}, vision_config=vision, **vision_token_ids(ids))
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor

@@ -135,3 +135,25 @@ def mrope(head_dim: int, theta: float = 1_000_000.0, **extra: Any) -> dict[str, 
     t = half // 4  # head_dim 128 -> [16, 24, 24], the released Qwen2-VL split
     hw = (half - t) // 2
     return {"rope_type": "default", "rope_theta": theta, "mrope_section": [t, hw, half - t - hw], **extra}
+
+
+def text_token_ids(ids: dict[str, int]) -> dict[str, int]:
+    """The language model's bos/eos/pad ids (its text_config)."""
+    return {k: ids[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+
+
+def vision_token_ids(ids: dict[str, int]) -> dict[str, int]:
+    """The media token ids the top-level config carries."""
+    return {k: ids[k] for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
+
+
+# Where the parts of every Qwen VL model live, and its media / end-of-turn tokens.
+QWEN_LAYOUT = dict(
+    vision_prefixes=("model.visual.",),
+    projector_prefixes=("model.visual.merger.",),
+    language_prefixes=("model.language_model.", "lm_head."),
+    language_module_path="language_model",
+    image_token="<|image_pad|>",
+    video_token="<|video_pad|>",
+    stop_tokens=("<|im_end|>", "<|endoftext|>"),
+)

@@ -106,7 +106,6 @@ ADAPTER = SmolVLMFamily(
     projector_prefixes=("model.connector.",),
     language_prefixes=("model.text_model.", "lm_head."),
     language_module_path="text_model",
-    vision_module_path="vision_model",
     image_token="<image>",
     stop_tokens=("<end_of_utterance>",),
     chat_template=SMOLVLM_TEMPLATE,
