@@ -16,9 +16,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import synthetic_media as synthetic
 from PIL import Image
 
-from vlmkit.data import synthetic
 from vlmkit.data.media import (
     Video,
     decode_image_bytes,

@@ -174,3 +174,16 @@ def test_resolved_config_round_trips(tmp_path):
     config = config_from_dict({"model": {"path": "m"}, "data": {"train": "d"}}, ["lora.targets=[q_proj]"])
     again = config_from_dict(yaml.safe_load(config.to_yaml()))
     assert again == config
+
+
+def test_out_is_applied_in_one_place_resolved_and_keeping_the_config_source(tmp_path, image_data, monkeypatch):
+    from vlmkit.train.runner import resolve_run_config
+
+    model = _header_only_model(tmp_path / "model")
+    (tmp_path / "cfg").mkdir()
+    path = write_config(tmp_path / "cfg" / "run.yaml", base_config(model, image_data, tmp_path / "run"))
+    monkeypatch.chdir(tmp_path)
+    config = resolve_run_config(path, ["lora.rank=4"], "relative-out")
+    assert config.output_dir == str(tmp_path / "relative-out") and config.lora.rank == 4
+    assert config.source == path.resolve()  # the manifest's config_dir comes from it
+    assert resolve_run_config(config, [], None) is config

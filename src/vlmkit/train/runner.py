@@ -57,7 +57,7 @@ def train(
 ) -> RunResult:
     """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks; `progress`
     False runs without the step bar (logs, metrics and checkpoints are unchanged)."""
-    config = _final_config(config, overrides, out)
+    config = resolve_run_config(config, overrides, out)
     checked = preflight(config, resume=resume)  # no model is loaded before this passes
     run_dir = checked.run_dir
 
@@ -185,9 +185,11 @@ def _collator(config: RunConfig, loaded: Any) -> Any:
     )
 
 
-def _final_config(
-    config: RunConfig | str | os.PathLike, overrides: Sequence[str], out: str | os.PathLike | None
+def resolve_run_config(
+    config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), out: str | os.PathLike | None = None
 ) -> RunConfig:
+    """The run's final config: a YAML path or a RunConfig, with dotted overrides and `--out` applied (made
+    absolute, the config's source file kept). The one place `--out` is applied, for `train` and `train --check`."""
     if not isinstance(config, RunConfig):
         config = load_config(config, list(overrides))
     elif overrides:
