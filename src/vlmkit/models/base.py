@@ -4,11 +4,18 @@ An adapter knows how to load a model + processor, where the vision tower, the pr
 language model live (parameter-name prefixes, for freezing and per-group learning rates), which
 modules LoRA targets by default (language model only), the media placeholder tokens, and how to
 build a tiny random checkpoint of the family for tests and the quickstart.
+
+It also holds the family's media contract: how a batch's images and videos are handed to the processor
+(`processor_images`, `processor_kwargs`, `video_call_kwargs`) and exactly how many tokens each costs
+(`image_tokens`, `video_tokens`), plus how many vision features each item of a processed batch carries
+(`batch_features`). Training-length estimation, the collator's exact sequence length, the inference media
+check and the docs all use these; no other layer knows a family's resize or token rule.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +24,20 @@ if TYPE_CHECKING:  # keep `import vlmkit.models` free of torch for a fast CLI
 
 LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GROUPS = ("vision", "projector", "language_model")
+
+
+@dataclass(frozen=True)
+class MediaTokens:
+    """What one image or video costs in the model's input sequence.
+
+    `tokens`: how many tokens the processor puts where the chat template wrote the item's one placeholder
+    token, so a rendered prompt of n tokens holding items m1..mk becomes n + sum(m.tokens - 1) tokens long
+    (wrapper tokens the template writes around the placeholder are part of the n). `features`: how many of
+    those the model fills with vision features (occurrences of the family's image / video token).
+    """
+
+    tokens: int
+    features: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,29 @@ class FamilyAdapter:
     def video_call_kwargs(self, processor: Any = None) -> dict[str, Any]:
         """Per-call processor kwargs for batches with videos (beyond the frames and their metadata)."""
         return {}
+
+    def processor_images(self, images: Sequence[Sequence[Any]]) -> Any:
+        """The processor's `images` argument for a batch, given each sample's images: flat by default."""
+        return [image for row in images for image in row]
+
+    # --- media token costs (implemented per family; exact, tested against the real processor) -----------
+    def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
+        """What a width x height image costs with this processor, under `media` (MediaSettings: min/max
+        pixels) when given."""
+        raise NotImplementedError(f"{self.name}: image_tokens is not implemented")
+
+    def video_tokens(
+        self, processor: Any, frame_indices: Sequence[int], fps: float, width: int, height: int
+    ) -> MediaTokens:
+        """What a video costs whose sampled frames (`frame_indices` of a source at `fps` frames per second)
+        are width x height, as `data.media.load_video` hands them to the processor."""
+        raise NotImplementedError(f"{self.name}: video_tokens is not implemented")
+
+    def batch_features(self, batch: Any, kind: str, processor: Any) -> list[int] | None:
+        """Vision features each image (`kind`="image") or video of a processed batch will produce, in order,
+        read from the processor's output; None when the output does not say per item (the processor then
+        checks the count itself while it expands the placeholders)."""
+        return None
 
     @property
     def supports_video(self) -> bool:

@@ -1,10 +1,14 @@
-"""What the Qwen VL families share: special tokens, the ChatML-style template, pixel settings."""
+"""What the Qwen VL families share: special tokens, the ChatML-style template, pixel settings, and the media
+token rule (dynamic resolution: an image is resized to multiples of patch x merge within the processor's
+pixel bounds, and costs (h / patch) * (w / patch) / merge^2 tokens; a video costs that per pair of frames)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
-from .base import FamilyAdapter
+from .base import FamilyAdapter, MediaTokens
 
 # Added tokens in Qwen2-VL / Qwen2.5-VL / Qwen3-VL order; with the real vocabulary they start at 151643,
 # so <|image_pad|> = 151655 and <|video_pad|> = 151656 exactly as in the released checkpoints.
@@ -96,6 +100,48 @@ class QwenFamily(FamilyAdapter):
             raise ValueError("set both min_pixels and max_pixels for a processor without defaults")
         return {"images_kwargs": {"size": size}}
 
+    # --- media contract ------------------------------------------------------------------------
+    def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
+        """transformers' own resize rule (the image processor's `get_number_of_image_patches`, which vLLM
+        relies on too) under the same size bounds `processor_kwargs` passes the processor."""
+        image_processor = processor.image_processor
+        bounds = self.processor_kwargs(
+            getattr(media, "min_pixels", None), getattr(media, "max_pixels", None), processor
+        ).get("images_kwargs", {})
+        patches = image_processor.get_number_of_image_patches(height, width, bounds)
+        features = patches // image_processor.merge_size**2
+        return MediaTokens(features, features)
+
+    def video_tokens(
+        self, processor: Any, frame_indices: Sequence[int], fps: float, width: int, height: int
+    ) -> MediaTokens:
+        """Each frame resized by the image rule within the video processor's own bounds; frames grouped in
+        temporal patches (a short or odd clip padded by repeating its last frame)."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        video_processor = processor.video_processor
+        patch, merge, temporal = (
+            video_processor.patch_size,
+            video_processor.merge_size,
+            video_processor.temporal_patch_size,
+        )
+        size = video_processor.size
+        resized_h, resized_w = smart_resize(
+            height, width, factor=patch * merge, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"]
+        )
+        steps = math.ceil(max(len(frame_indices), temporal) / temporal)
+        features = steps * (resized_h // patch) * (resized_w // patch) // merge**2
+        return MediaTokens(features, features)
+
+    def batch_features(self, batch: Any, kind: str, processor: Any) -> list[int] | None:
+        """t * h * w / merge^2 per item, from the processor's `image_grid_thw` / `video_grid_thw`."""
+        grid = batch.get(f"{kind}_grid_thw") if hasattr(batch, "get") else None
+        if grid is None:
+            return None
+        merge = getattr(processor, f"{kind}_processor").merge_size
+        return (grid.prod(-1) // merge**2).tolist()
+
+    # --- tiny checkpoints -----------------------------------------------------------------------
     def tiny_special_tokens(self) -> list[str]:
         return list(QWEN_SPECIAL_TOKENS)
 
