@@ -141,7 +141,9 @@ class VlmCollator:
             # Frames were sampled by media.load_video, per config; the processor must not sample again.
             kwargs.update(video_processor_kwargs(flat_videos))
             kwargs.update(self.family.video_call_kwargs(self.processor))
+        # Passed with the call too: a processor's own defaults (InternVL's pad left) override the tokenizer's side.
         self.tokenizer.padding_side = padding_side
+        kwargs["padding_side"] = padding_side
         try:
             return self.processor(**kwargs)
         except ValueError as exc:
