@@ -47,7 +47,9 @@ def truth(family, processor, images=(), video=None, media=MediaSettings()):
         kwargs.update(videos=[video[0]], video_metadata=[video[1]], do_sample_frames=False)
         kwargs.update(adapter.video_call_kwargs(processor))
     ids = processor(**kwargs)["input_ids"][0]
-    token_id = processor.tokenizer.convert_tokens_to_ids(adapter.image_token if kind == "image" else adapter.video_token)
+    token_id = processor.tokenizer.convert_tokens_to_ids(
+        adapter.image_token if kind == "image" else adapter.video_token
+    )
     return len(ids) - unexpanded, int((ids == token_id).sum())
 
 
