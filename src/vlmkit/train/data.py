@@ -90,3 +90,17 @@ def estimate_lengths(samples: Sequence[Sample], collator: Any) -> Lengths:
             answer[i] += int(n)
     media = [sum(cost.tokens - 1 for cost in collator.media_tokens(s)) for s in samples]
     return Lengths([int(n) + m for n, m in zip(counts, media)], answer)
+
+
+def first_over_length(samples: Sequence[Sample], totals: Sequence[int], max_length: int) -> tuple[Sample, int] | None:
+    """The first sample whose exact length is over `max_length`, with that length. Samples with media that are
+    not local files are skipped: their count is an estimate, and the collator checks them when it builds them."""
+    for sample, total in zip(samples, totals):
+        if total > max_length and all(_is_local(part) for message in sample.messages for part in message.content):
+            return sample, total
+    return None
+
+
+def _is_local(part: Any) -> bool:
+    source = getattr(part, "image", None) or getattr(part, "video", None)
+    return not isinstance(source, str) or not ("://" in source or source.startswith("data:"))

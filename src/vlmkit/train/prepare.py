@@ -51,4 +51,3 @@ def make_trainable(config: RunConfig, model: Any, family: FamilyAdapter) -> Any:
     for param in model.parameters():
         param.requires_grad_(False)
     return get_peft_model(model, lora_config(config, model, family))
-
