@@ -137,6 +137,26 @@ class FamilyAdapter:
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         raise NotImplementedError
 
+    def tiny_vocab_size(self, tokenizer: Any, vocab: str) -> int:
+        """The embedding rows of a tiny checkpoint: the tokenizer's size rounded up to a multiple of 64."""
+        return (len(tokenizer) + 63) // 64 * 64
+
+    def widen_tiny_config(
+        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
+    ) -> None:
+        """Set the language model's width (MLP 2x, heads kept) and/or the vision tower's, in place; families whose
+        configs name these differently, or whose projector output is configured separately, override it."""
+        if text_hidden:
+            text = config.get_text_config()
+            text.hidden_size, text.intermediate_size = text_hidden, text_hidden * 2
+            if getattr(text, "head_dim", None):
+                text.head_dim = text_hidden // text.num_attention_heads
+        if vision_width:
+            vision = config.vision_config
+            vision.hidden_size = vision_width
+            if hasattr(vision, "intermediate_size"):
+                vision.intermediate_size = vision_width * 2
+
     chat_template: str = ""
 
 

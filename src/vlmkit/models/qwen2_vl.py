@@ -35,6 +35,16 @@ class Qwen2VLFamily(QwenFamily):
         )
         return Qwen2VLConfig(text_config={**text, **text_token_ids(ids)}, vision_config=vision, **vision_token_ids(ids))
 
+    def widen_tiny_config(
+        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
+    ) -> None:
+        """Qwen2-VL names its vision width embed_dim, and its merger's output (the text width) hidden_size."""
+        super().widen_tiny_config(config, text_hidden=text_hidden)  # text width, M-RoPE; out_hidden_size unused
+        if text_hidden:
+            config.vision_config.hidden_size = text_hidden
+        if vision_width:
+            config.vision_config.embed_dim = vision_width
+
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 

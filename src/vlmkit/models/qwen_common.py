@@ -145,6 +145,24 @@ class QwenFamily(FamilyAdapter):
     def tiny_special_tokens(self) -> list[str]:
         return list(QWEN_SPECIAL_TOKENS)
 
+    def tiny_vocab_size(self, tokenizer: Any, vocab: str) -> int:
+        """The released checkpoints' 151,936 rows with the real vocabulary, so ids and shapes match them."""
+        return 151936 if vocab == "qwen" else super().tiny_vocab_size(tokenizer, vocab)
+
+    def widen_tiny_config(
+        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
+    ) -> None:
+        """M-RoPE sections follow the new head size, and the vision merger's output the new text width."""
+        super().widen_tiny_config(config, text_hidden=text_hidden, vision_width=vision_width)
+        if text_hidden:
+            text = config.get_text_config()
+            rope = dict(getattr(text, "rope_parameters", None) or {})
+            if "mrope_section" in rope:  # the sections must sum to head_dim / 2
+                head_dim = text_hidden // text.num_attention_heads
+                text.rope_parameters = {**rope, "mrope_section": mrope(head_dim)["mrope_section"]}
+            if hasattr(config.vision_config, "out_hidden_size"):  # Qwen2-VL names it hidden_size (its override)
+                config.vision_config.out_hidden_size = text_hidden
+
     def tiny_tokenizer_kwargs(self) -> dict[str, str]:
         return {"eos": "<|im_end|>", "pad": "<|endoftext|>"}
 
