@@ -36,7 +36,9 @@ QUESTIONS = [
 def make_dataset(root: Path, n: int) -> Path:
     from vlmkit.data.media import encode_image
     from vlmkit.data.schema import DatasetWriter
-    from vlmkit.data.synthetic import make_image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_media
+    from synthetic_media import make_image
 
     with DatasetWriter(root) as writer:
         for k in range(n):

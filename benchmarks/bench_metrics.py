@@ -119,7 +119,10 @@ def bench_metrics(n: int, corpus_n: int, with_java: bool) -> list[dict]:
 def bench_overhead(samples_n: int, batch_size: int, work: Path) -> dict:
     """evaluate() with the tiny qwen2_vl checkpoint; also with a zero-cost predictor for the fixed cost."""
     from vlmkit.data.schema import Sample
-    from vlmkit.data.synthetic import make_image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_media
+    from synthetic_media import make_image
+
     from vlmkit.eval import evaluate
     from vlmkit.eval.engine import load_predict_fn
     from vlmkit.models.tiny import build_tiny

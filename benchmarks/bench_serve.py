@@ -79,7 +79,8 @@ def server(model: str, *extra: str):
 
 
 def image_urls(count: int) -> list[str]:
-    from vlmkit.data.synthetic import make_image
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_media
+    from synthetic_media import make_image
 
     urls = []
     for seed in range(count):

@@ -34,7 +34,10 @@ from transformers import TrainerCallback  # noqa: E402
 from vlmkit.config import config_from_dict  # noqa: E402
 from vlmkit.data.collate import VlmCollator  # noqa: E402
 from vlmkit.data.schema import DatasetWriter, read_samples  # noqa: E402
-from vlmkit.data.synthetic import make_image  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_media
+from synthetic_media import make_image  # noqa: E402
+
 from vlmkit.models.loading import load_model  # noqa: E402
 from vlmkit.models.registry import get_family  # noqa: E402
 from vlmkit.models.tiny import build_tiny  # noqa: E402

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-
-from vlmkit.data.synthetic import make_image
+from synthetic_media import make_image
 
 COLORS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40), (40, 200, 200), (200, 40, 200), (120, 120, 120)]
 

@@ -167,7 +167,7 @@ def test_over_long_sample_is_a_clear_error_or_dropped_and_counted(family, loaded
 
 @pytest.mark.parametrize("family", QWEN_FAMILIES)
 def test_video_samples_collate_and_forward_on_qwen(family, loaded, tmp_path):
-    from vlmkit.data.synthetic import write_video
+    from synthetic_media import write_video
 
     video = write_video(tmp_path / "clip.mp4", n_frames=8, size=(64, 48), fps=4.0)
     s = Sample.model_validate(
@@ -193,7 +193,7 @@ def test_video_samples_collate_and_forward_on_qwen(family, loaded, tmp_path):
 
 
 def test_video_on_a_family_without_video_is_a_clear_error(loaded, tmp_path):
-    from vlmkit.data.synthetic import write_video
+    from synthetic_media import write_video
 
     video = write_video(tmp_path / "clip.mp4", n_frames=4)
     s = Sample.model_validate(
@@ -231,8 +231,9 @@ def test_qwen3_video_frames_are_capped_like_the_reference(loaded, tmp_path):
     default does not, yet), so a few large frames cost what the reference model was trained on."""
     import copy
 
+    from synthetic_media import write_video
+
     from vlmkit.data.media import load_video, video_processor_kwargs
-    from vlmkit.data.synthetic import write_video
 
     video = write_video(tmp_path / "clip.mp4", n_frames=4, size=(256, 192), fps=4.0)
     s = Sample.model_validate(

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from fixtures_data import write_llava, write_sharegpt
+from synthetic_media import write_video
 
 from vlmkit.cli import main
 from vlmkit.data.export import export_dataset
 from vlmkit.data.importers import import_dataset
 from vlmkit.data.schema import read_samples
-from vlmkit.data.synthetic import write_video
 from vlmkit.errors import DataError
 
 

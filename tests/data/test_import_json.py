@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from fixtures_data import image_bytes, vizwiz_answers, write_llava, write_sharegpt, write_vizwiz_json
+from synthetic_media import write_video
 
 from vlmkit.data.importers import import_dataset
 from vlmkit.data.media import probe_video
 from vlmkit.data.schema import read_samples
-from vlmkit.data.synthetic import write_video
 
 
 def by_id(folder: Path) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import http.server
 import io
-import math
 import os
 import socket
 import struct
@@ -16,16 +15,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import synthetic_media as synthetic
 from PIL import Image
 
-from vlmkit.data import synthetic
 from vlmkit.data.media import (
     Video,
     decode_image_bytes,
     describe_bytes,
     encode_image,
-    fit_pixels,
-    fit_size,
+    image_size,
     image_suffix,
     load_image,
     load_video,
@@ -400,27 +398,16 @@ def test_encode_image_round_trips_and_suffixes():
         image_suffix("NOT-A-FORMAT")
 
 
-@pytest.mark.parametrize(
-    "size", [(48, 64), (1080, 1920), (20, 2000), (3000, 4000), (10, 10), (333, 555), (10, 1000), (5, 300)]
-)
-def test_fit_size_matches_qwens_smart_resize(size):
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    bounds = dict(min_pixels=56 * 56, max_pixels=28 * 28 * 1280)
-    assert fit_size(*size, factor=28, **bounds) == smart_resize(*size, factor=28, **bounds)
-
-
-def test_fit_pixels_bounds_and_grid():
-    image = synthetic.make_image(1000, 600)
-    for low, high, factor in ((None, 200_000, 28), (400_000, 2_000_000, 32), (None, None, 28)):
-        out = fit_pixels(image, low, high, factor)
-        width, height = out.size
-        assert width % factor == 0 and height % factor == 0
-        assert (low or 0) <= width * height <= (high or math.inf)
-        assert width / height == pytest.approx(1000 / 600, rel=0.1)
-    assert fit_pixels(image, None, None, 8).size == (1000, 600)
-    with pytest.raises(ConfigError):
-        fit_pixels(image, 10_000, 100)
+def test_image_size_reads_the_header_and_applies_exif_rotation(tmp_path):
+    upright = synthetic.make_image(40, 20)
+    plain = tmp_path / "plain.png"
+    upright.save(plain)
+    assert image_size(plain) == (40, 20) == load_image(plain).size
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated by 90 degrees
+    upright.save(rotated, exif=exif)
+    assert image_size(rotated) == (20, 40) == load_image(rotated).size
 
 
 # --- videos --------------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from synthetic_media import make_image, write_video
 
 from vlmkit.data.merge import merge_datasets, parse_source
 from vlmkit.data.schema import DatasetWriter, read_samples
-from vlmkit.data.synthetic import make_image, write_video
 from vlmkit.errors import DataError
 
 

@@ -20,7 +20,7 @@ ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
 
 @pytest.fixture(scope="module")
 def image_dataset(tmp_path_factory):
-    from vlmkit.data.synthetic import make_image
+    from synthetic_media import make_image
 
     root = tmp_path_factory.mktemp("docdata")
     (root / "media").mkdir()

@@ -11,7 +11,7 @@ from infer_helpers import IMAGE_SIZES
 @pytest.fixture(scope="session")
 def images(tmp_path_factory) -> list[Path]:
     """Five PNGs of different sizes and aspect ratios (different numbers of vision tokens)."""
-    from vlmkit.data.synthetic import make_image
+    from synthetic_media import make_image
 
     folder = tmp_path_factory.mktemp("images")
     paths = []
@@ -24,7 +24,7 @@ def images(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def video(tmp_path_factory) -> Path:
-    from vlmkit.data.synthetic import write_video
+    from synthetic_media import write_video
 
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", n_frames=9, size=(64, 48), fps=4.0)
 

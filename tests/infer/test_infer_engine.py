@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from families import FAMILIES
 from infer_helpers import mixed_batch, request
 
 from vlmkit.errors import VlmkitError
 from vlmkit.infer import Engine, GenerationParams
 
-FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "smolvlm"]
 GREEDY = GenerationParams(max_new_tokens=16)
 
 

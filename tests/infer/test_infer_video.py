@@ -49,7 +49,7 @@ def test_video_on_a_family_without_video_is_a_clear_error(engine_for, video):
 
 
 def test_unreadable_video_fails_alone(engine_for, images, tmp_path):
-    from vlmkit.data.synthetic import write_empty_video
+    from synthetic_media import write_empty_video
 
     empty = write_empty_video(tmp_path / "empty.mp4")
     engine = engine_for("qwen2_vl", nframes=4)

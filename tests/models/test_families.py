@@ -26,7 +26,7 @@ def test_tiny_checkpoint_loads_offline_and_computes_a_loss(family, tiny_model):
     ]
     text = loaded.processor.apply_chat_template(messages, tokenize=False)
     image = Image.new("RGB", (90, 60), "red")
-    images = [[image]] if family == "smolvlm" else [image]
+    images = loaded.family.processor_images([[image]])
     enc = loaded.processor(text=[text], images=images, return_tensors="pt")
     out = loaded.model(**enc, labels=enc["input_ids"])
     assert torch.isfinite(out.loss) and out.loss.item() > 0

@@ -3,7 +3,7 @@
 import base64
 import io
 
-from vlmkit.data.synthetic import make_image, write_video
+from synthetic_media import make_image, write_video
 
 MODEL = "tiny-qwen2-vl"
 

@@ -5,9 +5,9 @@ import io
 
 import pytest
 from pydantic import ValidationError
+from synthetic_media import make_image, write_video
 
 from vlmkit.data.schema import ImagePart, TextPart, VideoPart
-from vlmkit.data.synthetic import make_image, write_video
 from vlmkit.serve.conversation import request_to_params, request_to_sample
 from vlmkit.serve.errors import ApiError
 from vlmkit.serve.media_fetch import MediaPolicy

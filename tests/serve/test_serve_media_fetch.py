@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic_media import make_image
 
-from vlmkit.data.synthetic import make_image
 from vlmkit.serve.errors import ApiError
 from vlmkit.serve.media_fetch import MediaPolicy, is_public_address, read_image, read_url, resolve_allowed
 

@@ -6,8 +6,7 @@ import shutil
 
 import pytest
 from serve_helpers import start_server
-
-from vlmkit.data.synthetic import make_image, write_video
+from synthetic_media import make_image, write_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

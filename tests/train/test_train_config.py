@@ -174,3 +174,33 @@ def test_resolved_config_round_trips(tmp_path):
     config = config_from_dict({"model": {"path": "m"}, "data": {"train": "d"}}, ["lora.targets=[q_proj]"])
     again = config_from_dict(yaml.safe_load(config.to_yaml()))
     assert again == config
+
+
+def test_out_is_applied_in_one_place_resolved_and_keeping_the_config_source(tmp_path, image_data, monkeypatch):
+    from vlmkit.train.runner import resolve_run_config
+
+    model = _header_only_model(tmp_path / "model")
+    (tmp_path / "cfg").mkdir()
+    path = write_config(tmp_path / "cfg" / "run.yaml", base_config(model, image_data, tmp_path / "run"))
+    monkeypatch.chdir(tmp_path)
+    config = resolve_run_config(path, ["lora.rank=4"], "relative-out")
+    assert config.output_dir == str(tmp_path / "relative-out") and config.lora.rank == 4
+    assert config.source == path.resolve()  # the manifest's config_dir comes from it
+    assert resolve_run_config(config, [], None) is config
+
+
+def test_a_sample_over_max_length_fails_before_the_first_step_naming_it(tmp_path, image_data, tiny_model):
+    from vlmkit.data.collate import VlmCollator
+    from vlmkit.data.schema import read_samples
+    from vlmkit.models.loading import load_model
+
+    model = tiny_model("qwen2_vl")
+    loaded = load_model(model)
+    collator = VlmCollator(loaded.processor, loaded.family)
+    lengths = {s.id: collator.sequence_length(s) for s in read_samples(image_data)}
+    longest = max(lengths, key=lengths.get)
+    limit = max(8, lengths[longest] - 1)  # exactly one token too short for the longest sample
+    config = config_from_dict(base_config(model, image_data, tmp_path / "run", data={"max_length": limit}))
+    with pytest.raises(ConfigError, match=rf"sample '{longest}' is {lengths[longest]} tokens .* max_length={limit}"):
+        train(config)
+    assert not list((tmp_path / "run").glob("checkpoints/*"))

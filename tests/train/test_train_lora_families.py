@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from families import FAMILIES
 from train_helpers import base_config
 from transformers import TrainerCallback
 
@@ -16,8 +17,6 @@ from vlmkit.data.schema import read_samples
 from vlmkit.models.loading import load_model
 from vlmkit.models.registry import get_family
 from vlmkit.train import train
-
-FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "smolvlm"]
 
 
 class KeepModel(TrainerCallback):

@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 import yaml
+from synthetic_media import make_image, write_video
 
 from vlmkit.data.schema import DatasetWriter
-from vlmkit.data.synthetic import make_image, write_video
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 40)}
 

@@ -15,11 +15,9 @@ def train(
     check: bool = typer.Option(False, "--check", help="Validate the config, data and model family, then stop."),
 ) -> None:
     """Fine-tune a vision-language model (LoRA, QLoRA or full) as the config says; runs under torchrun too."""
-    from ..config import load_config
+    from ..train.runner import resolve_run_config
 
-    run_config = load_config(config, overrides or [])
-    if out is not None:
-        run_config = run_config.model_copy(update={"output_dir": str(out)})
+    run_config = resolve_run_config(config, overrides or [], out)
     if check:
         from ..train.preflight import preflight
 

@@ -18,6 +18,8 @@ from .media_settings import MediaSettings
 from .schema import ImagePart, Sample, VideoPart
 
 IGNORE_INDEX = -100
+DEFAULT_MEDIA_SIZE = (448, 448)  # counted for media that are not local files (URLs): only estimates need it
+DEFAULT_VIDEO_FRAMES = 16
 
 
 @dataclass
@@ -120,9 +122,8 @@ class VlmCollator:
     def _process(self, texts: list[str], images: list[list[Any]], videos: list[list[Any]], padding_side: str):
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         kwargs.update(self.family.processor_kwargs(self.media.min_pixels, self.media.max_pixels, self.processor))
-        flat_images = [img for row in images for img in row]
-        if flat_images:
-            kwargs["images"] = images if self.family.name == "smolvlm" else flat_images
+        if any(images):
+            kwargs["images"] = self.family.processor_images(images)
         flat_videos = [v for row in videos for v in row]
         if flat_videos:
             from .media import video_processor_kwargs
@@ -130,11 +131,45 @@ class VlmCollator:
             # Frames were sampled by media.load_video, per config; the processor must not sample again.
             kwargs.update(video_processor_kwargs(flat_videos))
             kwargs.update(self.family.video_call_kwargs(self.processor))
+        # Passed with the call too: a processor's own defaults (InternVL's pad left) override the tokenizer's side.
         self.tokenizer.padding_side = padding_side
+        kwargs["padding_side"] = padding_side
         try:
             return self.processor(**kwargs)
         except ValueError as exc:
             raise VlmkitError(f"the {self.family.name} processor rejected the batch: {exc}") from None
+
+    # --- exact lengths without loading pixels -------------------------------------------------
+    def media_tokens(self, sample: Sample, messages: Sequence[Any] | None = None) -> list[Any]:
+        """The family's `MediaTokens` for each image / video of the sample (or of `messages`), in order, from
+        file headers only (image size, video frame count and rate): no pixel is decoded. A medium that is
+        not a local file (a URL) is counted at DEFAULT_MEDIA_SIZE."""
+        from .media import image_size, plan_video
+
+        costs = []
+        for message in sample.messages if messages is None else messages:
+            for part in message.content:
+                if isinstance(part, ImagePart):
+                    width, height = _header(image_size, part.image) or DEFAULT_MEDIA_SIZE
+                    costs.append(self.family.image_tokens(self.processor, width, height, self.media))
+                elif isinstance(part, VideoPart) and self.family.supports_video:
+                    plan = _header(plan_video, part.video, **self._frame_sampling())
+                    if plan is None:
+                        indices, fps, (width, height) = list(range(DEFAULT_VIDEO_FRAMES)), 1.0, DEFAULT_MEDIA_SIZE
+                    else:
+                        indices, fps, width, height = plan.frame_indices, plan.fps, plan.width, plan.height
+                    costs.append(self.family.video_tokens(self.processor, indices, fps, width, height))
+        return costs
+
+    def sequence_length(self, sample: Sample, rendered: Rendered | None = None) -> int:
+        """The exact length of the sample's training sequence (what `training_batch` makes of it, before
+        padding), from one rendering and the family's media token rule: rendered tokens + sum(tokens - 1)."""
+        rendered = rendered or self.render_training(sample)
+        text_tokens = len(self.tokenizer(rendered.text, add_special_tokens=False)["input_ids"])
+        return text_tokens + sum(cost.tokens - 1 for cost in self.media_tokens(sample))
+
+    def _frame_sampling(self) -> dict[str, Any]:
+        return {"nframes": self.media.nframes, "fps": self.media.fps, "max_frames": self.media.max_frames}
 
     # --- training batches --------------------------------------------------------------------
     def __call__(self, samples: Sequence[Sample]) -> Any:
@@ -204,6 +239,16 @@ class VlmCollator:
             images.append(imgs)
             videos.append(vids)
         return self._process(texts, images, videos, padding_side="left")
+
+
+def _header(read: Any, source: str, **kwargs: Any) -> Any:
+    """`read(source)` for a local file; None for URLs and unreadable files (the batch reports those)."""
+    if "://" in source or source.startswith("data:"):
+        return None
+    try:
+        return read(source, **kwargs)
+    except Exception:
+        return None
 
 
 def _map_mask(

@@ -16,9 +16,11 @@ from typing import Any
 
 from ..errors import VlmkitError
 from ..io import iter_jsonl, write_json
+from ..markdown import md_cell as md
+from ..markdown import md_table
 from .compare_groups import group_deltas, groups_markdown
 from .manifest import MANIFEST_FILE
-from .report import delta_cell, engine_label, md, md_table, pct
+from .report import delta_cell, engine_label, pct
 from .scorefile import SAMPLE_SCORES_FILE, SCORES_FILE
 from .stats import paired_delta
 

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..markdown import md_cell as md
+from ..markdown import md_table
 from .predictions import PREDICTIONS_FILE, read_predictions
-from .report import delta_cell, md, md_table, pct
+from .report import delta_cell, pct
 from .scoring import group_labels
 from .stats import paired_delta
 

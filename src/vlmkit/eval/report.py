@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
+from ..markdown import md_cell as md
+from ..markdown import md_table
 from . import plots
 from .failures import LABELS
 
 REPORT_FILE = "report.md"
-
-
-def md(text: Any, limit: int = 80) -> str:
-    """One Markdown table cell: single line, pipes escaped, long text cut."""
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def pct(value: Any) -> str:
@@ -37,13 +33,6 @@ def delta_cell(stats: dict[str, Any]) -> str:
 
 def _num(value: Any, fmt: str = "{:.3g}") -> str:
     return "–" if value is None else fmt.format(value)
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A Markdown table as lines (cells already formatted)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return lines
 
 
 def write_report(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import asdict, astuple, replace
+from dataclasses import asdict, astuple
 from functools import partial
 from typing import Any
 
@@ -52,7 +52,7 @@ class HFEngine:
         self.model_id = loaded.source
         self.adapter = loaded.adapter
         self.batch_size = batch_size
-        self.media = self._with_family_defaults(media or MediaSettings())
+        self.media = media or MediaSettings()
         self.prompt_limits = PromptLimits.for_model(self.model.config, max_prompt_tokens)
         self._collators: dict[tuple, VlmCollator] = {}
         self._lock = threading.RLock()  # one generate at a time: the model and tokenizer are not thread-safe
@@ -94,15 +94,8 @@ class HFEngine:
         return cls(loaded, batch_size=batch_size, media=media, max_prompt_tokens=max_prompt_tokens)
 
     # --- settings ----------------------------------------------------------------------------
-    def _with_family_defaults(self, media: MediaSettings) -> MediaSettings:
-        return replace(
-            media,
-            min_pixels=media.min_pixels if media.min_pixels is not None else self.family.min_pixels,
-            max_pixels=media.max_pixels if media.max_pixels is not None else self.family.max_pixels,
-        )
-
     def _collator(self, media: MediaSettings | None) -> VlmCollator:
-        settings = self._with_family_defaults(media) if media is not None else self.media
+        settings = media if media is not None else self.media
         key = astuple(settings)
         if key not in self._collators:
             self._collators[key] = VlmCollator(self.processor, self.family, media=settings)

@@ -13,26 +13,25 @@ from typing import Any
 from ..data.schema import Sample
 from ..errors import VlmkitError
 
-KINDS = (("image", "image_grid_thw"), ("video", "video_grid_thw"))
+KINDS = ("image", "video")
 
 
 def check_media_tokens(batch: Any, samples: Sequence[Sample], family: Any, processor: Any) -> None:
     """Raise VlmkitError naming the sample whose placeholder count differs from its media's feature count.
 
-    Applies to families whose processor reports a patch grid per image / video (the Qwen families): each
-    item yields t*h*w / merge_size**2 features. Families with a fixed count per image are checked by their
-    processor when it expands the placeholders.
+    The features each item yields come from the family adapter (`batch_features`: for the Qwen families,
+    t*h*w / merge_size**2 from the processor's grid). Families whose processor reports no per-item count
+    check it themselves when they expand the placeholders.
     """
     input_ids = batch["input_ids"]
-    for kind, grid_key in KINDS:
+    for kind in KINDS:
         token = family.image_token if kind == "image" else family.video_token
-        if token is None or grid_key not in batch:
+        if token is None:
             continue
-        merge = getattr(getattr(processor, f"{kind}_processor", None), "merge_size", None)
-        if not merge:
+        features = family.batch_features(batch, kind, processor)
+        if features is None:
             continue
         token_id = processor.tokenizer.convert_tokens_to_ids(token)
-        features = (batch[grid_key].prod(-1) // merge**2).tolist()
         cursor = 0
         for row, sample in enumerate(samples):
             items = sum(1 for m in sample.prompt_messages() for p in m.content if p.type == kind)

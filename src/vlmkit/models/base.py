@@ -4,12 +4,19 @@ An adapter knows how to load a model + processor, where the vision tower, the pr
 language model live (parameter-name prefixes, for freezing and per-group learning rates), which
 modules LoRA targets by default (language model only), the media placeholder tokens, and how to
 build a tiny random checkpoint of the family for tests and the quickstart.
+
+It also holds the family's media contract: how a batch's images and videos are handed to the processor
+(`processor_images`, `processor_kwargs`, `video_call_kwargs`) and exactly how many tokens each costs
+(`image_tokens`, `video_tokens`), plus how many vision features each item of a processed batch carries
+(`batch_features`). Training-length estimation, the collator's exact sequence length, the inference media
+check and the docs all use these; no other layer knows a family's resize or token rule.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # keep `import vlmkit.models` free of torch for a fast CLI
@@ -17,6 +24,20 @@ if TYPE_CHECKING:  # keep `import vlmkit.models` free of torch for a fast CLI
 
 LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GROUPS = ("vision", "projector", "language_model")
+
+
+@dataclass(frozen=True)
+class MediaTokens:
+    """What one image or video costs in the model's input sequence.
+
+    `tokens`: how many tokens the processor puts where the chat template wrote the item's one placeholder
+    token, so a rendered prompt of n tokens holding items m1..mk becomes n + sum(m.tokens - 1) tokens long
+    (wrapper tokens the template writes around the placeholder are part of the n). `features`: how many of
+    those the model fills with vision features (occurrences of the family's image / video token).
+    """
+
+    tokens: int
+    features: int
 
 
 @dataclass(frozen=True)
@@ -30,14 +51,10 @@ class FamilyAdapter:
     projector_prefixes: tuple[str, ...]
     language_prefixes: tuple[str, ...]
     language_module_path: str  # dotted path used to anchor LoRA regexes on the language model
-    vision_module_path: str
     image_token: str
     video_token: str | None = None
-    min_pixels: int | None = None  # family default when the user sets none (None: processor default)
-    max_pixels: int | None = None
     stop_tokens: tuple[str, ...] = ()  # end-of-turn markers generation stops on
     append_eos_to_answers: bool = False  # template leaves the assistant turn open (LLaVA-1.5)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     # --- parameter groups ------------------------------------------------------------------
     def group_of(self, param_name: str) -> str:
@@ -71,11 +88,6 @@ class FamilyAdapter:
             regex = rf"(?:{regex}|(?:.*\.)?lm_head)"
         return regex
 
-    def vision_lora_regex(self, modules: tuple[str, ...]) -> str:
-        path = re.escape(self.vision_module_path)
-        alt = "|".join(re.escape(m) for m in modules)
-        return rf"(?:.*\.)?{path}\..*\.(?:{alt})"
-
     # --- processor settings ----------------------------------------------------------------
     def processor_kwargs(
         self, min_pixels: int | None = None, max_pixels: int | None = None, processor: Any = None
@@ -86,6 +98,29 @@ class FamilyAdapter:
     def video_call_kwargs(self, processor: Any = None) -> dict[str, Any]:
         """Per-call processor kwargs for batches with videos (beyond the frames and their metadata)."""
         return {}
+
+    def processor_images(self, images: Sequence[Sequence[Any]]) -> Any:
+        """The processor's `images` argument for a batch, given each sample's images: flat by default."""
+        return [image for row in images for image in row]
+
+    # --- media token costs (implemented per family; exact, tested against the real processor) -----------
+    def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
+        """What a width x height image costs with this processor, under `media` (MediaSettings: min/max
+        pixels) when given."""
+        raise NotImplementedError(f"{self.name}: image_tokens is not implemented")
+
+    def video_tokens(
+        self, processor: Any, frame_indices: Sequence[int], fps: float, width: int, height: int
+    ) -> MediaTokens:
+        """What a video costs whose sampled frames (`frame_indices` of a source at `fps` frames per second)
+        are width x height, as `data.media.load_video` hands them to the processor."""
+        raise NotImplementedError(f"{self.name}: video_tokens is not implemented")
+
+    def batch_features(self, batch: Any, kind: str, processor: Any) -> list[int] | None:
+        """Vision features each image (`kind`="image") or video of a processed batch will produce, in order,
+        read from the processor's output; None when the output does not say per item (the processor then
+        checks the count itself while it expands the placeholders)."""
+        return None
 
     @property
     def supports_video(self) -> bool:
@@ -101,6 +136,26 @@ class FamilyAdapter:
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         raise NotImplementedError
+
+    def tiny_vocab_size(self, tokenizer: Any, vocab: str) -> int:
+        """The embedding rows of a tiny checkpoint: the tokenizer's size rounded up to a multiple of 64."""
+        return (len(tokenizer) + 63) // 64 * 64
+
+    def widen_tiny_config(
+        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
+    ) -> None:
+        """Set the language model's width (MLP 2x, heads kept) and/or the vision tower's, in place; families whose
+        configs name these differently, or whose projector output is configured separately, override it."""
+        if text_hidden:
+            text = config.get_text_config()
+            text.hidden_size, text.intermediate_size = text_hidden, text_hidden * 2
+            if getattr(text, "head_dim", None):
+                text.head_dim = text_hidden // text.num_attention_heads
+        if vision_width:
+            vision = config.vision_config
+            vision.hidden_size = vision_width
+            if hasattr(vision, "intermediate_size"):
+                vision.intermediate_size = vision_width * 2
 
     chat_template: str = ""
 

@@ -1,10 +1,14 @@
-"""LLaVA, llava-hf style (e.g. llava-hf/llava-1.5-7b-hf): CLIP vision tower, MLP projector, Llama LM."""
+"""LLaVA, llava-hf style (e.g. llava-hf/llava-1.5-7b-hf): CLIP vision tower, MLP projector, Llama LM.
+
+Media: every image is resized and centre-cropped to the vision tower's input size, so it costs the same
+(crop / patch)^2 tokens (+ the CLS token unless the feature strategy is "default") whatever its size.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .base import FamilyAdapter
+from .base import FamilyAdapter, MediaTokens
 
 # llava-hf/llava-1.5 chat template: images first, then text; "USER: ... ASSISTANT:". The assistant turn
 # is left open (no EOS), so the collator appends EOS to answers for training (append_eos_to_answers).
@@ -24,6 +28,22 @@ TINY_PATCH = 8
 
 
 class LlavaFamily(FamilyAdapter):
+    def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
+        image_processor = processor.image_processor
+        crop, size = image_processor.crop_size or {}, image_processor.size or {}
+        if image_processor.do_center_crop and "height" in crop:
+            height, width = crop["height"], crop["width"]
+        elif "height" in size:
+            height, width = size["height"], size["width"]
+        elif "shortest_edge" in size:  # shortest side scaled to the size, aspect ratio kept
+            short, long = sorted((height, width))
+            scaled = (size["shortest_edge"], int(size["shortest_edge"] * long / short))
+            height, width = scaled if height <= width else scaled[::-1]
+        patch = processor.patch_size
+        n = (height // patch) * (width // patch) + processor.num_additional_image_tokens
+        n -= processor.vision_feature_select_strategy == "default"  # the CLS feature is dropped
+        return MediaTokens(n, n)
+
     def tiny_special_tokens(self) -> list[str]:
         return list(LLAVA_SPECIAL_TOKENS)
 
@@ -96,7 +116,6 @@ ADAPTER = LlavaFamily(
     projector_prefixes=("model.multi_modal_projector.",),
     language_prefixes=("model.language_model.", "lm_head."),
     language_module_path="language_model",
-    vision_module_path="vision_tower",
     image_token="<image>",
     stop_tokens=("</s>",),
     append_eos_to_answers=True,

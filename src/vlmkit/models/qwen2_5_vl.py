@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .qwen2_vl import QWEN_LAYOUT, _text_ids, _top_ids
-from .qwen_common import QWEN2_VL_TEMPLATE, TINY_MAX_PIXELS, TINY_MIN_PIXELS, QwenFamily, mrope, tiny_text_dims
+from .qwen_common import (
+    QWEN2_VL_TEMPLATE,
+    QWEN_LAYOUT,
+    TINY_MAX_PIXELS,
+    TINY_MIN_PIXELS,
+    QwenFamily,
+    mrope,
+    text_token_ids,
+    tiny_text_dims,
+    vision_token_ids,
+)
 
 
 class Qwen25VLFamily(QwenFamily):
@@ -26,7 +35,9 @@ class Qwen25VLFamily(QwenFamily):
             window_size=112,
             fullatt_block_indexes=[1],
         )
-        return Qwen2_5_VLConfig(text_config={**text, **_text_ids(ids)}, vision_config=vision, **_top_ids(ids))
+        return Qwen2_5_VLConfig(
+            text_config={**text, **text_token_ids(ids)}, vision_config=vision, **vision_token_ids(ids)
+        )
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .qwen_common import QWEN2_VL_TEMPLATE, TINY_MAX_PIXELS, TINY_MIN_PIXELS, QwenFamily, mrope, tiny_text_dims
+from .qwen_common import (
+    QWEN2_VL_TEMPLATE,
+    QWEN_LAYOUT,
+    TINY_MAX_PIXELS,
+    TINY_MIN_PIXELS,
+    QwenFamily,
+    mrope,
+    text_token_ids,
+    tiny_text_dims,
+    vision_token_ids,
+)
 
 
 class Qwen2VLFamily(QwenFamily):
@@ -23,7 +33,17 @@ class Qwen2VLFamily(QwenFamily):
             spatial_merge_size=2,
             temporal_patch_size=2,
         )
-        return Qwen2VLConfig(text_config={**text, **_text_ids(ids)}, vision_config=vision, **_top_ids(ids))
+        return Qwen2VLConfig(text_config={**text, **text_token_ids(ids)}, vision_config=vision, **vision_token_ids(ids))
+
+    def widen_tiny_config(
+        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
+    ) -> None:
+        """Qwen2-VL names its vision width embed_dim, and its merger's output (the text width) hidden_size."""
+        super().widen_tiny_config(config, text_hidden=text_hidden)  # text width, M-RoPE; out_hidden_size unused
+        if text_hidden:
+            config.vision_config.hidden_size = text_hidden
+        if vision_width:
+            config.vision_config.embed_dim = vision_width
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
@@ -35,25 +55,6 @@ class Qwen2VLFamily(QwenFamily):
             chat_template=self.chat_template,
         )
 
-
-def _text_ids(ids: dict[str, int]) -> dict[str, int]:
-    return {k: ids[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
-
-
-def _top_ids(ids: dict[str, int]) -> dict[str, int]:
-    return {k: ids[k] for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
-
-
-QWEN_LAYOUT = dict(
-    vision_prefixes=("model.visual.",),
-    projector_prefixes=("model.visual.merger.",),
-    language_prefixes=("model.language_model.", "lm_head."),
-    language_module_path="language_model",
-    vision_module_path="visual",
-    image_token="<|image_pad|>",
-    video_token="<|video_pad|>",
-    stop_tokens=("<|im_end|>", "<|endoftext|>"),
-)
 
 ADAPTER = Qwen2VLFamily(
     name="qwen2_vl",

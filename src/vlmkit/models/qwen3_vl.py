@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from .qwen2_vl import QWEN_LAYOUT, _text_ids, _top_ids
-from .qwen_common import QWEN3_VL_TEMPLATE, QwenFamily, mrope, tiny_text_dims
+from .base import MediaTokens
+from .qwen_common import (
+    QWEN3_VL_TEMPLATE,
+    QWEN_LAYOUT,
+    QwenFamily,
+    mrope,
+    text_token_ids,
+    tiny_text_dims,
+    vision_token_ids,
+)
 
 # Qwen3-VL merges 2x2 patches of 16 px: the resize factor is 32, not 28.
 TINY3_MIN_PIXELS = 32 * 32 * 4
@@ -31,7 +40,7 @@ class Qwen3VLFamily(QwenFamily):
             num_position_embeddings=64,
             deepstack_visual_indexes=[0],
         )
-        return Qwen3VLConfig(text_config={**text, **_text_ids(ids)}, vision_config=vision, **_top_ids(ids))
+        return Qwen3VLConfig(text_config={**text, **text_token_ids(ids)}, vision_config=vision, **vision_token_ids(ids))
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
@@ -46,6 +55,29 @@ class Qwen3VLFamily(QwenFamily):
             tokenizer=tokenizer,
             chat_template=self.chat_template,
         )
+
+    def video_tokens(
+        self, processor: Any, frame_indices: Sequence[int], fps: float, width: int, height: int
+    ) -> MediaTokens:
+        """The video processor's `get_num_of_video_patches` (with the per-frame cap `video_call_kwargs` turns on),
+        and per temporal patch a `<t seconds>` text timestamp plus vision start / end tokens around its run."""
+        video_processor = processor.video_processor
+        temporal, merge = video_processor.temporal_patch_size, video_processor.merge_size
+        indices = list(frame_indices) or [0]
+        indices += [indices[-1]] * (-len(indices) % temporal)  # padded like the processor pads the frames
+        patches = video_processor.get_num_of_video_patches(
+            len(indices), height, width, self.video_call_kwargs(processor)
+        )
+        steps = len(indices) // temporal
+        per_step = patches // steps // merge**2
+        rate = fps or 24.0  # the processor's own fallback when the source states no frame rate
+        stamps = [
+            f"<{(indices[i] + indices[i + temporal - 1]) / 2 / rate:.1f} seconds>"
+            for i in range(0, len(indices), temporal)
+        ]
+        stamp_tokens = sum(len(ids) for ids in processor.tokenizer(stamps, add_special_tokens=False)["input_ids"])
+        # The template's <|vision_start|><|video_pad|><|vision_end|> becomes, per step: stamp, start, run, end.
+        return MediaTokens(stamp_tokens + steps * (per_step + 2) - 2, steps * per_step)
 
     def video_call_kwargs(self, processor: Any = None) -> dict[str, Any]:
         """Cap each frame's pixels as qwen-vl-utils (the reference Qwen3-VL was trained with) does, so a short

@@ -1,10 +1,14 @@
-"""What the Qwen VL families share: special tokens, the ChatML-style template, pixel settings."""
+"""What the Qwen VL families share: special tokens, the ChatML-style template, pixel settings, and the media
+token rule (dynamic resolution: an image is resized to multiples of patch x merge within the processor's
+pixel bounds, and costs (h / patch) * (w / patch) / merge^2 tokens; a video costs that per pair of frames)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
-from .base import FamilyAdapter
+from .base import FamilyAdapter, MediaTokens
 
 # Added tokens in Qwen2-VL / Qwen2.5-VL / Qwen3-VL order; with the real vocabulary they start at 151643,
 # so <|image_pad|> = 151655 and <|video_pad|> = 151656 exactly as in the released checkpoints.
@@ -96,8 +100,68 @@ class QwenFamily(FamilyAdapter):
             raise ValueError("set both min_pixels and max_pixels for a processor without defaults")
         return {"images_kwargs": {"size": size}}
 
+    # --- media contract ------------------------------------------------------------------------
+    def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
+        """transformers' own resize rule (the image processor's `get_number_of_image_patches`, which vLLM
+        relies on too) under the same size bounds `processor_kwargs` passes the processor."""
+        image_processor = processor.image_processor
+        bounds = self.processor_kwargs(
+            getattr(media, "min_pixels", None), getattr(media, "max_pixels", None), processor
+        ).get("images_kwargs", {})
+        patches = image_processor.get_number_of_image_patches(height, width, bounds)
+        features = patches // image_processor.merge_size**2
+        return MediaTokens(features, features)
+
+    def video_tokens(
+        self, processor: Any, frame_indices: Sequence[int], fps: float, width: int, height: int
+    ) -> MediaTokens:
+        """Each frame resized by the image rule within the video processor's own bounds; frames grouped in
+        temporal patches (a short or odd clip padded by repeating its last frame)."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        video_processor = processor.video_processor
+        patch, merge, temporal = (
+            video_processor.patch_size,
+            video_processor.merge_size,
+            video_processor.temporal_patch_size,
+        )
+        size = video_processor.size
+        resized_h, resized_w = smart_resize(
+            height, width, factor=patch * merge, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"]
+        )
+        steps = math.ceil(max(len(frame_indices), temporal) / temporal)
+        features = steps * (resized_h // patch) * (resized_w // patch) // merge**2
+        return MediaTokens(features, features)
+
+    def batch_features(self, batch: Any, kind: str, processor: Any) -> list[int] | None:
+        """t * h * w / merge^2 per item, from the processor's `image_grid_thw` / `video_grid_thw`."""
+        grid = batch.get(f"{kind}_grid_thw") if hasattr(batch, "get") else None
+        if grid is None:
+            return None
+        merge = getattr(processor, f"{kind}_processor").merge_size
+        return (grid.prod(-1) // merge**2).tolist()
+
+    # --- tiny checkpoints -----------------------------------------------------------------------
     def tiny_special_tokens(self) -> list[str]:
         return list(QWEN_SPECIAL_TOKENS)
+
+    def tiny_vocab_size(self, tokenizer: Any, vocab: str) -> int:
+        """The released checkpoints' 151,936 rows with the real vocabulary, so ids and shapes match them."""
+        return 151936 if vocab == "qwen" else super().tiny_vocab_size(tokenizer, vocab)
+
+    def widen_tiny_config(
+        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
+    ) -> None:
+        """M-RoPE sections follow the new head size, and the vision merger's output the new text width."""
+        super().widen_tiny_config(config, text_hidden=text_hidden, vision_width=vision_width)
+        if text_hidden:
+            text = config.get_text_config()
+            rope = dict(getattr(text, "rope_parameters", None) or {})
+            if "mrope_section" in rope:  # the sections must sum to head_dim / 2
+                head_dim = text_hidden // text.num_attention_heads
+                text.rope_parameters = {**rope, "mrope_section": mrope(head_dim)["mrope_section"]}
+            if hasattr(config.vision_config, "out_hidden_size"):  # Qwen2-VL names it hidden_size (its override)
+                config.vision_config.out_hidden_size = text_hidden
 
     def tiny_tokenizer_kwargs(self) -> dict[str, str]:
         return {"eos": "<|im_end|>", "pad": "<|endoftext|>"}
@@ -135,3 +199,25 @@ def mrope(head_dim: int, theta: float = 1_000_000.0, **extra: Any) -> dict[str, 
     t = half // 4  # head_dim 128 -> [16, 24, 24], the released Qwen2-VL split
     hw = (half - t) // 2
     return {"rope_type": "default", "rope_theta": theta, "mrope_section": [t, hw, half - t - hw], **extra}
+
+
+def text_token_ids(ids: dict[str, int]) -> dict[str, int]:
+    """The language model's bos/eos/pad ids (its text_config)."""
+    return {k: ids[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+
+
+def vision_token_ids(ids: dict[str, int]) -> dict[str, int]:
+    """The media token ids the top-level config carries."""
+    return {k: ids[k] for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
+
+
+# Where the parts of every Qwen VL model live, and its media / end-of-turn tokens.
+QWEN_LAYOUT = dict(
+    vision_prefixes=("model.visual.",),
+    projector_prefixes=("model.visual.merger.",),
+    language_prefixes=("model.language_model.", "lm_head."),
+    language_module_path="language_model",
+    image_token="<|image_pad|>",
+    video_token="<|video_pad|>",
+    stop_tokens=("<|im_end|>", "<|endoftext|>"),
+)

@@ -7,12 +7,19 @@ import os
 from pathlib import Path
 
 from ..errors import VlmkitError
-from . import llava, qwen2_5_vl, qwen2_vl, qwen3_vl, smolvlm
+from . import internvl, llava, qwen2_5_vl, qwen2_vl, qwen3_vl, smolvlm
 from .base import FamilyAdapter
 
 FAMILIES: dict[str, FamilyAdapter] = {
     adapter.name: adapter
-    for adapter in (qwen2_vl.ADAPTER, qwen2_5_vl.ADAPTER, qwen3_vl.ADAPTER, llava.ADAPTER, smolvlm.ADAPTER)
+    for adapter in (
+        qwen2_vl.ADAPTER,
+        qwen2_5_vl.ADAPTER,
+        qwen3_vl.ADAPTER,
+        llava.ADAPTER,
+        smolvlm.ADAPTER,
+        internvl.ADAPTER,
+    )
 }
 _BY_MODEL_TYPE = {mt: a for a in FAMILIES.values() for mt in a.model_types}
 

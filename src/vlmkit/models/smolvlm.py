@@ -1,10 +1,16 @@
-"""SmolVLM (Idefics3 architecture, e.g. HuggingFaceTB/SmolVLM-256M-Instruct): SigLIP tower, pixel-shuffle connector."""
+"""SmolVLM (Idefics3 architecture, e.g. HuggingFaceTB/SmolVLM-256M-Instruct): SigLIP tower, pixel-shuffle connector.
+
+Media: an image is split into a grid of tiles plus one global view, each `image_seq_len` image tokens, wrapped in
+`<fake_token_around_image>` and `<row_r_col_c>` / `<global-img>` markers with a newline after each row; the
+processor takes the images nested per sample.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from .base import FamilyAdapter
+from .base import FamilyAdapter, MediaTokens
 
 # SmolVLM-Instruct's chat template:
 # "<|im_start|>User:<image>question<end_of_utterance>\nAssistant: answer<end_of_utterance>\n".
@@ -35,6 +41,23 @@ def smolvlm_special_tokens() -> list[str]:
 
 
 class SmolVLMFamily(FamilyAdapter):
+    def processor_images(self, images: Sequence[Sequence[Any]]) -> Any:
+        return [list(row) for row in images]
+
+    def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
+        """The tile grid from the image processor's `get_number_of_image_patches`, the prompt from transformers'
+        `get_image_prompt_string`, counted with the processor's tokenizer (the row newlines are text)."""
+        from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
+
+        _, rows, cols = processor.image_processor.get_number_of_image_patches(height, width, {})
+        seq = processor.image_seq_len
+        global_token = getattr(processor, "global_image_token", None) or processor.global_image_tag  # Idefics3
+        prompt = get_image_prompt_string(
+            rows, cols, seq, processor.fake_image_token, processor.image_token, global_token
+        )
+        tokens = len(processor.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return MediaTokens(tokens, seq * (rows * cols + 1))
+
     def tiny_special_tokens(self) -> list[str]:
         return smolvlm_special_tokens()
 
@@ -106,7 +129,6 @@ ADAPTER = SmolVLMFamily(
     projector_prefixes=("model.connector.",),
     language_prefixes=("model.text_model.", "lm_head."),
     language_module_path="text_model",
-    vision_module_path="vision_model",
     image_token="<image>",
     stop_tokens=("<end_of_utterance>",),
     chat_template=SMOLVLM_TEMPLATE,

@@ -11,8 +11,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from ..eval.report import md
 from ..io import atomic_write_text, write_json
+from ..markdown import md_cell as md
+from ..markdown import md_table
 from ..plotting import pyplot, save_figure
 from .shapes import LANGS, QUESTION_TYPES
 
@@ -222,23 +223,21 @@ def markdown(report: dict[str, Any], compared: dict[str, Any], layout: Any) -> s
              f"Base model: **{report['base_source']}**"
              + (" (the checkpoint shipped with vlmkit, trained by `vlmkit quickstart --train-base`)"
                 if report["base_source"] == "shipped" else " (trained in this run)")
-             + f"; seed {report['seed']}. All accuracies: {report['numbers_from']}.", "",
-             "| model | English | Vietnamese |", "|---|---|---|"]
+             + f"; seed {report['seed']}. All accuracies: {report['numbers_from']}.", ""]
+    rows = []
     for model in MODELS:
         cells = []
         for lang in LANGS:
             check = report["targets"][f"{model}_{lang}"]
             cells.append(f"{_pct(check['value'])} ({'✓' if check['met'] else '✗'} target {check['target']})")
-        label = "base" if model == "base" else "base + Vietnamese LoRA"
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        rows.append(["base" if model == "base" else "base + Vietnamese LoRA", *cells])
+    lines += md_table(["model", "English", "Vietnamese"], rows)
     lines += ["", f"Test questions: {report['test_samples']['en']} per language, on "
               f"{report['data']['config']['test_images']} held-out images.", "",
-              "## Accuracy per question type", "", "| model | language | " + " | ".join(QUESTION_TYPES) + " |",
-              "|---|---|" + "---|" * len(QUESTION_TYPES)]
-    for model in MODELS:
-        for lang in LANGS:
-            types = report["by_question_type"][model][lang]
-            lines.append(f"| {model} | {lang} | " + " | ".join(_pct(types.get(k, 0.0)) for k in QUESTION_TYPES) + " |")
+              "## Accuracy per question type", ""]
+    lines += md_table(["model", "language", *QUESTION_TYPES],
+                      [[model, lang, *(_pct(report["by_question_type"][model][lang].get(k, 0.0)) for k in QUESTION_TYPES)]
+                       for model in MODELS for lang in LANGS])
     lines += ["", f"![accuracy per question type]({rel(report['artefacts']['plots']['accuracy_by_question_type'])})",
               "", "## Base vs tuned (`vlmkit compare`)", ""]
     for lang in LANGS:
@@ -253,16 +252,14 @@ def markdown(report: dict[str, Any], compared: dict[str, Any], layout: Any) -> s
     ft = report["training"]["finetune"]
     lines += [f"- fine-tune: {ft['steps']} LoRA steps, final loss {_num(ft['final_loss'])}, "
               f"{_num(ft['samples_per_second'])} samples/s; run folder `{rel(ft['run_dir'])}`", "",
-              "## Examples (held-out images)", "", f"![examples]({rel(report['artefacts']['plots']['examples'])})", "",
-              "| image | question | reference | base | tuned |", "|---|---|---|---|---|"]
-    for example in report["examples"]:
-        for lang in LANGS:
-            row = example[lang]
-            lines.append(f"| {example['image_id']} | {md(row['question'])} | {md(row['answer'])} | {md(row['base'])} | "
-                         f"{md(row['tuned'])} |")
-    lines += ["", "## Time and memory", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in report["stages_s"].items()]
-    lines += [f"| **total (wall)** | **{report['wall_s']:.1f}** |", "",
+              "## Examples (held-out images)", "", f"![examples]({rel(report['artefacts']['plots']['examples'])})", ""]
+    lines += md_table(["image", "question", "reference", "base", "tuned"],
+                      [[example["image_id"], *(md(example[lang][k]) for k in ("question", "answer", "base", "tuned"))]
+                       for example in report["examples"] for lang in LANGS])
+    lines += ["", "## Time and memory", ""]
+    lines += md_table(["stage", "seconds"], [*((stage, f"{seconds:.1f}") for stage, seconds in report["stages_s"].items()),
+                                            ("**total (wall)**", f"**{report['wall_s']:.1f}**")])
+    lines += ["",
               f"Peak resident memory: {report['peak_rss_mb']:.0f} MB.", "",
               "## Next", "", "Chat with the result:", "", "```", report["chat_command"], "```", "",
               "Re-run a stage by hand (the configs this run used are in `configs/`):", "", "```",

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..eval.report import md_table
+from ..markdown import md_table
 from ..io import atomic_write_text, write_json
 from .spec import Sweep
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from ..config import RunConfig
 from ..models.base import FamilyAdapter
 from ..models.loading import LoadedModel, load_model
@@ -53,12 +51,3 @@ def make_trainable(config: RunConfig, model: Any, family: FamilyAdapter) -> Any:
     for param in model.parameters():
         param.requires_grad_(False)
     return get_peft_model(model, lora_config(config, model, family))
-
-
-def snapshot_group(model: torch.nn.Module, family: FamilyAdapter, group: str) -> dict[str, torch.Tensor]:
-    """A copy of one group's base weights, to prove later that a frozen group did not move."""
-    return {
-        name: param.detach().clone()
-        for name, param in model.named_parameters()
-        if family.group_of(name) == group and "lora_" not in name and "modules_to_save" not in name
-    }

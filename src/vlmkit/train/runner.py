@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, config_from_dict, load_config
+from ..errors import ConfigError
 from ..io import atomic_write_text, write_json
 from .preflight import preflight
 
@@ -57,7 +58,7 @@ def train(
 ) -> RunResult:
     """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks; `progress`
     False runs without the step bar (logs, metrics and checkpoints are unchanged)."""
-    config = _final_config(config, overrides, out)
+    config = resolve_run_config(config, overrides, out)
     checked = preflight(config, resume=resume)  # no model is loaded before this passes
     run_dir = checked.run_dir
 
@@ -83,6 +84,7 @@ def train(
         log.info("trainable parameters per group: %s", parameters)
         collator = _collator(config, loaded)
         lengths = estimate_lengths(checked.train_samples, collator)
+        _check_lengths(config, checked.train_samples, lengths.total)
         manifest = base_manifest(
             config=config,
             family=family.name,
@@ -169,6 +171,21 @@ def train(
             handler.close()
 
 
+def _check_lengths(config: RunConfig, samples: Sequence[Any], totals: Sequence[int]) -> None:
+    """With on_overflow=error, a sample over max_length fails the run here, before the first step, not mid-epoch."""
+    from .data import first_over_length
+
+    limit = config.data.max_length
+    over = first_over_length(samples, totals, limit) if limit and config.data.on_overflow == "error" else None
+    if over is not None:
+        sample, total = over
+        raise ConfigError(
+            f"data.max_length: sample '{sample.id}' is {total} tokens (media included), over max_length={limit}; "
+            "it cannot be truncated without cutting media tokens. Raise max_length, lower max_pixels / nframes, "
+            "or drop over-long samples (data.on_overflow: drop)"
+        )
+
+
 def _collator(config: RunConfig, loaded: Any) -> Any:
     from ..data.collate import MediaSettings, VlmCollator
 
@@ -182,9 +199,11 @@ def _collator(config: RunConfig, loaded: Any) -> Any:
     )
 
 
-def _final_config(
-    config: RunConfig | str | os.PathLike, overrides: Sequence[str], out: str | os.PathLike | None
+def resolve_run_config(
+    config: RunConfig | str | os.PathLike, overrides: Sequence[str] = (), out: str | os.PathLike | None = None
 ) -> RunConfig:
+    """The run's final config: a YAML path or a RunConfig, with dotted overrides and `--out` applied (made
+    absolute, the config's source file kept). The one place `--out` is applied, for `train` and `train --check`."""
     if not isinstance(config, RunConfig):
         config = load_config(config, list(overrides))
     elif overrides:

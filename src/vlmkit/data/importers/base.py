@@ -1,4 +1,4 @@
-"""What every importer shares: the raw record, the per-record error, and the Converter base class.
+"""What every importer shares: the raw record, the per-record error (record_error.py), the Converter base class.
 
 An importer is a Converter: it turns one raw source record (a dict, as read from parquet, JSON or CSV)
 into zero or more Samples. Reading files is `sources.py`'s job, storing media is `media_store.py`'s,
@@ -15,17 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..schema import Sample
+from .record_error import RecordError
 
 if TYPE_CHECKING:
     from .media_store import MediaStore
-
-
-class RecordError(Exception):
-    """One source record (or one QA pair of it) can't be imported; the runner adds file and record."""
-
-    def __init__(self, reason: str, field: str | None = None, units: int = 1):
-        super().__init__(reason)
-        self.reason, self.field, self.units = reason, field, units
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 
 from ...errors import MediaError
 from ..schema import DatasetWriter
-from .base import RecordError
+from .record_error import RecordError
 
 # Enough to keep every image of a typical shard; bounded so memory stays flat on any dataset size.
 # A miss only costs a second decode: the stored file is content-addressed, so it is not written twice.

@@ -18,15 +18,14 @@ from .images import (
     ImageSource,
     decode_image_bytes,
     encode_image,
-    fit_pixels,
-    fit_size,
+    image_size,
     image_suffix,
     load_image,
     read_image_source,
     storable_image,
 )
 from .sources import DEFAULT_MAX_BYTES, DEFAULT_PIXEL_CAP, describe_bytes, fetch_url, read_media_file
-from .video import DEFAULT_VIDEO_FPS, Video, load_video, probe_video, video_processor_kwargs
+from .video import DEFAULT_VIDEO_FPS, Video, VideoPlan, load_video, plan_video, probe_video, video_processor_kwargs
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -35,15 +34,16 @@ __all__ = [
     "KEEP_AS_IS_FORMATS",
     "ImageSource",
     "Video",
+    "VideoPlan",
     "decode_image_bytes",
     "describe_bytes",
     "encode_image",
     "fetch_url",
-    "fit_pixels",
-    "fit_size",
+    "image_size",
     "image_suffix",
     "load_image",
     "load_video",
+    "plan_video",
     "probe_video",
     "read_image_source",
     "read_media_file",

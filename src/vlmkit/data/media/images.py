@@ -1,5 +1,5 @@
-"""Images: any source to a fully decoded, upright RGB PIL image, the bytes an importer stores, and Qwen's
-resize rule."""
+"""Images: any source to a fully decoded, upright RGB PIL image, the bytes an importer stores, and an image
+file's size from its header. How a family resizes an image is its adapter's business (vlmkit.models)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 from PIL import Image, ImageOps
 
-from ...errors import ConfigError, MediaError
+from ...errors import MediaError
 from .sources import (
     DEFAULT_MAX_BYTES,
     DEFAULT_PIXEL_CAP,
@@ -230,45 +230,12 @@ def _to_clean_rgb(image: Image.Image, name: object) -> Image.Image:
         raise MediaError("image", name, f"colour mode {image.mode} can't be converted to RGB ({exc})") from None
 
 
-def fit_size(
-    height: int, width: int, *, min_pixels: int | None = None, max_pixels: int | None = None, factor: int = 28
-) -> tuple[int, int]:
-    """Qwen's `smart_resize` rule, as (height, width).
-
-    Each side is rounded to the nearest multiple of `factor`. If that area is above `max_pixels`, both sides
-    are scaled by sqrt(h*w / max_pixels) and floored to multiples of `factor`; if it is below `min_pixels`,
-    scaled up and ceiled. Finally no side is below `factor` (without a min_pixels a tiny side would round to
-    0). The aspect ratio is kept as closely as the grid allows; an extreme aspect ratio can end above
-    `max_pixels` because of that floor. With the same bounds this equals transformers' Qwen2-VL
-    `smart_resize` (which also refuses aspect ratios over 200; we don't). Qwen2/2.5-VL use factor 28
-    (patch 14 x merge 2), Qwen3-VL 32 (patch 16 x merge 2).
-    """
-    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
-        raise ConfigError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
-    if height < 1 or width < 1 or factor < 1:
-        raise ConfigError(f"cannot fit a {width}x{height} image to multiples of {factor}")
-    new_h = round(height / factor) * factor
-    new_w = round(width / factor) * factor
-    if max_pixels is not None and new_h * new_w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        new_h = max(factor, math.floor(height / beta / factor) * factor)
-        new_w = max(factor, math.floor(width / beta / factor) * factor)
-    elif min_pixels is not None and new_h * new_w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        new_h = math.ceil(height * beta / factor) * factor
-        new_w = math.ceil(width * beta / factor) * factor
-    return max(factor, new_h), max(factor, new_w)
-
-
-def fit_pixels(
-    image: Image.Image, min_pixels: int | None = None, max_pixels: int | None = None, factor: int = 28
-) -> Image.Image:
-    """Resize (bicubic, as the Qwen processors do) to the `fit_size` rule; for families whose processors
-    take no min/max pixels, and for previews. Qwen processors apply this rule themselves."""
-    height, width = fit_size(image.height, image.width, min_pixels=min_pixels, max_pixels=max_pixels, factor=factor)
-    if (width, height) == image.size:
-        return image.copy()
-    return image.resize((width, height), Image.Resampling.BICUBIC)
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of a local image file as `load_image` returns it (EXIF rotation applied), from its
+    header only: what the token-cost estimates need without decoding pixels."""
+    with Image.open(path) as image:
+        width, height = image.size
+        return (height, width) if _exif_orientation(image) in (5, 6, 7, 8) else (width, height)
 
 
 # --- sources shared by images and videos ---------------------------------------------------------

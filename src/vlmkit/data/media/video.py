@@ -143,6 +143,30 @@ def load_video(
     )
 
 
+@dataclass(frozen=True)
+class VideoPlan:
+    """The frames `load_video` would sample from a file, and their size, known without decoding any."""
+
+    frame_indices: list[int]
+    fps: float  # the source's frame rate
+    width: int
+    height: int
+
+
+def plan_video(
+    path: str | os.PathLike, *, nframes: int | None = None, fps: float | None = None, max_frames: int = 64
+) -> VideoPlan:
+    """What `load_video(path, nframes=, fps=, max_frames=)` samples, from the headers and packets only (used to
+    count a video's tokens exactly before training). A file whose header promises more frames than decode is
+    resampled by load_video; the plan cannot know that."""
+    path = Path(path)
+    info = probe_video(path)
+    if nframes is None and fps is None:
+        fps = DEFAULT_VIDEO_FPS
+    indices = _sample_indices(path, info["frames"], info["fps"], nframes, fps, 1, max_frames)
+    return VideoPlan(indices, info["fps"], info["width"], info["height"])
+
+
 def probe_video(path: str | os.PathLike) -> dict[str, Any]:
     """frames, fps, duration (s), width, height and codec of a video, reading headers and packets only.
 

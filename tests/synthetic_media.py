@@ -1,4 +1,4 @@
-"""Small deterministic media for tests and the quickstart: structured images and real encoded videos.
+"""Small deterministic media for tests and benchmarks: structured images and real encoded videos.
 
 Every video frame carries its own index as a row of black/white blocks across the top third (bit i of the
 index in block i, most significant first), so a test can read back which source frames were sampled with
