@@ -8,6 +8,8 @@ from .qwen_common import QWEN2_VL_TEMPLATE, TINY_MAX_PIXELS, TINY_MIN_PIXELS, Qw
 
 
 class Qwen2VLFamily(QwenFamily):
+    rope_model_class = "Qwen2VLModel"
+
     def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
         from transformers import Qwen2VLConfig
 

@@ -35,6 +35,9 @@ def smolvlm_special_tokens() -> list[str]:
 
 
 class SmolVLMFamily(FamilyAdapter):
+    # pixel_values is (samples, images per sample, 3, H, W): the packer regroups it by row
+    per_sample_media_keys = ("pixel_values", "pixel_attention_mask")
+
     def tiny_special_tokens(self) -> list[str]:
         return smolvlm_special_tokens()
 
