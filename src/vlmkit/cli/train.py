@@ -28,6 +28,10 @@ def train(
             f"ok: {checked.family.name} checkpoint, {len(checked.train_samples)} training samples, "
             f"{len(checked.eval_samples)} eval samples, run directory {checked.run_dir}"
         )
+        if run_config.data.packing:  # the processor (not the model) gives the exact lengths the rows are built from
+            from ..train.packed import check_packing
+
+            typer.echo(check_packing(run_config, checked))
         return
     from ..train import train as run_training
 

@@ -16,6 +16,7 @@ so no sample learns to predict across a boundary.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,10 +142,19 @@ def plan_packing(
     return PackPlan([[keep[j] for j in row] for row in rows], lengths, capacity, dropped)
 
 
-def default_capacity(lengths: Sequence[int], max_length: int | None) -> int:
-    """`data.max_length` when set; otherwise the longest sample, so that a row costs no more than one worst-case
-    unpacked sequence and the number of optimiser steps stays close to an unpacked run's."""
-    return int(max_length) if max_length else max(lengths)
+def default_capacity(lengths: Sequence[int], max_length: int | None, batch_size: int) -> int:
+    """`data.max_length` when set; otherwise room for `batch_size` samples of mean length (at least the longest), so
+    that one row replaces one padded unpacked micro-batch. The 1/16 slack lets a row take `batch_size` samples when
+    their lengths are all alike (exactly batch x mean would then fit one fewer)."""
+    if max_length:
+        return int(max_length)
+    return max(max(lengths), math.ceil(batch_size * sum(lengths) / max(1, len(lengths)) * 17 / 16))
+
+
+def rows_per_batch(plan: PackPlan, batch_size: int) -> int:
+    """Rows per micro-batch that hold `batch_size` samples on average, so train.batch_size keeps meaning samples
+    per micro-step and a packed run takes about as many optimiser steps as an unpacked one."""
+    return max(1, round(batch_size * len(plan.rows) / max(1, plan.samples)))
 
 
 class PackedRows(Dataset):
@@ -178,7 +188,9 @@ class PackingCollator:
         return self.base.dropped
 
     def __call__(self, rows: Sequence[Sequence[Sample]]) -> dict[str, Any]:
-        rows = [list(r) for r in rows if r]
+        # training items are rows (lists of samples); evaluation hands plain samples, one row each
+        rows = [[r] if isinstance(r, Sample) else list(r) for r in rows]
+        rows = [r for r in rows if r]
         if self.flatten:
             rows = [[s for row in rows for s in row]]
         flat = [s for row in rows for s in row]

@@ -10,6 +10,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from ..config import RunConfig
+from ..data.packing import PackPlan
 from ..models.base import FamilyAdapter
 from .data import GroupedByLengthSampler, Lengths
 from .loss import answer_only_loss, report_true_mean, supports_answer_only_logits
@@ -22,11 +23,20 @@ class VlmTrainer(Trainer):
     """Trainer with per-group learning rates, a resumable length-grouped order, and a loss computed from the
     labelled positions only, normalised so that length grouping does not re-weight answers (train/loss.py)."""
 
-    def __init__(self, *args: Any, run_config: RunConfig, family: FamilyAdapter, lengths: Lengths, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        run_config: RunConfig,
+        family: FamilyAdapter,
+        lengths: Lengths,
+        packing: PackPlan | None = None,
+        **kwargs: Any,
+    ):
         self.run_config = run_config
         self.family = family
         self.lengths = lengths
-        self.grouped = run_config.train.group_by_length
+        self.packing = packing  # items are packed rows: each step's loss is its plain token mean
+        self.grouped = run_config.train.group_by_length and packing is None
         self.tokens_per_sample = lengths.mean_answer_tokens() if self.grouped else None
         self._actual_items: Any = None
         super().__init__(*args, **kwargs)
@@ -72,6 +82,10 @@ class VlmTrainer(Trainer):
         return self.optimizer
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.packing is not None:  # rows in a seeded order per epoch, rows of like length batched together
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            seed = self.args.data_seed or self.args.seed
+            return GroupedByLengthSampler(self.packing.row_tokens(), group, seed=seed)
         if not self.grouped:
             return super()._get_train_sampler(train_dataset)
         group = self.args.train_batch_size * self.args.gradient_accumulation_steps
