@@ -160,3 +160,19 @@ def test_flattened_batch_is_one_row(loaded, media):
     assert packed["input_ids"].shape == (1, total) and packed["position_ids"].shape == (4, 1, total)
     text = packed["position_ids"][0, 0]
     assert int((text == 0).sum()) == len(samples)  # positions restart once per sample
+
+
+def test_training_loss_of_a_packed_batch_is_the_unpacked_token_mean(loaded, media):
+    from vlmkit.train.loss import answer_only_loss
+
+    torch.set_num_threads(1)
+    lm = loaded("qwen2_5_vl")
+    base = VlmCollator(lm.processor, lm.family)
+    samples = row_of_samples("qwen2_5_vl", media)
+    packed = PackingCollator(base, lm.model.config)([samples[:3], samples[3:]])
+    unpacked = base(samples)
+    assert int((packed["labels"] != IGNORE_INDEX).sum()) == int((unpacked["labels"] != IGNORE_INDEX).sum())
+    with torch.no_grad():
+        got, _ = answer_only_loss(lm.model, packed)
+        expected, _ = answer_only_loss(lm.model, unpacked)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
