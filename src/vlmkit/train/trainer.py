@@ -38,6 +38,8 @@ class VlmTrainer(Trainer):
         self.packing = packing  # items are packed rows: each step's loss is its plain token mean
         self.grouped = run_config.train.group_by_length and packing is None
         self.tokens_per_sample = lengths.mean_answer_tokens() if self.grouped else None
+        if packing is not None:  # rows differ in labels as grouped batches do: normalise by a row's expected count
+            self.tokens_per_sample = sum(lengths.answer) / max(1, len(packing.rows))
         self._actual_items: Any = None
         super().__init__(*args, **kwargs)
         self.answer_only_logits = supports_answer_only_logits(self.model)
@@ -50,6 +52,8 @@ class VlmTrainer(Trainer):
         if actual is None or not self.tokens_per_sample:
             return actual
         sequences = sum(len(batch["labels"]) for batch in batch_samples)
+        if self.packing is not None and getattr(self.data_collator, "flatten", False):
+            sequences = len(batch_samples) * self.args.per_device_train_batch_size  # one tensor row, several rows
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             sequences *= self.args.world_size
         return torch.tensor(self.tokens_per_sample * sequences, device=device)
