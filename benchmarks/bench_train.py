@@ -1,16 +1,19 @@
-"""Training speed: `vlmkit train` against TRL's SFTTrainer in the same run, on the same tiny model, data, LoRA
-config, batch size, learning rate and seed.
+"""Training speed: `vlmkit train` (its default configuration, and the same with packing off) against TRL's
+SFTTrainer in the same run, on the same tiny model, data, LoRA config, batch size, learning rate and seed.
 
 Reports samples/s of both (and the ratio), the final loss of both (each trained adapter evaluated the same way on
 the same samples, plus the mean of the last logged training losses), and the achieved training FLOP/s as a
 fraction of this machine's measured fp32 matmul FLOP/s. Prints a table and one JSON line.
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py [--samples 128] [--epochs 2] [--batch 4] [--repeats 3]
+    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --hidden 512 --vision-width 256 --samples 64
 
 Both tools run in this process with the same torch thread count (1 by default). Differences by design: vlmkit
-computes logits only at labelled positions and groups batches by prompt length; TRL computes logits everywhere
-(plus its entropy / token-accuracy metrics) in random batches. Activation checkpointing is off for both (TRL's
-default is on).
+computes logits only at labelled positions and packs whole samples into rows without padding (`vlmkit`; the
+`vlmkit_unpacked` entry groups padded batches by prompt length instead); TRL computes logits everywhere (plus its
+entropy / token-accuracy metrics) in random padded batches. Activation checkpointing is off for all (TRL's default is
+on). The default shape (hidden 64) is bound by Python overhead; --hidden 512 --vision-width 256 is closer to where
+matmuls dominate, as on a real 2B model.
 """
 
 from __future__ import annotations
@@ -117,11 +120,17 @@ class Meter(TrainerCallback):
         self.seconds = 0.0
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        pad_id = model.config.get_text_config().pad_token_id
+
         def count(module, margs, mkwargs):
             mask = mkwargs.get("attention_mask")
+            ids = mkwargs.get("input_ids")
             if mask is not None:
                 self.tokens += int(mask.sum())
                 self.padded += int(mask.numel())
+            elif ids is not None:  # a packed batch: no mask, padding only at the tail of shorter rows
+                self.tokens += int((ids != pad_id).sum())
+                self.padded += int(ids.numel())
             pixels = mkwargs.get("pixel_values")
             if pixels is not None and pixels.ndim == 2:  # Qwen: one row per vision patch
                 self.patches += int(pixels.shape[0])
@@ -177,12 +186,18 @@ def evaluate(base, adapter_dir, samples, batch_size=8) -> float:
 # --- the two contenders --------------------------------------------------------------------------
 
 
-def run_vlmkit(base, data, out, opts):
+def run_vlmkit(base, data, out, opts, packing=None):
+    """vlmkit's defaults (packing None) or with data.packing forced on or off."""
     meter = Meter()
+    data_section = {"train": str(data)}
+    if packing is not None:
+        data_section["packing"] = packing
+    if opts.max_length:
+        data_section["max_length"] = opts.max_length
     config = config_from_dict(
         {
             "model": {"path": str(base)},
-            "data": {"train": str(data)},
+            "data": data_section,
             "method": "lora",
             "output_dir": str(out),
             "lora": {"rank": opts.rank, "alpha": 2 * opts.rank, "dropout": 0.05},
@@ -259,7 +274,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each tool, seeds 0..N-1, alternating order")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each tool, seeds 0..N-1, rotating order")
+    parser.add_argument("--hidden", type=int, default=None, help="language-model width (default: the tiny 64)")
+    parser.add_argument("--vision-width", type=int, default=None, help="vision-tower width (default: the tiny one)")
+    parser.add_argument("--max-length", type=int, default=None, help="vlmkit data.max_length (packing row capacity)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -275,20 +293,23 @@ def main() -> None:
 
 
 def bench(work: Path, opts: argparse.Namespace) -> None:
-    base = build_tiny(opts.family, work / "model")
+    base = build_tiny(opts.family, work / "model", text_hidden=opts.hidden, vision_width=opts.vision_width)
     data = write_dataset(work / "data", opts.samples)
     samples = read_samples(data)
     peak = matmul_flops()
 
-    # Repeat r uses seed r for both tools (LoRA init, dropout, data order); the order of the two alternates so
-    # that neither always runs on a warmer or quieter machine.
-    runs = {"vlmkit": [], "trl": []}
+    # Repeat r uses seed r for every contender (LoRA init, dropout, data order); the order rotates so that none
+    # always runs on a warmer or quieter machine.
+    names = ["vlmkit", "vlmkit_unpacked", "trl"]
+    runs = {name: [] for name in names}
     for r in range(opts.repeats):
         opts.seed = r
-        for name in ("vlmkit", "trl") if r % 2 == 0 else ("trl", "vlmkit"):
+        for name in names[r % 3 :] + names[: r % 3]:
             out = work / f"{name}-{r}"
             if name == "vlmkit":
                 meter, losses, adapter = run_vlmkit(base, data, out, opts)
+            elif name == "vlmkit_unpacked":
+                meter, losses, adapter = run_vlmkit(base, data, out, opts, packing=False)
             else:
                 meter, losses, adapter = run_trl(base, samples, out, opts)
             runs[name].append({"meter": meter, "losses": losses, "eval_loss": evaluate(base, adapter, samples)})
@@ -312,31 +333,38 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
             "runs_eval_loss": [a["eval_loss"] for a in attempts],
         }
     ratio = report["vlmkit"]["samples_per_s"] / report["trl"]["samples_per_s"]
+    packing_speedup = report["vlmkit"]["samples_per_s"] / report["vlmkit_unpacked"]["samples_per_s"]
+    shape = f"hidden {opts.hidden or 64}, vision width {opts.vision_width or 'tiny'}"
 
     print(
-        f"\nvlmkit train vs TRL SFTTrainer: tiny {opts.family}, {opts.samples} samples x {opts.epochs:g} epochs, "
+        f"\nvlmkit train vs TRL SFTTrainer: tiny {opts.family} ({shape}), {opts.samples} samples x {opts.epochs:g} "
+        "epochs, "
         f"batch {opts.batch}, LoRA r{opts.rank} on the language model, lr {opts.lr:g} cosine, "
         f"{opts.repeats} seeds, torch threads {torch.get_num_threads()}, activation checkpointing off for both"
     )
     print(f"machine fp32 matmul: {peak / 1e9:.1f} GFLOP/s\n")
     header = (
-        f"{'':<8} {'samples/s':>10} {'eval loss':>10} {'train loss':>11} {'padding':>8} {'GFLOP/s':>8} {'of peak':>8}"
+        f"{'':<16} {'samples/s':>10} {'eval loss':>10} {'train loss':>11} {'padding':>8} {'GFLOP/s':>8} {'of peak':>8}"
     )
     print(header)
     print("-" * len(header))
     for name, row in report.items():
         print(
-            f"{name:<8} {row['samples_per_s']:>10.2f} {row['eval_loss']:>10.4f} {row['last_train_loss']:>11.4f} "
+            f"{name:<16} {row['samples_per_s']:>10.2f} {row['eval_loss']:>10.4f} {row['last_train_loss']:>11.4f} "
             f"{row['padding_fraction']:>7.1%} {row['flops_per_s'] / 1e9:>8.3f} {row['fraction_of_matmul_peak']:>8.2%}"
         )
     print("\nsamples/s: median over seeds; eval loss: each trained adapter on all training samples (token mean),")
     print("averaged over seeds; train loss: mean of the last 4 logged steps; GFLOP/s: useful model FLOPs (no padding).")
     print(f"speed ratio vlmkit / trl: {ratio:.2f}x (target >= 1.5x at equal or lower loss)")
+    print(f"packing: vlmkit / vlmkit_unpacked {packing_speedup:.2f}x samples/s")
     print(
         json.dumps(
             {
                 "bench": "train",
                 "family": opts.family,
+                "hidden": opts.hidden or 64,
+                "vision_width": opts.vision_width,
+                "max_length": opts.max_length,
                 "samples": opts.samples,
                 "epochs": opts.epochs,
                 "batch": opts.batch,
@@ -346,7 +374,9 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
                 "threads": torch.get_num_threads(),
                 "matmul_flops_per_s": peak,
                 "ratio": ratio,
+                "packing_speedup": packing_speedup,
                 "loss_not_worse": report["vlmkit"]["eval_loss"] <= report["trl"]["eval_loss"],
+                "loss_not_worse_than_unpacked": report["vlmkit"]["eval_loss"] <= report["vlmkit_unpacked"]["eval_loss"],
                 **report,
             }
         )

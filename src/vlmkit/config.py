@@ -56,6 +56,12 @@ class DataSection(Section):
     max_frames: int = Field(64, ge=1)
     max_length: int | None = Field(None, ge=8, description="Longest sequence in tokens, media included.")
     on_overflow: Literal["error", "drop"] = "error"
+    packing: bool = Field(
+        False,  # opt-in until packed runs match unpacked loss (docs/training.md, Packing)
+        description="Pack whole samples end to end, each attending only to itself, into rows of up to max_length "
+        "tokens (default: room for train.batch_size samples of mean length); a micro-batch takes as many rows as "
+        "hold train.batch_size samples on average.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DataSection:

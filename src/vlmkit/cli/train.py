@@ -26,6 +26,14 @@ def train(
             f"ok: {checked.family.name} checkpoint, {len(checked.train_samples)} training samples, "
             f"{len(checked.eval_samples)} eval samples, run directory {checked.run_dir}"
         )
+        if run_config.data.packing:  # the processor (not the model) gives the exact lengths the rows are built from
+            from ..errors import VlmkitError
+            from ..train.packed import check_packing
+
+            try:
+                typer.echo(check_packing(run_config, checked))
+            except VlmkitError as exc:  # a processor that cannot load is the model's problem, reported as such
+                typer.echo(f"packing: rows not planned: {exc}")
         return
     from ..train import train as run_training
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # keep `import vlmkit.models` free of torch for a fast CLI
     import torch
@@ -125,6 +125,17 @@ class FamilyAdapter:
     @property
     def supports_video(self) -> bool:
         return self.video_token is not None
+
+    # --- packing ---------------------------------------------------------------------------
+    # Keys of a processed batch whose first dimension is the sample (not the token, the image or the patch):
+    # the packer regroups them by row. Empty where media tensors are flat over all images (Qwen, LLaVA).
+    per_sample_media_keys: ClassVar[tuple[str, ...]] = ()
+
+    def packed_position_ids(self, batch: Any, model_config: Any) -> torch.Tensor:
+        """Position ids of every sample of a right-padded processed batch as the model computes them for the sample
+        alone (each restarting at 0); the packer concatenates them per row. Plain 1-D language models: (samples, L)."""
+        mask = batch["attention_mask"]
+        return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
     # --- tiny checkpoints (implemented per family) -----------------------------------------
     def tiny_config(self, vocab_size: int, special_ids: dict[str, int]) -> Any:

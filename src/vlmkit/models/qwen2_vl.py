@@ -18,6 +18,8 @@ from .qwen_common import (
 
 
 class Qwen2VLFamily(QwenFamily):
+    rope_model_class = "Qwen2VLModel"
+
     def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
         from transformers import Qwen2VLConfig
 

@@ -22,6 +22,8 @@ TINY3_MAX_PIXELS = 32 * 32 * 64
 
 
 class Qwen3VLFamily(QwenFamily):
+    rope_model_class = "Qwen3VLModel"
+
     def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
         from transformers import Qwen3VLConfig
 

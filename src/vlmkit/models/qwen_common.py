@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import FamilyAdapter, MediaTokens
 
@@ -163,6 +163,21 @@ class QwenFamily(FamilyAdapter):
             if hasattr(config.vision_config, "out_hidden_size"):  # Qwen2-VL names it hidden_size (its override)
                 config.vision_config.out_hidden_size = text_hidden
 
+    # --- packing ---------------------------------------------------------------------------
+    rope_model_class: ClassVar[str] = ""  # the transformers class whose get_rope_index computes M-RoPE ids
+
+    def packed_position_ids(self, batch: Any, model_config: Any) -> Any:
+        """(4, samples, L): row 0 the plain text positions (transformers reads it to find the packed samples and
+        build the block-diagonal mask or the varlen cu_seqlens), rows 1-3 the M-RoPE t/h/w ids that the model's own
+        `get_rope_index` computes for each sample alone, image and video grids included."""
+        import torch
+
+        text = super().packed_position_ids(batch, model_config)
+        rope, _ = _rope_indexer(self.rope_model_class, model_config).get_rope_index(
+            **{k: batch[k] for k in _ROPE_INPUTS if batch.get(k) is not None}
+        )
+        return torch.cat([text[None], rope.to(text.dtype)], dim=0)
+
     def tiny_tokenizer_kwargs(self) -> dict[str, str]:
         return {"eos": "<|im_end|>", "pad": "<|endoftext|>"}
 
@@ -177,6 +192,30 @@ class QwenFamily(FamilyAdapter):
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         }
+
+
+_ROPE_INPUTS = (
+    "input_ids",
+    "mm_token_type_ids",
+    "image_grid_thw",
+    "video_grid_thw",
+    "second_per_grid_ts",
+    "attention_mask",
+)
+
+
+def _rope_indexer(class_name: str, model_config: Any) -> Any:
+    """An instance of the model class holding only its config: get_rope_index reads nothing else, so the collator
+    (and its dataloader workers) run transformers' own M-RoPE code without holding the model's weights."""
+    import transformers
+    from torch import nn
+
+    cls = getattr(transformers, class_name)
+    shell = cls.__new__(cls)
+    nn.Module.__init__(shell)
+    shell.config = model_config
+    shell.rope_deltas = None
+    return shell
 
 
 def tiny_text_dims(

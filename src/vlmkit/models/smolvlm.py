@@ -58,6 +58,9 @@ class SmolVLMFamily(FamilyAdapter):
         tokens = len(processor.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         return MediaTokens(tokens, seq * (rows * cols + 1))
 
+    # pixel_values is (samples, images per sample, 3, H, W): the packer regroups it by row
+    per_sample_media_keys = ("pixel_values", "pixel_attention_mask")
+
     def tiny_special_tokens(self) -> list[str]:
         return smolvlm_special_tokens()
 

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..markdown import md_table
 from ..io import atomic_write_text, write_json
+from ..markdown import md_table
 from .spec import Sweep
 
 PLOTS_DIR = "plots"

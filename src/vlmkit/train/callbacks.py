@@ -16,7 +16,7 @@ from ..io import JsonlAppender, write_json
 class SamplesPerSecond:
     """Throughput of the optimiser steps done in this process's run (a resumed run restarts the clock)."""
 
-    def __init__(self, samples_per_step: int):
+    def __init__(self, samples_per_step: float):
         self.samples_per_step = samples_per_step
         self.start_time: float | None = None
         self.start_step = 0

@@ -96,6 +96,19 @@ def train(
             config_dir=config.source.parent if config.source else None,
         )
         manifest["resumed_from"] = checked.resume_from
+        train_dataset, data_collator, plan = SampleDataset(checked.train_samples), collator, None
+        if config.data.packing:  # rows are a pure function of (data, seed): a resumed run sees the same rows
+            from ..data.packing import PackedRows, rows_per_batch
+            from .packed import describe, packing_collator, plan_for_run
+
+            plan = plan_for_run(config, checked.train_samples, collator)
+            log.info(describe(plan, config.train.batch_size))
+            manifest["packing"] = {**plan.summary(), "rows_per_batch": rows_per_batch(plan, config.train.batch_size)}
+            args.per_device_train_batch_size = manifest["packing"]["rows_per_batch"]  # an item is now a row
+            train_dataset, data_collator = (
+                PackedRows(checked.train_samples, plan),
+                packing_collator(collator, loaded.model),
+            )
         if main:
             write_json(run_dir / "manifest.json", manifest)
         log.info(
@@ -109,18 +122,22 @@ def train(
             f", resuming from {checked.resume_from}" if checked.resume_from else "",
         )
 
-        throughput = SamplesPerSecond(config.train.batch_size * config.train.grad_accum * args.world_size)
+        per_item = plan.samples / len(plan.rows) if plan else 1  # an item is a packed row under packing
+        throughput = SamplesPerSecond(
+            args.per_device_train_batch_size * config.train.grad_accum * args.world_size * per_item
+        )
         trainer = VlmTrainer(
             model=model,
             args=args,
-            data_collator=collator,
+            data_collator=data_collator,
             processing_class=loaded.processor,
-            train_dataset=SampleDataset(checked.train_samples),
+            train_dataset=train_dataset,
             eval_dataset=SampleDataset(checked.eval_samples) if checked.eval_samples else None,
             callbacks=[RunLogger(run_dir, throughput), RankRecord(run_dir), *_tracking(config, run_dir), *callbacks],
             run_config=config,
             family=family,
             lengths=lengths,
+            packing=plan,
         )
         trainer.remove_callback(ProgressCallback)
         if progress:
@@ -155,7 +172,7 @@ def train(
                 final_loss=result.final_loss,
                 eval_loss=eval_loss,
                 samples_per_second=result.samples_per_second,
-                dropped_for_length=list(collator.dropped),
+                dropped_for_length=list(collator.dropped) + (plan.dropped if plan else []),
                 final_dir=final_dir.name,
             )
             write_json(run_dir / "manifest.json", manifest)
@@ -187,7 +204,7 @@ def _check_lengths(config: RunConfig, samples: Sequence[Any], totals: Sequence[i
 
 
 def _collator(config: RunConfig, loaded: Any) -> Any:
-    from ..data.collate import MediaSettings, VlmCollator
+    from ..data.collate import VlmCollator
 
     data = config.data
     return VlmCollator(
@@ -195,8 +212,15 @@ def _collator(config: RunConfig, loaded: Any) -> Any:
         loaded.family,
         max_length=data.max_length,
         on_overflow=data.on_overflow,
-        media=MediaSettings.from_config(config),
+        media=media_settings(config),
     )
+
+
+def media_settings(config: RunConfig) -> Any:
+    """The run's image/video settings from its data section (the collator's and the packer's)."""
+    from ..data.media_settings import MediaSettings
+
+    return MediaSettings.from_config(config)
 
 
 def resolve_run_config(

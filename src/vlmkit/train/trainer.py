@@ -10,6 +10,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from ..config import RunConfig
+from ..data.packing import PackPlan
 from ..models.base import FamilyAdapter
 from .data import GroupedByLengthSampler, Lengths
 from .loss import answer_only_loss, report_true_mean, supports_answer_only_logits
@@ -22,12 +23,23 @@ class VlmTrainer(Trainer):
     """Trainer with per-group learning rates, a resumable length-grouped order, and a loss computed from the
     labelled positions only, normalised so that length grouping does not re-weight answers (train/loss.py)."""
 
-    def __init__(self, *args: Any, run_config: RunConfig, family: FamilyAdapter, lengths: Lengths, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        run_config: RunConfig,
+        family: FamilyAdapter,
+        lengths: Lengths,
+        packing: PackPlan | None = None,
+        **kwargs: Any,
+    ):
         self.run_config = run_config
         self.family = family
         self.lengths = lengths
-        self.grouped = run_config.train.group_by_length
+        self.packing = packing  # items are packed rows: each step's loss is its plain token mean
+        self.grouped = run_config.train.group_by_length and packing is None
         self.tokens_per_sample = lengths.mean_answer_tokens() if self.grouped else None
+        if packing is not None:  # rows differ in labels as grouped batches do: normalise by a row's expected count
+            self.tokens_per_sample = sum(lengths.answer) / max(1, len(packing.rows))
         self._actual_items: Any = None
         super().__init__(*args, **kwargs)
         self.answer_only_logits = supports_answer_only_logits(self.model)
@@ -45,6 +57,8 @@ class VlmTrainer(Trainer):
         if actual is None or not self.tokens_per_sample:
             return actual
         sequences = sum(len(batch["labels"]) for batch in batch_samples)
+        if self.packing is not None and getattr(self.data_collator, "flatten", False):
+            sequences = len(batch_samples) * self.args.per_device_train_batch_size  # one tensor row, several rows
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             sequences *= self.args.world_size
         return torch.tensor(self.tokens_per_sample * sequences, device=device)
@@ -81,6 +95,10 @@ class VlmTrainer(Trainer):
         return self.optimizer
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.packing is not None:  # rows in a seeded order per epoch, rows of like length batched together
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            seed = self.args.data_seed or self.args.seed
+            return GroupedByLengthSampler(self.packing.row_tokens(), group, seed=seed)
         if not self.grouped:
             return super()._get_train_sampler(train_dataset)
         group = self.args.train_batch_size * self.args.gradient_accumulation_steps

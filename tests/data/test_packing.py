@@ -1,0 +1,178 @@
+"""Packing is exact: a packed row gives every sample the logits it gets alone, and a packed batch the gradients of the
+same samples unpacked, on every family (mixed image sizes, a video where the family takes one, multi-turn)."""
+
+import pytest
+import torch
+from families import FAMILIES
+
+from vlmkit.data.collate import IGNORE_INDEX, VlmCollator
+from vlmkit.data.packing import PackingCollator, PackPlan, exact_lengths, first_fit_decreasing, plan_packing
+from vlmkit.data.schema import Sample
+from vlmkit.data.synthetic import make_image, write_video
+from vlmkit.errors import VlmkitError
+from vlmkit.models.loading import load_model
+from vlmkit.models.registry import get_family
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pack-media")
+    paths = {}
+    sizes = [("wide", (90, 60)), ("tall", (40, 120)), ("big", (200, 150)), ("small", (56, 56))]
+    for i, (name, size) in enumerate(sizes):
+        paths[name] = str(root / f"{name}.png")
+        make_image(*size, seed=i).save(paths[name])
+    paths["clip"] = str(write_video(root / "clip.mp4", n_frames=6, size=(56, 56)))
+    return paths
+
+
+def sample(sid, turns, image=None, video=None):
+    messages = []
+    for i, (question, answer) in enumerate(turns):
+        content = [{"type": "text", "text": question}]
+        if i == 0 and image:
+            content.insert(0, {"type": "image", "image": image})
+        if i == 0 and video:
+            content.insert(0, {"type": "video", "video": video})
+        messages.append({"role": "user", "content": content})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return Sample.model_validate({"id": sid, "messages": messages, "answers": []})
+
+
+def row_of_samples(family, media):
+    samples = [
+        sample("big", [("What is in the picture?", "boxes")], image=media["big"]),
+        sample("multi", [("Colour?", "red"), ("And the shape?", "a circle"), ("How many?", "two")], media["tall"]),
+        sample("text", [("Say hi.", "hi there")]),
+        sample("wide", [("Describe it.", "a wide ramp with three patches")], image=media["wide"]),
+    ]
+    if get_family(family).supports_video:  # LLaVA and SmolVLM take images only here
+        samples.insert(2, sample("clip", [("What happens?", "a square moves")], video=media["clip"]))
+    return samples
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    cache = {}
+
+    def get(family):
+        if family not in cache:
+            lm = load_model(tiny_model(family), dtype="float32", attn_implementation="sdpa")
+            cache[family] = lm
+        return cache[family]
+
+    return get
+
+
+def logits(model, batch):
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_sample_of_a_packed_row_gets_its_own_logits(family, loaded, media):
+    torch.set_num_threads(1)
+    lm = loaded(family)
+    base = VlmCollator(lm.processor, lm.family)
+    samples = row_of_samples(family, media)
+    packed = PackingCollator(base, lm.model.config)([samples])
+    assert "attention_mask" not in packed and packed["input_ids"].shape[0] == 1
+    out = logits(lm.model, packed)[0]
+    start = 0
+    for s in samples:
+        alone = base([s])
+        n = int(alone["attention_mask"].sum())
+        expected = logits(lm.model, alone)[0, :n]
+        torch.testing.assert_close(out[start : start + n], expected, atol=2e-5, rtol=1e-4)
+        got_labels = packed["labels"][0, start : start + n]
+        assert torch.equal(got_labels[1:], alone["labels"][0, 1:n]) and got_labels[0] == IGNORE_INDEX
+        start += n
+    assert start == packed["input_ids"].shape[1]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packed_gradients_equal_the_sum_over_samples_unpacked(family, loaded, media):
+    """Two rows of unequal length (the shorter padded) against each sample alone: summed token losses, same grads."""
+    torch.set_num_threads(1)
+    lm = loaded(family)
+    model = lm.model
+    base = VlmCollator(lm.processor, lm.family)
+    samples = row_of_samples(family, media)
+    rows = [samples[:2], samples[2:]]
+    trainable = [p for n, p in model.named_parameters() if "language_model" in n or "text_model" in n]
+
+    def grads(batch):
+        model.zero_grad()
+        labels = batch.pop("labels")
+        out = model(**batch).logits[:, :-1]
+        loss = torch.nn.functional.cross_entropy(
+            out.reshape(-1, out.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        loss.backward()
+        return [p.grad.clone() for p in trainable]
+
+    packed = PackingCollator(base, model.config)(rows)
+    assert packed["input_ids"].shape[0] == 2
+    got = grads(packed)
+    expected = [torch.zeros_like(p) for p in trainable]
+    for s in samples:
+        for acc, g in zip(expected, grads(base([s]))):
+            acc += g
+    model.zero_grad()
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
+
+
+def test_first_fit_decreasing_fills_rows_and_is_a_function_of_the_seed():
+    lengths = [70, 30, 50, 50, 20, 90, 10, 40, 60, 30]
+    rows = first_fit_decreasing(lengths, 100, seed=3)
+    assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in r) <= 100 for r in rows)
+    assert len(rows) == 5  # 450 tokens: the optimum
+    assert rows == first_fit_decreasing(lengths, 100, seed=3)
+    assert rows[0][0] == 5  # the longest goes first
+    # tied lengths are visited in the seed's order
+    ties = [10] * 8
+    assert first_fit_decreasing(ties, 25, seed=0) != first_fit_decreasing(ties, 25, seed=1)
+
+
+def test_plan_uses_exact_lengths_and_reports_overflow(loaded, media):
+    lm = loaded("qwen2_vl")
+    base = VlmCollator(lm.processor, lm.family)
+    samples = row_of_samples("qwen2_vl", media)
+    lengths = exact_lengths(samples, base)
+    assert lengths == [int(base([s])["attention_mask"].sum()) for s in samples]
+    plan = plan_packing(samples, base, capacity=max(lengths) + 10, seed=0)
+    assert isinstance(plan, PackPlan) and plan.samples == len(samples)
+    assert 0 < plan.efficiency() <= 1 and plan.summary()["rows"] == len(plan.rows)
+    with pytest.raises(VlmkitError, match="'big' is .* over the packing row capacity"):
+        plan_packing(samples, base, capacity=max(lengths) - 1, seed=0, lengths=lengths)
+    dropped = plan_packing(samples, base, capacity=max(lengths) - 1, seed=0, lengths=lengths, on_overflow="drop")
+    assert dropped.dropped == ["big"] and dropped.samples == len(samples) - 1
+
+
+def test_flattened_batch_is_one_row(loaded, media):
+    lm = loaded("qwen2_vl")
+    base = VlmCollator(lm.processor, lm.family)
+    samples = row_of_samples("qwen2_vl", media)
+    packed = PackingCollator(base, lm.model.config, flatten=True)([samples[:2], samples[2:]])
+    total = sum(int(base([s])["attention_mask"].sum()) for s in samples)
+    assert packed["input_ids"].shape == (1, total) and packed["position_ids"].shape == (4, 1, total)
+    text = packed["position_ids"][0, 0]
+    assert int((text == 0).sum()) == len(samples)  # positions restart once per sample
+
+
+def test_training_loss_of_a_packed_batch_is_the_unpacked_token_mean(loaded, media):
+    from vlmkit.train.loss import answer_only_loss
+
+    torch.set_num_threads(1)
+    lm = loaded("qwen2_5_vl")
+    base = VlmCollator(lm.processor, lm.family)
+    samples = row_of_samples("qwen2_5_vl", media)
+    packed = PackingCollator(base, lm.model.config)([samples[:3], samples[3:]])
+    unpacked = base(samples)
+    assert int((packed["labels"] != IGNORE_INDEX).sum()) == int((unpacked["labels"] != IGNORE_INDEX).sum())
+    with torch.no_grad():
+        got, _ = answer_only_loss(lm.model, packed)
+        expected, _ = answer_only_loss(lm.model, unpacked)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
