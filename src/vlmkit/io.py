@@ -124,18 +124,22 @@ def iter_jsonl(path: str | os.PathLike, *, skip_torn_tail: bool = False) -> Iter
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", path=path)
+    from .json_limits import JsonLimitError, iter_lines, loads_line, size_error
+
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in iter_lines(handle):
+            if raw is None:
+                raise DataError(size_error(), path=path, record=f"line {number}")
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8")
+                yield number, loads_line(raw)
             except UnicodeDecodeError as exc:
                 raise DataError(
                     f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, record=f"line {number}"
                 ) from None
-            try:
-                yield number, json.loads(text)
+            except JsonLimitError as exc:
+                raise DataError(str(exc), path=path, record=f"line {number}") from None
             except json.JSONDecodeError as exc:
                 if skip_torn_tail and not raw.endswith(b"\n"):
                     return
