@@ -238,7 +238,10 @@ class DatasetWriter:
 
     def abort(self) -> None:
         if not self._handle.closed:
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError:  # flushing the buffer fails again on a full disk; the file is discarded anyway
+                pass
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> DatasetWriter:

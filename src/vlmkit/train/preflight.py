@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from ..data.schema import SAMPLES_FILE, Sample, read_samples, samples_path
 from ..errors import ConfigError, DataError, VlmkitError
 from ..models.base import FamilyAdapter
 from ..models.registry import detect_family
+
+log = logging.getLogger("vlmkit.train")
 
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIRS = ("adapter", "model")
@@ -140,8 +143,11 @@ def _check_run_dir(run_dir: Path, resume: bool) -> str | None:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    if not folder.is_dir():
-        return None
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint; incomplete ones (a save cut short by a full disk or a kill) are skipped
+    with a warning naming them."""
+    from .checkpoints import last_complete
 
-    return get_last_checkpoint(str(folder))
+    found, skipped = last_complete(folder)
+    for path in skipped:
+        log.warning("skipping incomplete checkpoint %s (no readable trainer_state.json)", path)
+    return str(found) if found else None

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ...errors import DataError
+from ...errors import DataError, as_disk_full
 from ...io import dumps_line, write_json
 from ..schema import DatasetWriter, Sample
 from . import detect_format, get_converter
@@ -86,10 +86,20 @@ def import_dataset(
     except BaseException as exc:
         writer.abort()
         bar.close()
+        full = as_disk_full(exc)
         report.update(
-            tally.summary(media), status="failed", error=str(exc), seconds=round(time.perf_counter() - started, 3)
+            tally.summary(media),
+            status="failed",
+            error=str(full or exc),
+            seconds=round(time.perf_counter() - started, 3),
         )
-        write_json(out / REPORT_FILE, report)
+        try:
+            write_json(out / REPORT_FILE, report)
+        except OSError:
+            if full is None:
+                raise
+        if full is not None:
+            raise full from None
         raise
     writer.close()
     bar.close()
