@@ -206,7 +206,11 @@ def test_existing_output_needs_overwrite(tmp_path):
     import_dataset(path, tmp_path / "out", media_root=tmp_path / "llava" / "images", progress=False)
     with pytest.raises(DataError, match="already exists"):
         import_dataset(path, tmp_path / "out", media_root=tmp_path / "llava" / "images", progress=False)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "media").rglob("*") if p.is_file()}
     report = import_dataset(
         path, tmp_path / "out", media_root=tmp_path / "llava" / "images", overwrite=True, progress=False
     )
-    assert report["samples_written"] == 3 and report["images_stored"] == 0  # media already there: not copied again
+    # the dataset's distinct images, none counted as a repeat; the files already there are not written again
+    assert report["samples_written"] == 3 and report["duplicates"]["images"] == 0
+    assert report["images_stored"] == len(before)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "media").rglob("*") if p.is_file()} == before

@@ -90,13 +90,14 @@ def export_cmd(
         "--absolute-paths",
         help="Write absolute media paths instead of paths relative to the output file's folder.",
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Write the dataset as LLaVA or LLaMA-Factory ShareGPT JSON for other trainers."""
     import json
 
     from ..data.export import export_dataset
 
-    result = export_dataset(dataset, out, format=format, absolute_paths=absolute_paths)
+    result = export_dataset(dataset, out, format=format, absolute_paths=absolute_paths, overwrite=overwrite)
     typer.echo(f"wrote {result['samples']:,} samples to {out} ({format})")
     typer.echo("LLaMA-Factory dataset_info.json entry:\n" + json.dumps(result["dataset_info"], indent=2))
 
@@ -109,12 +110,18 @@ def stats_cmd(
         "qwen", "--tokenizer", help="'qwen' (offline Qwen vocabulary), a transformers tokenizer name/folder, or 'none'."
     ),
     top: int = typer.Option(20, "--top", help="How many top answers / leading words to list."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a report already in --out (DATASET/stats is always refreshed)."
+    ),
 ) -> None:
     """EDA: counts, lengths, answer coverage at top-K with a verdict, question types, image sizes."""
     from rich.console import Console
 
     from ..data.stats import dataset_stats, summary_table, write_stats
+    from ..errors import DataError
 
+    if out is not None and (out / "stats.json").exists() and not overwrite:
+        raise DataError("already holds a stats report (pass --overwrite to replace it)", path=out)
     stats = dataset_stats(dataset, tokenizer=tokenizer, top=top)
     report_dir = out or dataset / "stats"
     write_stats(stats, report_dir)

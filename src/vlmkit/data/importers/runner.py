@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataError, as_disk_full
-from ...io import dumps_line, write_json
+from ...io import check_output_dir, dumps_line, write_json
 from ..schema import DatasetWriter, Sample
 from . import detect_format, get_converter
 from .base import ConvertContext, ImportOptions, Located, RawRecord, RecordError
@@ -48,6 +48,8 @@ def import_dataset(
         raise DataError(f"--turns must be one of {', '.join(TURNS)}, not '{turns}'")
     if media_root is not None and not Path(media_root).is_dir():
         raise DataError("--media-root is not a folder", path=media_root)
+    if Path(str(source)).exists():  # a hub id is not a folder that could be overwritten
+        check_output_dir(out, {"SOURCE": source, "--media-root": media_root})
     started = time.perf_counter()
     src = open_source(source, split=split, config=config)
     converter = _detect(src, source) if format == "auto" else get_converter(format)
