@@ -45,10 +45,20 @@ def import_cmd(
     ),
     config: str | None = typer.Option(None, "--config", help="Hub config / subfolder, e.g. DocVQA or InfographicVQA."),
     media_root: Path | None = typer.Option(
-        None, "--media-root", help="Folder that relative image/video paths point into."
+        None,
+        "--media-root",
+        help="Folder that relative image/video paths point into; media must lie under it or the source folder.",
     ),
     prompt: str | None = typer.Option(None, "--prompt", help="video-captions: the question the caption answers."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing samples.jsonl in OUT."),
+    allow_outside_paths: bool = typer.Option(
+        False,
+        "--allow-outside-paths",
+        help="Accept absolute or ../ media paths outside the source folder and --media-root (refused by default).",
+    ),
+    max_text_chars: int = typer.Option(
+        100_000, "--max-text-chars", min=1, help="Skip a record whose question or answer text is longer than this."
+    ),
 ) -> None:
     """Turn a distributed dataset into samples.jsonl + content-addressed media/."""
     from ..data.importers import import_dataset
@@ -64,6 +74,8 @@ def import_cmd(
         media_root=media_root,
         prompt=prompt,
         overwrite=overwrite,
+        allow_outside_paths=allow_outside_paths,
+        max_text_chars=max_text_chars,
     )
     typer.echo(
         f"{report['format']}: {report['records_read']:,} records -> {report['samples_written']:,} samples, "
@@ -77,6 +89,16 @@ def import_cmd(
         typer.echo(f"  ... and {len(report['skipped']) - 5} more")
     if report.get("warning"):
         typer.secho(f"warning: {report['warning']}", fg="yellow")
+    refused = report.get("outside_paths_refused") or {}
+    if refused.get("count"):
+        typer.secho(
+            f"warning: {refused['count']:,} media path(s) outside the source folder refused "
+            f"(e.g. {', '.join(refused['examples'][:3])}); see --media-root / --allow-outside-paths",
+            fg="yellow",
+        )
+    if report.get("samples_unsupported"):
+        count = report["samples_unsupported"]
+        typer.secho(f"warning: {count:,} sample(s) with audio skipped (unsupported)", fg="yellow")
     typer.echo(f"report: {out / 'import_report.json'}")
 
 

@@ -28,6 +28,10 @@ class RecordError(Exception):
         self.reason, self.field, self.units = reason, field, units
 
 
+class Unsupported(RecordError):
+    """A record of a kind vlmkit does not import (audio): always skipped and counted, even under --on-error fail."""
+
+
 @dataclass
 class RawRecord:
     data: dict[str, Any]
@@ -45,6 +49,7 @@ class ImportOptions:
     turns: str | None = None  # "split" | "keep"; None = the format's default
     prompt: str | None = None  # the question put before a video caption
     media_root: Path | None = None  # folder that relative image/video paths point into
+    max_text_chars: int = 100_000  # longest question/answer text kept; a longer one skips its record
 
 
 @dataclass

@@ -18,7 +18,7 @@ from ...errors import DataError, as_disk_full
 from ...io import check_output_dir, dumps_line, write_json
 from ..schema import DatasetWriter, Sample
 from . import detect_format, get_converter
-from .base import ConvertContext, ImportOptions, Located, RawRecord, RecordError
+from .base import ConvertContext, ImportOptions, Located, RawRecord, RecordError, Unsupported
 from .media_store import MediaStore
 from .sources import open_source
 
@@ -40,6 +40,8 @@ def import_dataset(
     prompt: str | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    allow_outside_paths: bool = False,
+    max_text_chars: int = 100_000,
 ) -> dict[str, Any]:
     """Import SOURCE into the dataset folder OUT; returns the report also written to OUT/import_report.json."""
     if on_error not in ON_ERROR:
@@ -53,11 +55,13 @@ def import_dataset(
     started = time.perf_counter()
     src = open_source(source, split=split, config=config)
     converter = _detect(src, source) if format == "auto" else get_converter(format)
-    options = ImportOptions(turns=turns, prompt=prompt, media_root=Path(media_root) if media_root else None)
+    options = ImportOptions(
+        turns=turns, prompt=prompt, media_root=Path(media_root) if media_root else None, max_text_chars=max_text_chars
+    )
     out = Path(out)
     tally = _Tally(on_error)
     writer = DatasetWriter(out, overwrite=overwrite)
-    media = MediaStore(writer)
+    media = MediaStore(writer, allow_outside=allow_outside_paths)
     report: dict[str, Any] = {
         "source": str(source),
         "format": converter.name,
@@ -127,6 +131,10 @@ def _convert_one(
 ) -> None:
     try:
         outcomes = list(converter.convert(item, ctx))
+    except Unsupported as exc:  # skipped and counted whatever --on-error says
+        tally.problem(item.source, item.location, exc.reason, exc.field, units, always_skip=True)
+        tally.unsupported += units
+        return
     except RecordError as exc:
         tally.problem(item.source, item.location, exc.reason, exc.field, units)
         return
@@ -140,8 +148,24 @@ def _convert_one(
     for outcome in outcomes:
         if isinstance(outcome, RecordError):
             tally.problem(item.source, item.location, outcome.reason, outcome.field, outcome.units)
+            continue
+        too_long = _too_long(outcome, ctx.options.max_text_chars)
+        if too_long:
+            tally.problem(item.source, item.location, too_long, None, 1)
         else:
             tally.write(writer, outcome)
+
+
+def _too_long(sample: Sample, limit: int) -> str | None:
+    """A text field over the cap (a 20 MB answer is a broken record, and would be stored twice)."""
+    texts = [("answers", a) for a in sample.answers]
+    for message in sample.messages:
+        content = message.content if isinstance(message.content, list) else [message.content]
+        texts += [(f"{message.role} text", p.text) for p in content if getattr(p, "text", None)]
+    for field, text in texts:
+        if len(text) > limit:
+            return f"{field} is {len(text):,} characters, over the {limit:,} limit (--max-text-chars)"
+    return None
 
 
 def _first_line(exc: Exception) -> str:
@@ -160,6 +184,7 @@ class _Tally:
         self.skipped: list[dict[str, Any]] = []
         self.skipped_units = 0
         self.renamed_ids = 0
+        self.unsupported = 0  # samples skipped because vlmkit can't represent them (audio)
         self.duplicate_samples = 0
         self.duplicate_examples: list[str] = []
         self.splits: Counter[str] = Counter()
@@ -170,8 +195,10 @@ class _Tally:
         if split:
             self.splits[split] += 1
 
-    def problem(self, source: str, location: str, reason: str, field: str | None, units: int) -> None:
-        if self.on_error == "fail":
+    def problem(
+        self, source: str, location: str, reason: str, field: str | None, units: int, always_skip: bool = False
+    ) -> None:
+        if self.on_error == "fail" and not always_skip:
             raise DataError(reason, path=source, record=location, field=field)
         entry = {"source": source, "location": location, "reason": reason, "samples": units}
         if field:
@@ -219,6 +246,8 @@ class _Tally:
                 "sample_examples": self.duplicate_examples,
             },
             "splits": dict(self.splits),
+            "samples_unsupported": self.unsupported,
+            "outside_paths_refused": media.outside_refused,
             **(
                 {
                     "warning": f"records from several splits ({', '.join(sorted(self.splits))}) were imported "
