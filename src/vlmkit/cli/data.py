@@ -148,7 +148,17 @@ def stats_cmd(
     report_dir = out or dataset / "stats"
     write_stats(stats, report_dir)
     Console().print(summary_table(stats))
+    _warn_missing_media(dataset)
     typer.echo(f"report: {report_dir / 'stats.md'} (+ stats.json, plots)")
+
+
+def _warn_missing_media(dataset: Path) -> None:
+    from ..data.missing_media import find_missing
+    from ..data.schema import iter_samples
+
+    missing = find_missing(iter_samples(dataset))
+    if missing.files:
+        typer.secho(f"warning: {dataset}: {missing.sentence()}", fg="yellow", err=True)
 
 
 @data_app.command("split")
@@ -171,6 +181,13 @@ def split_cmd(
     report = split_dataset(dataset, val=val, test=test, group_by=group_by, seed=seed, out=out, overwrite=overwrite)
     parts = ", ".join(f"{name} {n:,} ({report['fractions'][name]:.1%})" for name, n in report["samples"].items())
     typer.echo(f"{parts}; grouped by {group_by}, seed {seed}")
+    if report["missing_media_files"]:
+        typer.secho(
+            f"warning: {dataset}: {report['missing_media_files']:,} media file(s) missing "
+            f"(first samples: {', '.join(report['missing_media_examples'])})",
+            fg="yellow",
+            err=True,
+        )
     typer.echo(f"report: {Path(report['out']) / 'split_report.json'}")
 
 

@@ -67,7 +67,8 @@ def split_dataset(
         "groups": dict(Counter(group_split.values())),
         "largest_group": max((size for _, size in groups.sizes.values()), default=0),
         "samples_without_doc_id": groups.without_doc,
-        "missing_media_files": missing,
+        "missing_media_files": len(missing),
+        "missing_media_examples": list(dict.fromkeys(missing))[:5],
     }
     write_json(out / "split_report.json", report)
     return report
@@ -155,11 +156,11 @@ def _deal(groups: _Groups, shares: dict[str, float], seed: int) -> tuple[array, 
     return assignment, group_split
 
 
-def _write(root: Path, out: Path, assignment: array, overwrite: bool) -> tuple[dict[str, int], int]:
+def _write(root: Path, out: Path, assignment: array, overwrite: bool) -> tuple[dict[str, int], list[str]]:
     used = sorted(set(assignment))
     writers = {code: DatasetWriter(out / SPLIT_NAMES[code], overwrite=overwrite) for code in used}
     owner: dict[str, int] = {}
-    missing = 0
+    missing: list[str] = []  # ids of samples whose media file is missing
     try:
         for index, sample in enumerate(iter_samples(root, resolve_media=False)):
             code = assignment[index]
@@ -167,7 +168,8 @@ def _write(root: Path, out: Path, assignment: array, overwrite: bool) -> tuple[d
                 if owner.setdefault(media, code) != code:  # cannot happen with union-find; a guard, not a hope
                     raise DataError(f"internal error: {media} assigned to two splits", path=root)
                 if not (os.path.isabs(media) or "://" in media or media.startswith("data:")):
-                    missing += not _link(root / media, out / SPLIT_NAMES[code] / media)
+                    if not _link(root / media, out / SPLIT_NAMES[code] / media):
+                        missing.append(sample.id)
                     writers[code].keep_media(media)
             writers[code].write(sample)
     except BaseException:

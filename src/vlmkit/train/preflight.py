@@ -52,6 +52,11 @@ def _read_dataset(folder: str, key: str) -> list[Sample]:
     samples = read_samples(path)
     if not samples:
         raise DataError("no samples to train on" if key == "data.train" else "no samples", path=samples_path(path))
+    from ..data.missing_media import find_missing
+
+    missing = find_missing(samples)  # paths are already resolved against the dataset folder
+    if missing.files:
+        raise DataError(f"{key}: {missing.sentence()}", path=samples_path(path))
     return samples
 
 
