@@ -10,7 +10,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
-from ..io import JsonlAppender, write_json
+from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
 
 
 class SamplesPerSecond:
@@ -64,7 +64,9 @@ class RunLogger(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.throughput.start(state.global_step)
         if state.is_world_process_zero:
-            self._metrics = JsonlAppender(self.run_dir / "logs" / "metrics.jsonl")
+            path = self.run_dir / "logs" / "metrics.jsonl"
+            _drop_after(path, state.global_step)  # a resumed run logs again what came after its checkpoint
+            self._metrics = JsonlAppender(path)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self._metrics is not None and logs:
@@ -82,6 +84,14 @@ class RunLogger(TrainerCallback):
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+
+
+def _drop_after(path: Path, step: int) -> None:
+    """Keep only the records up to `step` (those the checkpoint being resumed knows about)."""
+    if not path.exists():
+        return
+    kept = [row for _, row in iter_jsonl(path, skip_torn_tail=True) if row.get("step", 0) <= step]
+    write_jsonl(path, kept)
 
 
 class RankRecord(TrainerCallback):
