@@ -65,7 +65,13 @@ def train(
     import transformers
     from transformers.trainer_callback import ProgressCallback
 
-    from .callbacks import ProgressBar, RankRecord, RunLogger, SamplesPerSecond
+    from ..progress import quiet_library_bars
+
+    if progress:
+        quiet_library_bars()
+
+    from ..progress import on_terminal
+    from .callbacks import PlainProgressLines, ProgressBar, RankRecord, RunLogger, SamplesPerSecond
     from .data import SampleDataset, estimate_lengths
     from .guards import TrainingGuard
     from .manifest import base_manifest, now
@@ -130,9 +136,11 @@ def train(
             lengths=lengths,
         )
         trainer.remove_callback(ProgressCallback)
-        if progress:
+        if progress and on_terminal():
             bar = ProgressBar(throughput)
             trainer.add_callback(bar)
+        elif progress:  # a log file or CI: plain lines, no bars
+            trainer.add_callback(PlainProgressLines(throughput))
 
         trainer.train(resume_from_checkpoint=checked.resume_from)
         eval_loss = None

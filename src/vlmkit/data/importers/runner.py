@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import DataError, as_disk_full
 from ...io import check_output_dir, dumps_line, write_json
+from ...progress import discard
 from ..schema import DatasetWriter, Sample
 from . import detect_format, get_converter
 from .base import ConvertContext, ImportOptions, Located, RawRecord, RecordError, Unsupported
@@ -91,7 +92,7 @@ def import_dataset(
             )
     except BaseException as exc:
         writer.abort()
-        bar.close()
+        discard(bar)
         full = as_disk_full(exc)
         report.update(
             tally.summary(media),
@@ -261,9 +262,7 @@ class _Tally:
 
 
 def _progress(total: int | None, enabled: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    from ...progress import progress
 
-    # enabled=None: tqdm shows the bar on a terminal and stays quiet in logs and tests
-    return tqdm(
-        total=total, unit="rec", desc="import", disable=None if enabled is None else not enabled, dynamic_ncols=True
-    )
+    # enabled=None: a bar on a terminal, a plain line every few seconds in a log
+    return progress(total, "import", "rec", enabled)
