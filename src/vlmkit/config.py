@@ -150,6 +150,12 @@ class TrainSection(Section):
         True, description="Batch samples of similar prompt length (media + question) to waste little padding."
     )
     logging_steps: int = Field(1, ge=1)
+    stall_steps: int | None = Field(
+        10,
+        ge=1,
+        description="Stop when the gradient norm is 0 or the loss is unchanged for this many logged steps in a row "
+        "(a dead model); a warning comes after 3. null: warn only.",
+    )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes that build batches.")
 
 

@@ -41,3 +41,47 @@ class ConfigError(VlmkitError):
 def _short(source: object, limit: int = 120) -> str:
     text = str(source)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+class DiskFull(VlmkitError):
+    """The disk (or quota, or file-size limit) ran out while writing."""
+
+
+_DISK_FULL_TEXT = (
+    "No space left on device",
+    "os error 28",
+    "File too large",
+    "os error 27",
+    "Disk quota exceeded",
+    "file write failed",  # torch's PytorchStreamWriter
+)
+
+
+def _first(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0][:200]
+
+
+def disk_full_message(exc: BaseException) -> str | None:
+    """'no space left on the device writing FILE' for a full disk or quota (or a file-size limit) anywhere in the
+    exception's chain, including torch.save's RuntimeError; None for other errors."""
+    import errno
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, DiskFull):
+            return str(seen)
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            where = f" writing {seen.filename}" if seen.filename else ""
+            return f"no space left on the device{where} ({seen.strerror}); free some space and run again"
+        text = str(seen)
+        if any(marker in text for marker in _DISK_FULL_TEXT):  # torch.save and Rust tokenizers raise plain errors
+            return f"no space left on the device ({_first(text)}); free some space and run again"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def as_disk_full(exc: BaseException) -> DiskFull | None:
+    if isinstance(exc, DiskFull):
+        return None  # already said
+    message = disk_full_message(exc)
+    return DiskFull(message) if message else None

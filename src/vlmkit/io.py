@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 @contextmanager
@@ -41,6 +41,59 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
     return Path(path)
+
+
+def check_output_dir(
+    out: str | os.PathLike,
+    sources: Mapping[str, str | os.PathLike | None] | Iterable[str | os.PathLike | None],
+    *,
+    option: str = "--out",
+) -> Path:
+    """Refuse an output folder that is, contains, or lies inside one of the command's inputs, so that writing
+    there (or replacing it with --overwrite) can never destroy or mix into a source. `sources` maps a label
+    (e.g. "data.train") to a path, or is a plain list of paths; None and paths that do not exist (hub ids) are
+    skipped. Symlinks are resolved. Returns `out` resolved; raises ConfigError naming both folders."""
+    target = Path(out).resolve()
+    labelled = sources.items() if isinstance(sources, Mapping) else ((None, s) for s in sources)
+    for label, source in labelled:
+        if source is None or not str(source) or not Path(source).exists():
+            continue
+        resolved = Path(source).resolve()
+        if resolved == target:
+            relation = "is"
+        elif resolved.is_relative_to(target):
+            relation = "contains"
+        elif target.is_relative_to(resolved):
+            relation = "is inside"
+        else:
+            continue
+        what = f"{label} ({source})" if label else str(source)
+        raise ConfigError(
+            f"{option} {out} {relation} {what}, an input of this command: writing there could destroy it; "
+            f"choose another {option}"
+        )
+    return target
+
+
+def open_new(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> IO:
+    """A fresh file at `path` inside an output folder: whatever is there is removed first (a planted symlink is
+    removed, its target untouched), and the file is created exclusively without following symlinks, so writing
+    can never land outside the folder."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags, 0o644)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
+
+
+def refuse_symlink(path: Path) -> None:
+    """Outputs are never written through a symlink (it could point anywhere on the machine)."""
+    if path.is_symlink():
+        raise DataError(
+            f"is a symbolic link (to {os.readlink(path)}); vlmkit does not write through links in its output "
+            "folders: remove it",
+            path=path,
+        )
 
 
 def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
@@ -82,8 +135,10 @@ class JsonlAppender:
     def __init__(self, path: str | os.PathLike, fsync: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        refuse_symlink(self.path)
         truncate_torn_tail(self.path)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        self._handle = os.fdopen(fd, "a", encoding="utf-8")
         self._fsync = fsync
 
     def write(self, obj: Any) -> None:
@@ -124,18 +179,22 @@ def iter_jsonl(path: str | os.PathLike, *, skip_torn_tail: bool = False) -> Iter
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", path=path)
+    from .json_limits import JsonLimitError, iter_lines, loads_line, size_error
+
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in iter_lines(handle):
+            if raw is None:
+                raise DataError(size_error(), path=path, record=f"line {number}")
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8")
+                yield number, loads_line(raw)
             except UnicodeDecodeError as exc:
                 raise DataError(
                     f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, record=f"line {number}"
                 ) from None
-            try:
-                yield number, json.loads(text)
+            except JsonLimitError as exc:
+                raise DataError(str(exc), path=path, record=f"line {number}") from None
             except json.JSONDecodeError as exc:
                 if skip_torn_tail and not raw.endswith(b"\n"):
                     return

@@ -50,13 +50,21 @@ def test_llava_round_trip(tmp_path, llava_dataset):
     assert "image" not in records[2]  # the text-only record stays text-only
     assert records[1]["conversations"][0]["value"] == "Describe\n<image>\nbriefly."
 
-    import_dataset(tmp_path / "export" / "llava.json", tmp_path / "again", format="llava", progress=False)
+    # the export points at the dataset's media (../ds/media/...): outside its folder, so re-importing widens it
+    import_dataset(
+        tmp_path / "export" / "llava.json",
+        tmp_path / "again",
+        format="llava",
+        media_root=tmp_path / "ds",
+        progress=False,
+    )
     assert content_of(tmp_path / "again") == content_of(llava_dataset)
 
 
 def test_sharegpt_counts_match_and_round_trip(tmp_path):
     video = write_video(tmp_path / "clip.mp4", n_frames=4)
-    import_dataset(write_sharegpt(tmp_path / "sg", video=video), tmp_path / "ds", progress=False)
+    sharegpt = write_sharegpt(tmp_path / "sg", video=video)  # the video is an absolute path outside sg/
+    import_dataset(sharegpt, tmp_path / "ds", progress=False, allow_outside_paths=True)
     export_dataset(tmp_path / "ds", tmp_path / "out.jsonl", format="sharegpt", absolute_paths=True)
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(records) == 2
@@ -68,7 +76,9 @@ def test_sharegpt_counts_match_and_round_trip(tmp_path):
             Path(p).is_absolute() and Path(p).is_file() for p in record.get("images", []) + record.get("videos", [])
         )
     assert records[1]["videos"][0].endswith(".mp4")
-    import_dataset(tmp_path / "out.jsonl", tmp_path / "again", format="sharegpt", progress=False)
+    import_dataset(
+        tmp_path / "out.jsonl", tmp_path / "again", format="sharegpt", progress=False, allow_outside_paths=True
+    )
     assert content_of(tmp_path / "again") == content_of(tmp_path / "ds")
 
 

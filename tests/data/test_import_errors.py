@@ -313,3 +313,28 @@ def test_property_nothing_valid_lost(specs, turns):
         assert_accounted(report)
         bad_count = sum(1 for spec in specs if not isinstance(spec, dict))
         assert report["records_skipped"] == bad_count
+
+
+def test_import_onto_a_full_disk_is_one_line_and_exit_2(tmp_path):
+    import sys
+
+    from full_disk import run_on_small_disk, run_with_file_size_limit, tmpfs_available
+
+    images = tmp_path / "src" / "images"
+    images.mkdir(parents=True)
+    records = []
+    for i in range(40):
+        (images / f"{i}.png").write_bytes(image_bytes(i, fmt="PNG", size=(256, 256)))
+        records.append({**qa(i), "image": f"images/{i}.png"})
+    source = llava_file(tmp_path / "src", records)
+    code = "import sys; from vlmkit.cli import main; main(sys.argv[1:])"
+    disk = tmp_path / "disk"
+    argv = [sys.executable, "-c", code, "data", "import", str(source), "-o", str(disk / "out"), "-f", "llava"]
+    if tmpfs_available():
+        out = run_on_small_disk(argv, disk, "96k", keep=tmp_path / "kept")
+    else:
+        out = run_with_file_size_limit(argv, limit=8_000)  # samples.jsonl outgrows it
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on the device"), out.stderr[-2000:]

@@ -84,7 +84,8 @@ def test_llava_split_gives_follow_up_questions_the_image(tmp_path):
 def test_sharegpt_images_in_their_turns_and_video_copied(tmp_path):
     video = write_video(tmp_path / "clips" / "clip.mp4", n_frames=6)
     path = write_sharegpt(tmp_path / "sg", video=video)
-    report = import_dataset(path, tmp_path / "out", format="auto", progress=False)
+    # the video is an absolute path outside the source folder: allowed only when asked
+    report = import_dataset(path, tmp_path / "out", format="auto", progress=False, allow_outside_paths=True)
     assert report["format"] == "sharegpt" and report["samples_written"] == 2
     assert (report["video_references"], report["videos_stored"]) == (1, 1)
     first, second = read_samples(tmp_path / "out")
@@ -206,7 +207,11 @@ def test_existing_output_needs_overwrite(tmp_path):
     import_dataset(path, tmp_path / "out", media_root=tmp_path / "llava" / "images", progress=False)
     with pytest.raises(DataError, match="already exists"):
         import_dataset(path, tmp_path / "out", media_root=tmp_path / "llava" / "images", progress=False)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "media").rglob("*") if p.is_file()}
     report = import_dataset(
         path, tmp_path / "out", media_root=tmp_path / "llava" / "images", overwrite=True, progress=False
     )
-    assert report["samples_written"] == 3 and report["images_stored"] == 0  # media already there: not copied again
+    # the dataset's distinct images, none counted as a repeat; the files already there are not written again
+    assert report["samples_written"] == 3 and report["duplicates"]["images"] == 0
+    assert report["images_stored"] == len(before)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "media").rglob("*") if p.is_file()} == before

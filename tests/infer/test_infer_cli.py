@@ -90,7 +90,9 @@ def test_dataset_predictions_with_a_bad_sample(capsys, tiny_model, engine_for, i
         tmp_path / "saved",
     )
     assert code == 0, err
-    assert "10 predicted" in err and "1 failed" in err and "q4: image" in err
+    assert "9 predicted" in err and "1 failed" in err and "q4: image" in err  # a failed sample is not predicted
+    counts = json.loads((out.parent / (out.name + ".manifest.json")).read_text())["counts"]
+    assert (counts["predicted"], counts["errors"]) == (9, 1)
 
     rows = {row["id"]: row for row in read_jsonl(out)}
     assert set(rows) == {f"q{k}" for k in range(10)}

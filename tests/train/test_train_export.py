@@ -146,16 +146,18 @@ def test_qlora_trains_on_a_4bit_base_and_merges_in_full_precision(tiny_model, im
 
 
 def test_export_refuses_what_it_cannot_merge(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir()
     with pytest.raises(VlmkitError, match="not a vlmkit run directory"):
-        export_merged(tmp_path, tmp_path / "out")
-    (tmp_path / "config.yaml").write_text("method: lora\nmodel: {path: x}\n")
+        export_merged(run, out)
+    (run / "config.yaml").write_text("method: lora\nmodel: {path: x}\n")
     with pytest.raises(VlmkitError, match="no final adapter"):
-        export_merged(tmp_path, tmp_path / "out")
+        export_merged(run, out)
     quantized = tmp_path / "q"
     quantized.mkdir()
     (quantized / "config.json").write_text(json.dumps({"model_type": "qwen2_vl", "quantization_config": {}}))
-    (tmp_path / "adapter").mkdir()
-    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
-    (tmp_path / "config.yaml").write_text(f"method: qlora\nmodel: {{path: {quantized}}}\n")
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    (run / "config.yaml").write_text(f"method: qlora\nmodel: {{path: {quantized}}}\n")
     with pytest.raises(VlmkitError, match="stored quantized; merging needs the base in full precision"):
-        export_merged(tmp_path, tmp_path / "out")
+        export_merged(run, out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from safetensors.torch import load_file
 from train_helpers import base_config
@@ -53,6 +55,9 @@ def test_resume_matches_uninterrupted_run(tiny_model, image_data, tmp_path):
 
     assert resumed.global_step == straight.global_step == 8
     assert resumed.losses() == straight.losses()  # the log history continues from the checkpoint
+    # logs/metrics.jsonl holds each step once: step 7, logged before the kill, is not kept twice
+    records = [json.loads(line) for line in (interrupted_dir / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
     a = load_file(straight.adapter_dir / "adapter_model.safetensors")
     b = load_file(resumed.adapter_dir / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ..errors import VlmkitError
+from ..errors import VlmkitError, disk_full_message
 from . import data, ensemble, evaluate, infer, models, quickstart, serve, sweep, train
 
 app = typer.Typer(
@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except OSError as exc:  # a full disk is the user's to fix, said in one line
+        message = disk_full_message(exc)
+        if message is None:
+            raise
+        typer.secho(f"error: {message}", err=True, fg="red")
+        sys.exit(2)
     except Exception as exc:  # click usage errors and the like
         import click
 

@@ -45,10 +45,20 @@ def import_cmd(
     ),
     config: str | None = typer.Option(None, "--config", help="Hub config / subfolder, e.g. DocVQA or InfographicVQA."),
     media_root: Path | None = typer.Option(
-        None, "--media-root", help="Folder that relative image/video paths point into."
+        None,
+        "--media-root",
+        help="Folder that relative image/video paths point into; media must lie under it or the source folder.",
     ),
     prompt: str | None = typer.Option(None, "--prompt", help="video-captions: the question the caption answers."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing samples.jsonl in OUT."),
+    allow_outside_paths: bool = typer.Option(
+        False,
+        "--allow-outside-paths",
+        help="Accept absolute or ../ media paths outside the source folder and --media-root (refused by default).",
+    ),
+    max_text_chars: int = typer.Option(
+        100_000, "--max-text-chars", min=1, help="Skip a record whose question or answer text is longer than this."
+    ),
 ) -> None:
     """Turn a distributed dataset into samples.jsonl + content-addressed media/."""
     from ..data.importers import import_dataset
@@ -64,6 +74,8 @@ def import_cmd(
         media_root=media_root,
         prompt=prompt,
         overwrite=overwrite,
+        allow_outside_paths=allow_outside_paths,
+        max_text_chars=max_text_chars,
     )
     typer.echo(
         f"{report['format']}: {report['records_read']:,} records -> {report['samples_written']:,} samples, "
@@ -77,6 +89,16 @@ def import_cmd(
         typer.echo(f"  ... and {len(report['skipped']) - 5} more")
     if report.get("warning"):
         typer.secho(f"warning: {report['warning']}", fg="yellow")
+    refused = report.get("outside_paths_refused") or {}
+    if refused.get("count"):
+        typer.secho(
+            f"warning: {refused['count']:,} media path(s) outside the source folder refused "
+            f"(e.g. {', '.join(refused['examples'][:3])}); see --media-root / --allow-outside-paths",
+            fg="yellow",
+        )
+    if report.get("samples_unsupported"):
+        count = report["samples_unsupported"]
+        typer.secho(f"warning: {count:,} sample(s) with audio skipped (unsupported)", fg="yellow")
     typer.echo(f"report: {out / 'import_report.json'}")
 
 
@@ -90,13 +112,14 @@ def export_cmd(
         "--absolute-paths",
         help="Write absolute media paths instead of paths relative to the output file's folder.",
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Write the dataset as LLaVA or LLaMA-Factory ShareGPT JSON for other trainers."""
     import json
 
     from ..data.export import export_dataset
 
-    result = export_dataset(dataset, out, format=format, absolute_paths=absolute_paths)
+    result = export_dataset(dataset, out, format=format, absolute_paths=absolute_paths, overwrite=overwrite)
     typer.echo(f"wrote {result['samples']:,} samples to {out} ({format})")
     typer.echo("LLaMA-Factory dataset_info.json entry:\n" + json.dumps(result["dataset_info"], indent=2))
 
@@ -109,17 +132,33 @@ def stats_cmd(
         "qwen", "--tokenizer", help="'qwen' (offline Qwen vocabulary), a transformers tokenizer name/folder, or 'none'."
     ),
     top: int = typer.Option(20, "--top", help="How many top answers / leading words to list."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a report already in --out (DATASET/stats is always refreshed)."
+    ),
 ) -> None:
     """EDA: counts, lengths, answer coverage at top-K with a verdict, question types, image sizes."""
     from rich.console import Console
 
     from ..data.stats import dataset_stats, summary_table, write_stats
+    from ..errors import DataError
 
+    if out is not None and (out / "stats.json").exists() and not overwrite:
+        raise DataError("already holds a stats report (pass --overwrite to replace it)", path=out)
     stats = dataset_stats(dataset, tokenizer=tokenizer, top=top)
     report_dir = out or dataset / "stats"
     write_stats(stats, report_dir)
     Console().print(summary_table(stats))
+    _warn_missing_media(dataset)
     typer.echo(f"report: {report_dir / 'stats.md'} (+ stats.json, plots)")
+
+
+def _warn_missing_media(dataset: Path) -> None:
+    from ..data.missing_media import find_missing
+    from ..data.schema import iter_samples
+
+    missing = find_missing(iter_samples(dataset))
+    if missing.files:
+        typer.secho(f"warning: {dataset}: {missing.sentence()}", fg="yellow", err=True)
 
 
 @data_app.command("split")
@@ -142,6 +181,13 @@ def split_cmd(
     report = split_dataset(dataset, val=val, test=test, group_by=group_by, seed=seed, out=out, overwrite=overwrite)
     parts = ", ".join(f"{name} {n:,} ({report['fractions'][name]:.1%})" for name, n in report["samples"].items())
     typer.echo(f"{parts}; grouped by {group_by}, seed {seed}")
+    if report["missing_media_files"]:
+        typer.secho(
+            f"warning: {dataset}: {report['missing_media_files']:,} media file(s) missing "
+            f"(first samples: {', '.join(report['missing_media_examples'])})",
+            fg="yellow",
+            err=True,
+        )
     typer.echo(f"report: {Path(report['out']) / 'split_report.json'}")
 
 

@@ -30,14 +30,20 @@ def export_dataset(
     *,
     format: str,
     absolute_paths: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Export DATASET (a folder with samples.jsonl) to OUT; returns counts and a LLaMA-Factory dataset_info entry."""
+    """Export DATASET (a folder with samples.jsonl) to OUT; returns counts and a LLaMA-Factory dataset_info entry.
+    An existing OUT is replaced only with `overwrite`, and never when it is the dataset's own samples.jsonl."""
     if format not in EXPORT_FORMATS:
         raise DataError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, not '{format}'")
     root = Path(dataset)
     if not (root / SAMPLES_FILE).exists():
         raise DataError(f"no {SAMPLES_FILE} here (is this a vlmkit dataset folder?)", path=root)
     out = Path(out)
+    if out.resolve() == (root / SAMPLES_FILE).resolve():
+        raise DataError("--out is the dataset's own samples.jsonl; choose another file", path=out)
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise DataError("already exists (pass --overwrite to replace it)", path=out)
     as_lines = out.suffix.lower() in (".jsonl", ".ndjson")
     convert = to_llava if format == "llava" else to_sharegpt
 

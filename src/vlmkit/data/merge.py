@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..io import write_json
+from ..io import check_output_dir, write_json
 from .schema import DatasetWriter, Sample, read_samples, samples_path
 
 REPORT_FILE = "merge_report.json"
@@ -43,6 +43,7 @@ def merge_datasets(
     """Write the merged dataset to out_dir (samples.jsonl, media/, merge_report.json); returns the report."""
     from tqdm.auto import tqdm
 
+    check_output_dir(out_dir, [entry[0] if isinstance(entry, tuple) else entry for entry in sources])
     rng = random.Random(seed)
     picked: list[tuple[Path, Sample]] = []
     owners: dict[str, Path] = {}
@@ -66,9 +67,11 @@ def merge_datasets(
     if shuffle:
         rng.shuffle(picked)
     out = Path(out_dir)
+    used_by: dict[str, set[Path]] = {}  # stored media file -> the sources that use it
     with DatasetWriter(out, overwrite=overwrite) as writer:
         for source, sample in tqdm(picked, desc="merge", unit="sample", disable=progress is False):
-            writer.write(_restore_media(sample.to_json(), samples_path(source).parent, writer))
+            data = _restore_media(sample.to_json(), samples_path(source).parent, writer, used_by, source)
+            writer.write(data)
     report = {
         "out": str(out),
         "samples": writer.samples_written,
@@ -76,13 +79,15 @@ def merge_datasets(
         "seed": seed,
         "shuffled": shuffle,
         "media_stored": writer.media_stored,
-        "media_shared": writer.media_duplicates,
+        "media_shared": sum(len(users) > 1 for users in used_by.values()),  # files used by two sources or more
     }
     write_json(out / REPORT_FILE, report)
     return report
 
 
-def _restore_media(data: dict[str, Any], root: Path, writer: DatasetWriter) -> dict[str, Any]:
+def _restore_media(
+    data: dict[str, Any], root: Path, writer: DatasetWriter, used_by: dict[str, set[Path]], source: Path
+) -> dict[str, Any]:
     """Store the sample's dataset-relative media (under `root`) in the merged dataset, hard-linked where the
     filesystem allows; absolute paths and URLs stay as they are."""
     for message in data["messages"]:
@@ -96,4 +101,5 @@ def _restore_media(data: dict[str, Any], root: Path, writer: DatasetWriter) -> d
             if not (root / ref).is_file():
                 raise DataError(f"media file {ref} is missing", path=root, record=data["id"])
             part[kind] = writer.add_media_file(root / ref, link=True)
+            used_by.setdefault(part[kind], set()).add(source)
     return data

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import DataError
-from ..io import dumps_line, iter_jsonl, link_or_copy
+from ..io import dumps_line, iter_jsonl, link_or_copy, open_new
 from ..provenance import file_sha256
 
 SAMPLES_FILE = "samples.jsonl"
@@ -182,42 +182,75 @@ class DatasetWriter:
 
     def __init__(self, root: str | os.PathLike, *, overwrite: bool = False):
         self.root = Path(root)
+        self.overwrite = overwrite
         final = self.root / SAMPLES_FILE
         if final.exists() and not overwrite:
-            raise DataError(f"{final} already exists (pass overwrite to replace it)", path=final)
+            raise DataError(f"{final} already exists (pass --overwrite to replace it)", path=final)
         (self.root / MEDIA_DIR).mkdir(parents=True, exist_ok=True)
         self._tmp = self.root / f".{SAMPLES_FILE}.partial"
-        self._handle = open(self._tmp, "w", encoding="utf-8")
+        self._handle = open_new(self._tmp)  # never through a symlink planted at that name
         self._ids: set[str] = set()
+        self._media: set[str] = set()  # media this writer stored or reused; on overwrite, the rest is removed
         self.samples_written = 0
-        self.media_stored = 0
-        self.media_duplicates = 0
+        self.media_stored = 0  # distinct media files in this dataset (written now, or reused from a killed run)
+        self.media_duplicates = 0  # references to a file already stored by this writer
 
     # --- media -------------------------------------------------------------------------------
     def add_media_bytes(self, data: bytes, suffix: str) -> str:
         """Store bytes under media/<aa>/<sha256><suffix>; returns the path relative to the dataset."""
-        return self._store(hashlib.sha256(data).hexdigest(), suffix, lambda tmp: tmp.write_bytes(data))
+
+        def write(tmp: Path) -> None:
+            with open_new(tmp, "wb") as handle:
+                handle.write(data)
+
+        return self._store(hashlib.sha256(data).hexdigest(), suffix, write)
 
     def add_media_file(self, path: str | os.PathLike, *, link: bool = False) -> str:
         """Copy a file (e.g. a video, never re-encoded) into the store, hashing it in chunks. `link`: hard-link
         it instead where the filesystem allows (the source is another dataset's immutable media file)."""
         path = Path(path)
-        return self._store(
-            file_sha256(path), path.suffix, lambda tmp: link_or_copy(path, tmp) if link else shutil.copyfile(path, tmp)
-        )
+
+        def write(tmp: Path) -> None:
+            tmp.unlink(missing_ok=True)
+            if link:
+                link_or_copy(path, tmp)
+            else:
+                with open(path, "rb") as source, open_new(tmp, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+
+        return self._store(file_sha256(path), path.suffix, write)
+
+    def keep_media(self, rel: str) -> None:
+        """Mark a media file placed in media/ by the caller (split links them) as part of this dataset."""
+        self._media.add(rel)
 
     def _store(self, digest: str, suffix: str, write_to: Any) -> str:
         rel = f"{MEDIA_DIR}/{digest[:2]}/{digest}{suffix.lower()}"
-        target = self.root / rel
-        if target.exists():
+        if rel in self._media:
             self.media_duplicates += 1
             return rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".partial")
-        write_to(tmp)
-        os.replace(tmp, target)
+        target = self.root / rel
+        if target.is_symlink():  # planted: replace the link, never write to or trust what it points at
+            target.unlink()
+        if not target.is_file():  # a file left by an earlier (killed) run has the right content by its name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".partial")
+            write_to(tmp)
+            os.replace(tmp, target)
+        self._media.add(rel)
         self.media_stored += 1
         return rel
+
+    def _remove_unused_media(self) -> None:
+        """On overwrite, media of the replaced dataset that the new one does not use are deleted."""
+        media = self.root / MEDIA_DIR
+        for path in sorted(media.rglob("*"), reverse=True):
+            rel = path.relative_to(self.root).as_posix()
+            if path.is_dir() and not path.is_symlink():
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif rel not in self._media:
+                path.unlink()
 
     # --- samples -----------------------------------------------------------------------------
     def write(self, sample: Sample | dict[str, Any]) -> Sample:
@@ -234,11 +267,16 @@ class DatasetWriter:
         if not self._handle.closed:
             self._handle.close()
             os.replace(self._tmp, self.root / SAMPLES_FILE)
+            if self.overwrite:
+                self._remove_unused_media()
         return self.root / SAMPLES_FILE
 
     def abort(self) -> None:
         if not self._handle.closed:
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError:  # flushing the buffer fails again on a full disk; the file is discarded anyway
+                pass
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> DatasetWriter:

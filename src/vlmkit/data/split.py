@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..io import link_or_copy, write_json
+from ..io import check_output_dir, link_or_copy, write_json
 from .schema import SAMPLES_FILE, DatasetWriter, iter_samples
 
 GROUP_BY = ("image", "doc")
@@ -47,6 +47,8 @@ def split_dataset(
     if val + test >= 1:
         raise ConfigError(f"--val + --test = {val + test:g} leaves nothing to train on")
     root = Path(dataset)
+    if out is not None and not _strictly_inside(Path(out), root):  # DATASET/<folder> (the default) is fine
+        check_output_dir(out, {"DATASET": root})
     out = Path(out) if out is not None else root / "splits"
     groups = _group(root, group_by)
     assignment, group_split = _deal(groups, {"val": val, "test": test}, seed)
@@ -65,7 +67,8 @@ def split_dataset(
         "groups": dict(Counter(group_split.values())),
         "largest_group": max((size for _, size in groups.sizes.values()), default=0),
         "samples_without_doc_id": groups.without_doc,
-        "missing_media_files": missing,
+        "missing_media_files": len(missing),
+        "missing_media_examples": list(dict.fromkeys(missing))[:5],
     }
     write_json(out / "split_report.json", report)
     return report
@@ -153,11 +156,11 @@ def _deal(groups: _Groups, shares: dict[str, float], seed: int) -> tuple[array, 
     return assignment, group_split
 
 
-def _write(root: Path, out: Path, assignment: array, overwrite: bool) -> tuple[dict[str, int], int]:
+def _write(root: Path, out: Path, assignment: array, overwrite: bool) -> tuple[dict[str, int], list[str]]:
     used = sorted(set(assignment))
     writers = {code: DatasetWriter(out / SPLIT_NAMES[code], overwrite=overwrite) for code in used}
     owner: dict[str, int] = {}
-    missing = 0
+    missing: list[str] = []  # ids of samples whose media file is missing
     try:
         for index, sample in enumerate(iter_samples(root, resolve_media=False)):
             code = assignment[index]
@@ -165,7 +168,9 @@ def _write(root: Path, out: Path, assignment: array, overwrite: bool) -> tuple[d
                 if owner.setdefault(media, code) != code:  # cannot happen with union-find; a guard, not a hope
                     raise DataError(f"internal error: {media} assigned to two splits", path=root)
                 if not (os.path.isabs(media) or "://" in media or media.startswith("data:")):
-                    missing += not _link(root / media, out / SPLIT_NAMES[code] / media)
+                    if not _link(root / media, out / SPLIT_NAMES[code] / media):
+                        missing.append(sample.id)
+                    writers[code].keep_media(media)
             writers[code].write(sample)
     except BaseException:
         for writer in writers.values():
@@ -174,6 +179,11 @@ def _write(root: Path, out: Path, assignment: array, overwrite: bool) -> tuple[d
     for writer in writers.values():
         writer.close()
     return {SPLIT_NAMES[code]: writers[code].samples_written for code in used}, missing
+
+
+def _strictly_inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path != folder and path.is_relative_to(folder)
 
 
 def _link(source: Path, target: Path) -> bool:

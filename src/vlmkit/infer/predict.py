@@ -86,8 +86,12 @@ class PredictionSummary:
     elapsed_s: float = 0.0
 
     @property
+    def processed(self) -> int:
+        return self.predicted + len(self.errors)
+
+    @property
     def samples_per_s(self) -> float:
-        return self.predicted / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return self.processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 class PredictionRun:
@@ -160,17 +164,18 @@ class PredictionRun:
                     writer.write(line)
                     if save_samples is not None:
                         save_sample_files(save_samples, sample, line, result)
-                    summary.predicted += 1
-                    if result.error is not None:
+                    if result.error is not None:  # counted as failed, not as predicted
                         summary.errors.append((sample.id, result.error))
                         bar.set_postfix(errors=len(summary.errors))
+                    else:
+                        summary.predicted += 1
                     bar.update(1)
         finally:
             bar.close()
             summary.elapsed_s = time.perf_counter() - started
             manifest.update(
                 engine=engine.info(),  # now with what only the answers tell (an endpoint's system_fingerprint)
-                status="done" if summary.predicted == len(self.todo) else "interrupted",
+                status="done" if summary.processed == len(self.todo) else "interrupted",
                 finished_at=_now(),
                 elapsed_s=round(summary.elapsed_s, 3),
                 samples_per_s=round(summary.samples_per_s, 3),

@@ -3,6 +3,7 @@ directory, and a per-rank record that shows every process of a distributed run t
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
-from ..io import JsonlAppender, write_json
+from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
+
+log = logging.getLogger("vlmkit.train")
 
 
 class SamplesPerSecond:
@@ -53,6 +56,53 @@ class ProgressBar(ProgressCallback):
         self.training_bar.set_postfix(self.postfix, refresh=True)
 
 
+def step_line(state: Any, logs: dict[str, Any], rate: float | None) -> str:
+    """One plain progress line: step, loss, lr, samples/s, ETA (train.log, and stderr off a terminal)."""
+    from ..progress import eta
+
+    step, total = state.global_step, state.max_steps
+    parts = [f"step {step}/{total}" if total else f"step {step}"]
+    if "loss" in logs:
+        parts.append(f"loss {logs['loss']:.4f}")
+    if "eval_loss" in logs:
+        parts.append(f"eval_loss {logs['eval_loss']:.4f}")
+    if "learning_rate" in logs:
+        parts.append(f"lr {logs['learning_rate']:.2e}")
+    if rate is not None:
+        parts.append(f"{rate:.2f} samples/s")
+        samples_per_step = logs.get("_samples_per_step")
+        left = eta(step, total, rate / samples_per_step) if samples_per_step else None
+        if left:
+            parts.append(f"ETA {left}")
+    return ", ".join(parts)
+
+
+class PlainProgressLines(TrainerCallback):
+    """Off a terminal: one plain line per logged step, at most every VLMKIT_PROGRESS_SECONDS, and the last step's;
+    no tqdm bars (they become kilobyte lines of carriage returns in a log)."""
+
+    def __init__(self, throughput: SamplesPerSecond, stream: Any = None):
+        import sys
+
+        self.throughput = throughput
+        self.stream = stream or sys.stderr
+        self.last = 0.0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not (state.is_world_process_zero and logs and ("loss" in logs or "eval_loss" in logs)):
+            return  # the end-of-training summary record is not a step
+        from ..progress import interval_s
+
+        now = time.monotonic()
+        last_step = state.max_steps and state.global_step >= state.max_steps
+        if now - self.last < interval_s() and not last_step and self.last:
+            return
+        self.last = now
+        rate = self.throughput.rate(state.global_step)
+        logs = {**logs, "_samples_per_step": self.throughput.samples_per_step}
+        print(step_line(state, logs, rate), file=self.stream, flush=True)
+
+
 class RunLogger(TrainerCallback):
     """Appends every log record to logs/metrics.jsonl (live) and keeps log_history.json current at each save."""
 
@@ -64,7 +114,9 @@ class RunLogger(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.throughput.start(state.global_step)
         if state.is_world_process_zero:
-            self._metrics = JsonlAppender(self.run_dir / "logs" / "metrics.jsonl")
+            path = self.run_dir / "logs" / "metrics.jsonl"
+            _drop_after(path, state.global_step)  # a resumed run logs again what came after its checkpoint
+            self._metrics = JsonlAppender(path)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self._metrics is not None and logs:
@@ -73,6 +125,11 @@ class RunLogger(TrainerCallback):
             if rate is not None:
                 record["samples_per_second"] = rate
             self._metrics.write(record)
+            if "loss" not in logs and "eval_loss" not in logs:
+                return
+            # logs/train.log (the run's file handler) gets a plain progress line for every logged step
+            line = step_line(state, {**logs, "_samples_per_step": self.throughput.samples_per_step}, rate)
+            log.info("%s", line)
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
@@ -82,6 +139,14 @@ class RunLogger(TrainerCallback):
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+
+
+def _drop_after(path: Path, step: int) -> None:
+    """Keep only the records up to `step` (those the checkpoint being resumed knows about)."""
+    if not path.exists():
+        return
+    kept = [row for _, row in iter_jsonl(path, skip_torn_tail=True) if row.get("step", 0) <= step]
+    write_jsonl(path, kept)
 
 
 class RankRecord(TrainerCallback):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VlmkitError
-from ..io import write_json
+from ..io import check_output_dir, write_json
 
 EXPORT_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -25,6 +25,7 @@ def export_merged(
 ) -> Path:
     """Merge RUN_DIR/adapter into the run's base model (or re-save RUN_DIR/model of a full run) into OUT_DIR."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    check_output_dir(out_dir, {"RUN_DIR": run_dir})  # --overwrite must never delete the run it exports
     config = _run_config(run_dir)
     if dtype is not None and dtype not in EXPORT_DTYPES:
         raise VlmkitError(f"--dtype must be one of {', '.join(EXPORT_DTYPES)}, not '{dtype}'")
@@ -43,6 +44,7 @@ def export_merged(
                 "exported after `vlmkit train CONFIG --resume` completes the run)"
             )
         source, adapter = Path(config["model"]["path"]), adapter_dir
+        check_output_dir(out_dir, {"the run's base model": source})
         _refuse_quantized_base(source)
     dtype = dtype or _stored_dtype(source)
     model, processor = _merge(source, adapter, dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from ..data.schema import SAMPLES_FILE, Sample, read_samples, samples_path
 from ..errors import ConfigError, DataError, VlmkitError
 from ..models.base import FamilyAdapter
 from ..models.registry import detect_family
+
+log = logging.getLogger("vlmkit.train")
 
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIRS = ("adapter", "model")
@@ -49,6 +52,11 @@ def _read_dataset(folder: str, key: str) -> list[Sample]:
     samples = read_samples(path)
     if not samples:
         raise DataError("no samples to train on" if key == "data.train" else "no samples", path=samples_path(path))
+    from ..data.missing_media import find_missing
+
+    missing = find_missing(samples)  # paths are already resolved against the dataset folder
+    if missing.files:
+        raise DataError(f"{key}: {missing.sentence()}", path=samples_path(path))
     return samples
 
 
@@ -140,8 +148,11 @@ def _check_run_dir(run_dir: Path, resume: bool) -> str | None:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    if not folder.is_dir():
-        return None
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint; incomplete ones (a save cut short by a full disk or a kill) are skipped
+    with a warning naming them."""
+    from .checkpoints import last_complete
 
-    return get_last_checkpoint(str(folder))
+    found, skipped = last_complete(folder)
+    for path in skipped:
+        log.warning("skipping incomplete checkpoint %s (no readable trainer_state.json)", path)
+    return str(found) if found else None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, config_from_dict, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, as_disk_full
 from ..io import atomic_write_text, write_json
 from .preflight import preflight
 
@@ -65,8 +65,15 @@ def train(
     import transformers
     from transformers.trainer_callback import ProgressCallback
 
-    from .callbacks import ProgressBar, RankRecord, RunLogger, SamplesPerSecond
+    from ..progress import quiet_library_bars
+
+    if progress:
+        quiet_library_bars()
+
+    from ..progress import on_terminal
+    from .callbacks import PlainProgressLines, ProgressBar, RankRecord, RunLogger, SamplesPerSecond
     from .data import SampleDataset, estimate_lengths
+    from .guards import TrainingGuard
     from .manifest import base_manifest, now
     from .params import count_parameters
     from .prepare import load_for_training, make_trainable
@@ -75,6 +82,7 @@ def train(
     args = training_arguments(config, run_dir, has_eval=bool(checked.eval_samples))  # starts the process group
     main = args.process_index == 0
     handler = _start_run_dir(config, run_dir, resume) if main else None
+    bar = None
     try:
         transformers.set_seed(config.train.seed)  # before LoRA init, so equal seeds give equal runs
         loaded = load_for_training(config)
@@ -133,15 +141,24 @@ def train(
             processing_class=loaded.processor,
             train_dataset=train_dataset,
             eval_dataset=SampleDataset(checked.eval_samples) if checked.eval_samples else None,
-            callbacks=[RunLogger(run_dir, throughput), RankRecord(run_dir), *_tracking(config, run_dir), *callbacks],
+            callbacks=[
+                TrainingGuard(Path(args.output_dir), config.train.stall_steps),  # before anything logs a NaN
+                RunLogger(run_dir, throughput),
+                RankRecord(run_dir),
+                *_tracking(config, run_dir),
+                *callbacks,
+            ],
             run_config=config,
             family=family,
             lengths=lengths,
             packing=plan,
         )
         trainer.remove_callback(ProgressCallback)
-        if progress:
-            trainer.add_callback(ProgressBar(throughput))
+        if progress and on_terminal():
+            bar = ProgressBar(throughput)
+            trainer.add_callback(bar)
+        elif progress:  # a log file or CI: plain lines, no bars
+            trainer.add_callback(PlainProgressLines(throughput))
 
         trainer.train(resume_from_checkpoint=checked.resume_from)
         eval_loss = None
@@ -179,8 +196,13 @@ def train(
             log.info("finished: step %d, loss %s, saved to %s", result.global_step, result.final_loss, final_dir)
         return result
     except BaseException as exc:
+        if bar is not None and bar.training_bar is not None:
+            bar.training_bar.close()  # before the error line, not after it
         if main:
             _mark_failed(run_dir, exc)
+        full = as_disk_full(exc)
+        if full is not None:
+            raise full from exc
         raise
     finally:
         if handler is not None:
@@ -301,8 +323,14 @@ def _last(history: list[dict[str, Any]], key: str) -> float | None:
 
 
 def _mark_failed(run_dir: Path, exc: BaseException) -> None:
+    """status failed (or interrupted) with a one-line reason. On a full disk the usual temp-file-and-rename may
+    itself fail, so the manifest is then rewritten in place (it is small, and its blocks are already allocated)."""
     import json
 
+    from .checkpoints import discard_staging
+    from .guards import describe
+
+    discard_staging(run_dir / "checkpoints")  # a half-written checkpoint only takes space
     path = run_dir / "manifest.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -315,6 +343,15 @@ def _mark_failed(run_dir: Path, exc: BaseException) -> None:
     manifest.update(
         status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
         ended=now(),
-        error=f"{type(exc).__name__}: {exc}"[:2000],
+        error=describe(exc),
     )
-    write_json(path, manifest)
+    try:
+        write_json(path, manifest)
+    except OSError:
+        try:
+            with open(path, "r+", encoding="utf-8") as handle:
+                text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+                handle.write(text)
+                handle.truncate()
+        except OSError as again:
+            log.error("could not mark %s failed: %s", path, again)

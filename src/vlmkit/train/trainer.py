@@ -3,6 +3,7 @@ and TrainingArguments derived from the run config."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from transformers import Trainer, TrainingArguments
 from ..config import RunConfig
 from ..data.packing import PackPlan
 from ..models.base import FamilyAdapter
+from . import checkpoints
 from .data import GroupedByLengthSampler, Lengths
 from .loss import answer_only_loss, report_true_mean, supports_answer_only_logits
 from .params import build_optimizer
@@ -41,6 +43,7 @@ class VlmTrainer(Trainer):
         if packing is not None:  # rows differ in labels as grouped batches do: normalise by a row's expected count
             self.tokens_per_sample = sum(lengths.answer) / max(1, len(packing.rows))
         self._actual_items: Any = None
+        self._staging = False
         super().__init__(*args, **kwargs)
         self.answer_only_logits = supports_answer_only_logits(self.model)
 
@@ -93,6 +96,36 @@ class VlmTrainer(Trainer):
                 model if model is not None else self.model, self.family, self.run_config.optim
             )
         return self.optimizer
+
+    def _get_output_dir(self, trial: Any) -> str:
+        root = super()._get_output_dir(trial)
+        return os.path.join(root, checkpoints.STAGING_DIR) if self._staging else root
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Save into checkpoints/.incomplete/ and rename into place once every file is written (checkpoints.py),
+        so a full disk or a kill mid-save never leaves a checkpoint that --resume would pick."""
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+        root = Path(super()._get_output_dir(trial))
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)
+        except BaseException:
+            if self.args.should_save:
+                checkpoints.discard_staging(root)
+            raise
+        finally:
+            self._staging = False
+        self.accelerator.wait_for_everyone()  # every rank has written its RNG state before the rename
+        if self.args.should_save:
+            checkpoints.publish(root, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            rotate_checkpoints(
+                output_dir=str(root),
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
+        self.accelerator.wait_for_everyone()
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         if self.packing is not None:  # rows in a seeded order per epoch, rows of like length batched together

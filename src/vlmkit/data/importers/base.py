@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .media_store import MediaStore
 
 
+class Unsupported(RecordError):
+    """A record of a kind vlmkit does not import (audio): always skipped and counted, even under --on-error fail."""
+
+
 @dataclass
 class RawRecord:
     data: dict[str, Any]
@@ -38,6 +42,7 @@ class ImportOptions:
     turns: str | None = None  # "split" | "keep"; None = the format's default
     prompt: str | None = None  # the question put before a video caption
     media_root: Path | None = None  # folder that relative image/video paths point into
+    max_text_chars: int = 100_000  # longest question/answer text kept; a longer one skips its record
 
 
 @dataclass

@@ -28,8 +28,10 @@ CACHE_ENTRIES = 65_536
 
 
 class MediaStore:
-    def __init__(self, writer: DatasetWriter):
+    def __init__(self, writer: DatasetWriter, *, allow_outside: bool = False):
         self.writer = writer
+        self.allow_outside = allow_outside  # --allow-outside-paths
+        self.outside_refused: dict[str, Any] = {"count": 0, "examples": []}
         self._by_source_digest: OrderedDict[str, str] = OrderedDict()
         self.image_refs = 0
         self.images_decoded = 0
@@ -69,11 +71,29 @@ class MediaStore:
         if found is None:
             where = ", ".join(str(d) for d in search_dirs) or "the current folder"
             raise RecordError(f"image file not found: {path} (looked in {where})", field=field)
+        self._check_inside(path, found, search_dirs, field)
         try:
             data = found.read_bytes()
         except OSError as exc:
             raise RecordError(f"can't read image file {found}: {exc.strerror or exc}", field=field) from None
         return self.image_bytes(data, name=str(found), field=field)
+
+    def _check_inside(self, given: str, found: Path, search_dirs: list[Path], field: str) -> None:
+        """Media must lie under the source folder or --media-root (resolved: no absolute or ../ escapes, no
+        symlinks out), unless --allow-outside-paths: a record must not pull any file on the machine into media/."""
+        if self.allow_outside:
+            return
+        real = found.resolve()
+        if any(real.is_relative_to(d.resolve()) for d in search_dirs if d.is_dir()):
+            return
+        self.outside_refused["count"] += 1
+        if len(self.outside_refused["examples"]) < 10:
+            self.outside_refused["examples"].append(given)
+        raise RecordError(
+            f"media path {short(given)} is outside the source folder and --media-root "
+            "(pass --media-root DIR, or --allow-outside-paths to allow any path)",
+            field=field,
+        )
 
     def image_bytes(self, data: bytes, *, name: str, field: str = "image") -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -127,6 +147,7 @@ class MediaStore:
         if found is None:
             where = ", ".join(str(d) for d in search_dirs) or "the current folder"
             raise RecordError(f"video file not found: {value} (looked in {where})", field=field)
+        self._check_inside(value, found, search_dirs, field)
         self._probe(found, field)
         before = self.writer.media_stored
         stored = self.writer.add_media_file(found)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import json_limits
+from ...json_limits import JsonLimitError, iter_lines, loads_line, size_error, stream_items, top_level_list_key
 from .base import Item, Located, RawRecord, Source, shard_split
 
 
@@ -44,20 +46,22 @@ class JsonSource(Source):
             return
         first = self._first_char()
         if first == b"[":
-            yield from self._stream("item")
+            yield from self._stream(None)
         elif first == b"{":
             yield from self._object_records()
         else:
             yield Located(str(self.path), "file", "malformed JSON: expected an array or an object at the start")
 
-    def _stream(self, prefix: str) -> Iterator[Item]:
+    def _stream(self, key: str | None) -> Iterator[Item]:
+        """The items of the top-level array (key None) or of the array under `key`, one record each; depth and
+        record size are bounded (json_limits), so a hostile file fails with its position, not out of memory."""
         import ijson
 
         count = 0
         with open(self.path, "rb") as handle:
             _skip_bom(handle)
             try:
-                for data in ijson.items(handle, prefix, use_float=True):
+                for data in stream_items(handle, key):
                     if isinstance(data, dict):
                         yield RawRecord(data, str(self.path), f"#{count}", shard_split(self.path), self.path.parent)
                     else:
@@ -65,16 +69,28 @@ class JsonSource(Source):
                     count += 1
             except ijson.JSONError as exc:
                 yield Located(str(self.path), f"#{count}", _json_reason(exc, count))
+            except JsonLimitError as exc:
+                yield Located(str(self.path), f"#{count}", f"{exc}; the rest of the file can't be read")
 
     def _object_records(self) -> Iterator[Item]:
         """`{"data": [...]}` is streamed; a column-oriented table (pandas `to_json`) is read whole."""
-        key = self._list_key()
+        try:
+            key = self._list_key()
+        except JsonLimitError as exc:
+            yield Located(str(self.path), "file", str(exc))
+            return
         if key is not None:
-            yield from self._stream(f"{key}.item")
+            yield from self._stream(key)
+            return
+        if self.path.stat().st_size > json_limits.MAX_RECORD_BYTES:
+            yield Located(str(self.path), "file", size_error(f" ({self.path.stat().st_size:,} bytes in one object)"))
             return
         try:
-            with open(self.path, encoding="utf-8-sig") as handle:
-                table = json.load(handle)
+            with open(self.path, "rb") as handle:
+                table = loads_line(handle.read().removeprefix(b"\xef\xbb\xbf"))
+        except JsonLimitError as exc:
+            yield Located(str(self.path), "file", str(exc))
+            return
         except UnicodeDecodeError as exc:
             yield Located(str(self.path), f"byte {exc.start}", f"not valid UTF-8 ({exc.reason})")
             return
@@ -97,17 +113,9 @@ class JsonSource(Source):
         with open(self.path, "rb") as handle:
             _skip_bom(handle)
             try:
-                pending = None
-                for prefix, event, value in ijson.parse(handle):
-                    if prefix == "" and event == "map_key":
-                        pending = value
-                    elif pending is not None and prefix == pending:
-                        if event == "start_array":
-                            return pending
-                        pending = None
+                return top_level_list_key(handle)
             except ijson.JSONError:
                 return None
-        return None
 
 
 def _skip_bom(handle: Any) -> None:
@@ -136,14 +144,20 @@ class JsonLinesSource(Source):
             yield Located(str(self.path), "file", problem)
             return
         with open(self.path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in iter_lines(handle):
+                where = f"line {number}"
+                if raw is None:
+                    yield Located(str(self.path), where, size_error())
+                    continue
                 if number == 1:
                     raw = raw.removeprefix(b"\xef\xbb\xbf")
                 if not raw.strip():
                     continue
-                where = f"line {number}"
                 try:
-                    data = json.loads(raw.decode("utf-8"))
+                    data = loads_line(raw)
+                except JsonLimitError as exc:
+                    yield Located(str(self.path), where, str(exc))
+                    continue
                 except UnicodeDecodeError as exc:
                     yield Located(str(self.path), where, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
                     continue

@@ -14,11 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ...errors import DataError
-from ...io import dumps_line, write_json
+from ...errors import DataError, as_disk_full
+from ...io import check_output_dir, dumps_line, write_json
+from ...progress import discard
 from ..schema import DatasetWriter, Sample
 from . import detect_format, get_converter
-from .base import ConvertContext, ImportOptions, Located, RawRecord, RecordError
+from .base import ConvertContext, ImportOptions, Located, RawRecord, RecordError, Unsupported
 from .media_store import MediaStore
 from .sources import open_source
 
@@ -40,6 +41,8 @@ def import_dataset(
     prompt: str | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    allow_outside_paths: bool = False,
+    max_text_chars: int = 100_000,
 ) -> dict[str, Any]:
     """Import SOURCE into the dataset folder OUT; returns the report also written to OUT/import_report.json."""
     if on_error not in ON_ERROR:
@@ -48,14 +51,18 @@ def import_dataset(
         raise DataError(f"--turns must be one of {', '.join(TURNS)}, not '{turns}'")
     if media_root is not None and not Path(media_root).is_dir():
         raise DataError("--media-root is not a folder", path=media_root)
+    if Path(str(source)).exists():  # a hub id is not a folder that could be overwritten
+        check_output_dir(out, {"SOURCE": source, "--media-root": media_root})
     started = time.perf_counter()
     src = open_source(source, split=split, config=config)
     converter = _detect(src, source) if format == "auto" else get_converter(format)
-    options = ImportOptions(turns=turns, prompt=prompt, media_root=Path(media_root) if media_root else None)
+    options = ImportOptions(
+        turns=turns, prompt=prompt, media_root=Path(media_root) if media_root else None, max_text_chars=max_text_chars
+    )
     out = Path(out)
     tally = _Tally(on_error)
     writer = DatasetWriter(out, overwrite=overwrite)
-    media = MediaStore(writer)
+    media = MediaStore(writer, allow_outside=allow_outside_paths)
     report: dict[str, Any] = {
         "source": str(source),
         "format": converter.name,
@@ -85,11 +92,21 @@ def import_dataset(
             )
     except BaseException as exc:
         writer.abort()
-        bar.close()
+        discard(bar)
+        full = as_disk_full(exc)
         report.update(
-            tally.summary(media), status="failed", error=str(exc), seconds=round(time.perf_counter() - started, 3)
+            tally.summary(media),
+            status="failed",
+            error=str(full or exc),
+            seconds=round(time.perf_counter() - started, 3),
         )
-        write_json(out / REPORT_FILE, report)
+        try:
+            write_json(out / REPORT_FILE, report)
+        except OSError:
+            if full is None:
+                raise
+        if full is not None:
+            raise full from None
         raise
     writer.close()
     bar.close()
@@ -115,6 +132,10 @@ def _convert_one(
 ) -> None:
     try:
         outcomes = list(converter.convert(item, ctx))
+    except Unsupported as exc:  # skipped and counted whatever --on-error says
+        tally.problem(item.source, item.location, exc.reason, exc.field, units, always_skip=True)
+        tally.unsupported += units
+        return
     except RecordError as exc:
         tally.problem(item.source, item.location, exc.reason, exc.field, units)
         return
@@ -128,8 +149,24 @@ def _convert_one(
     for outcome in outcomes:
         if isinstance(outcome, RecordError):
             tally.problem(item.source, item.location, outcome.reason, outcome.field, outcome.units)
+            continue
+        too_long = _too_long(outcome, ctx.options.max_text_chars)
+        if too_long:
+            tally.problem(item.source, item.location, too_long, None, 1)
         else:
             tally.write(writer, outcome)
+
+
+def _too_long(sample: Sample, limit: int) -> str | None:
+    """A text field over the cap (a 20 MB answer is a broken record, and would be stored twice)."""
+    texts = [("answers", a) for a in sample.answers]
+    for message in sample.messages:
+        content = message.content if isinstance(message.content, list) else [message.content]
+        texts += [(f"{message.role} text", p.text) for p in content if getattr(p, "text", None)]
+    for field, text in texts:
+        if len(text) > limit:
+            return f"{field} is {len(text):,} characters, over the {limit:,} limit (--max-text-chars)"
+    return None
 
 
 def _first_line(exc: Exception) -> str:
@@ -148,6 +185,7 @@ class _Tally:
         self.skipped: list[dict[str, Any]] = []
         self.skipped_units = 0
         self.renamed_ids = 0
+        self.unsupported = 0  # samples skipped because vlmkit can't represent them (audio)
         self.duplicate_samples = 0
         self.duplicate_examples: list[str] = []
         self.splits: Counter[str] = Counter()
@@ -158,8 +196,10 @@ class _Tally:
         if split:
             self.splits[split] += 1
 
-    def problem(self, source: str, location: str, reason: str, field: str | None, units: int) -> None:
-        if self.on_error == "fail":
+    def problem(
+        self, source: str, location: str, reason: str, field: str | None, units: int, always_skip: bool = False
+    ) -> None:
+        if self.on_error == "fail" and not always_skip:
             raise DataError(reason, path=source, record=location, field=field)
         entry = {"source": source, "location": location, "reason": reason, "samples": units}
         if field:
@@ -207,6 +247,8 @@ class _Tally:
                 "sample_examples": self.duplicate_examples,
             },
             "splits": dict(self.splits),
+            "samples_unsupported": self.unsupported,
+            "outside_paths_refused": media.outside_refused,
             **(
                 {
                     "warning": f"records from several splits ({', '.join(sorted(self.splits))}) were imported "
@@ -220,9 +262,7 @@ class _Tally:
 
 
 def _progress(total: int | None, enabled: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    from ...progress import progress
 
-    # enabled=None: tqdm shows the bar on a terminal and stays quiet in logs and tests
-    return tqdm(
-        total=total, unit="rec", desc="import", disable=None if enabled is None else not enabled, dynamic_ncols=True
-    )
+    # enabled=None: a bar on a terminal, a plain line every few seconds in a log
+    return progress(total, "import", "rec", enabled)

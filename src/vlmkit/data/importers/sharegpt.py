@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError
+from .base import ConvertContext, Converter, ImportOptions, Outcome, RawRecord, RecordError, Unsupported
 from .conversation import count_placeholders, expected_pairs, parse_turns, record_conversation, stored_media_parts
 from .llava import as_list
 
@@ -44,6 +44,8 @@ class ShareGPT(Converter):
                 f"missing 'messages' (keys present: {', '.join(sorted(data)) or 'none'})", field="messages"
             )
         turns = parse_turns(data[key], role_key=role_key, content_key=content_key, field=key)
+        if data.get("audios") or data.get("audio") or any("<audio>" in text for _, text in turns):
+            raise Unsupported("audio is not supported ('audios' / <audio>); record skipped", field="audios")
         if isinstance(data.get("system"), str) and data["system"].strip():
             turns = [("system", data["system"])] + turns
         media: dict[str, list[dict[str, Any]]] = {}

@@ -55,8 +55,61 @@ VIETNAMESE_TYPES = [
     ("what is this", r"^(đây|đó|kia) là\b"),
     ("what / which", r"\b(gì|nào|cái gì)\b"),
 ]
+# Chinese, Japanese and Korean write no spaces between words (Korean spaces phrases); their question words sit
+# anywhere in the sentence, so they are searched for, most specific first.
+CHINESE_TYPES = [
+    ("what color", r"什么颜色|什麼顏色|啥颜色|(颜色|顏色)是什"),
+    ("what is this", r"^(这|那|這)(是|个是|個是)什么|^(这|那|這)是什麼"),
+    ("how many / much", r"多少|几个|幾個|几只|几位|几|幾"),
+    ("when", r"什么时候|什麼時候|何时|何時|哪一年|哪年|几点"),
+    ("where", r"哪里|哪裡|哪儿|在哪|何处"),
+    ("who", r"谁|誰"),
+    ("why", r"为什么|為什麼|为何|為何"),
+    ("how", r"怎么|怎麼|如何|怎样|怎樣"),
+    ("yes/no", r"吗[？?]?$|嗎[？?]?$|是不是|有没有|有沒有|对不对"),
+    ("what / which", r"什么|什麼|哪|啥"),
+]
+JAPANESE_TYPES = [
+    ("what is this", r"^(これ|それ|あれ)は(何|なん|なに)"),
+    ("what color", r"何色|なにいろ|どんな色"),
+    ("how many / much", r"いくつ|いくら|何(個|人|匹|本|枚|台|つ)|なん(こ|にん|ぼん|まい)"),
+    ("when", r"いつ|何時|何年"),
+    ("where", r"どこ"),
+    ("who", r"誰|だれ|どなた"),
+    ("why", r"なぜ|どうして|なんで"),
+    ("how", r"どのように|どうやって|どう"),
+    ("what / which", r"何|なに|なん|どれ|どの|どちら"),
+    ("yes/no", r"(ですか|ますか|か)[？?]?$"),
+]
+KOREAN_TYPES = [
+    ("what is this", r"^(이것|이건|저것|그것)(은|이)? ?(무엇|뭐)"),
+    ("what color", r"(무슨|어떤|어느) ?색"),
+    ("how many / much", r"몇|얼마"),
+    ("when", r"언제"),
+    ("where", r"어디"),
+    ("who", r"누구|누가"),
+    ("why", r"왜"),
+    ("how", r"어떻게"),
+    ("what / which", r"무엇|뭐|무슨|어느|어떤"),
+    ("yes/no", r"(니까|나요|까요|습니까|어요|아요|지요|죠)[？?]?$"),
+]
 _EN = [(label, re.compile(pattern)) for label, pattern in ENGLISH_TYPES]
 _VI = [(label, re.compile(pattern)) for label, pattern in VIETNAMESE_TYPES]
+_BY_LANGUAGE = {
+    "zh": [(label, re.compile(pattern)) for label, pattern in CHINESE_TYPES],
+    "ja": [(label, re.compile(pattern)) for label, pattern in JAPANESE_TYPES],
+    "ko": [(label, re.compile(pattern)) for label, pattern in KOREAN_TYPES],
+}
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+KANA = re.compile(r"[\u3040-\u30ff]")
+HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_WORDLIKE = re.compile(r"\w")  # a lone "？" is not a word
+CHARACTER_WORDS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # one word each
+
+
+def words(text: str) -> list[str]:
+    """Words for counting: whitespace-separated, except that each Chinese/Japanese character counts as one."""
+    return [w for w in CHARACTER_WORDS.sub(lambda m: f" {m.group()} ", text).split() if _WORDLIKE.search(w)]
 
 
 def normalize_answer(text: str) -> str:
@@ -64,13 +117,20 @@ def normalize_answer(text: str) -> str:
 
 
 def question_language(question: str) -> str:
+    if HANGUL.search(question):
+        return "ko"
+    if KANA.search(question):
+        return "ja"
+    if HAN.search(question):
+        return "zh"
     return "vi" if VIETNAMESE_LETTERS.search(question.lower()) else "en"
 
 
 def question_type(question: str) -> str:
     """A coarse type from the question's words; 'other' when no pattern fits."""
     text = re.sub(r"\s+", " ", question.strip().lower())
-    patterns = _VI + _EN if question_language(text) == "vi" else _EN + _VI
+    language = question_language(text)
+    patterns = _BY_LANGUAGE.get(language) or (_VI + _EN if language == "vi" else _EN + _VI)
     for label, pattern in patterns:
         if pattern.search(text):
             return label
@@ -176,8 +236,7 @@ class _Accumulator:
         self._lengths("question", text)
         self.types[question_type(text)] += 1
         self.languages[question_language(text)] += 1
-        words = text.lower().split()
-        self.leading[" ".join(words[:2])] += 1
+        self.leading[" ".join(words(text.lower())[:2])] += 1
 
     def _answer(self, text: str) -> None:
         self._lengths("answer", text)
@@ -188,7 +247,7 @@ class _Accumulator:
 
     def _lengths(self, side: str, text: str) -> None:
         self.lengths[f"{side}_chars"].append(len(text))
-        self.lengths[f"{side}_words"].append(len(text.split()))
+        self.lengths[f"{side}_words"].append(len(words(text)))
         if self.count_tokens is not None:
             self.lengths[f"{side}_tokens"].append(self.count_tokens(text))
 
@@ -269,12 +328,22 @@ def coverage_curve(answers: Counter[str], points: int = 60) -> list[list[float]]
     return out
 
 
+MIN_ANSWERS_FOR_VERDICT = 1000  # below this, top-1,000 coverage is 100% by construction
+
+
 def classification_verdict(coverage: dict[int, float], unique: int, answered: int) -> str:
     """A plain sentence: could a fixed-vocabulary classification head answer this dataset?"""
     if not answered:
         return "No answers in this dataset, so there is nothing to judge a classification head on."
     c1000, c5000 = coverage.get(1000, 0.0), coverage.get(5000, 0.0)
     tail = f"{unique:,} unique answers among {answered:,}"
+    if answered < MIN_ANSWERS_FOR_VERDICT:
+        return (
+            f"Too few answers to judge a classification head ({tail}; at least {MIN_ANSWERS_FOR_VERDICT:,} "
+            "are needed): any top-K covers a tiny dataset."
+        )
+    if unique > answered / 2:
+        return f"A classification head can't work: most answers are unique ({tail}); use a generative VLM."
     if c1000 >= 0.9:
         return (
             f"A classification head could work: the top 1,000 answers cover {c1000:.1%} of the questions "
