@@ -25,7 +25,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def make_data(root: Path, n: int) -> Path:
-    from vlmkit.data.synthetic import make_image
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_media
+    from synthetic_media import make_image
 
     (root / "media").mkdir(parents=True)
     rows = []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from synthetic_media import make_image
 
 from vlmkit.cli import main
 from vlmkit.data.export import export_dataset
@@ -16,7 +17,6 @@ from vlmkit.data.importers import import_dataset
 from vlmkit.data.merge import merge_datasets
 from vlmkit.data.schema import DatasetWriter, read_samples
 from vlmkit.data.split import split_dataset
-from vlmkit.data.synthetic import make_image
 from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.io import JsonlAppender
 from vlmkit.train.export import export_merged

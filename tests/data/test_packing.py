@@ -4,11 +4,11 @@ same samples unpacked, on every family (mixed image sizes, a video where the fam
 import pytest
 import torch
 from families import FAMILIES
+from synthetic_media import make_image, write_video
 
 from vlmkit.data.collate import IGNORE_INDEX, VlmCollator
 from vlmkit.data.packing import PackingCollator, PackPlan, exact_lengths, first_fit_decreasing, plan_packing
 from vlmkit.data.schema import Sample
-from vlmkit.data.synthetic import make_image, write_video
 from vlmkit.errors import VlmkitError
 from vlmkit.models.loading import load_model
 from vlmkit.models.registry import get_family

@@ -104,7 +104,7 @@ def _eval_cli(nproc: int, model: Path, data: Path, out: Path, *extra: str) -> su
 
 def test_eval_cli_under_torchrun_matches_one_process(tiny_model, tmp_path):
     """Greedy tiny model, two --task/--data pairs: 2 processes predict exactly what 1 does; rank 0 reports once."""
-    from vlmkit.data.synthetic import make_image
+    from synthetic_media import make_image
 
     data = tmp_path / "docs"
     (data / "media").mkdir(parents=True)
