@@ -128,6 +128,10 @@ def score_records(
             values = [float(spec.fn(p, a)) for p, a in zip(preds, refs)]
             per_sample[metric], overall[metric] = values, _mean(values)
             continue
+        if spec.kind == "record":  # reads the sample's meta too (multiple-choice options)
+            values = [float(spec.fn(p, a, records[i].meta)) for p, a, i in zip(preds, refs, scored)]
+            per_sample[metric], overall[metric] = values, _mean(values)
+            continue
         score, scores = corpus.run(metric)
         if len(spec.score_keys) > 1:  # BLEU: one value and one per-sample list per n-gram order
             for key, value, values in zip(spec.score_keys, score, scores):
@@ -170,6 +174,10 @@ def score_records(
         "postprocess": list(task.postprocess),
     }
     summary["cost"] = _cost(summary["throughput"], price_per_hour)
+    if task.suite:  # the benchmark's own aggregate scores (circular groups, POPE F1, MME totals)
+        from .tasks.suites import suite_scores
+
+        summary["suite"] = suite_scores(task.suite, [records[i] for i in scored], [processed[i] for i in scored])
     return summary, rows
 
 
