@@ -83,6 +83,7 @@ def write_report(
     )
     if summary.get("tokenizer"):
         lines += ["", f"Caption metrics tokenized with the `{summary['tokenizer']}` tokenizer."]
+    lines += suite_lines(summary.get("suite"))
 
     lat, thr, cost = summary["latency"], summary["throughput"], summary["cost"]
     lines += ["", "## Speed and cost", ""]
@@ -235,3 +236,22 @@ def write_suite_summary(out_dir: str | Path, *, model: str, adapter: Any, runs: 
         "Scores x100; each task's full report is `report.md` in its run folder.",
     ]
     return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+
+
+def suite_lines(suite: dict[str, Any] | None) -> list[str]:
+    """The benchmark's own aggregates (eval/tasks/suites.py): MMBench circular, POPE F1, MME totals."""
+    if not suite:
+        return []
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.2f}" if value > 1.0 else pct(value)
+        return str(value)
+
+    lines = ["", f"### {suite['name']} scores (as its reference script computes them)", ""]
+    lines += md_table(["score", "value"], [[k, cell(v)] for k, v in suite["overall"].items()])
+    for key, table in suite.get("tables", {}).items():
+        columns = list(next(iter(table.values()), {}))
+        lines += ["", f"By {md(key)}:", ""]
+        lines += md_table([md(key), *columns], [[md(label), *[cell(row[c]) for c in columns]] for label, row in table.items()])
+    return lines
