@@ -76,8 +76,15 @@ def test_image_path_rows(tmp_path):
     (tmp_path / "imgs" / "x.png").write_bytes(image_bytes(4, fmt="PNG"))
     tsv = write_tsv(
         tmp_path / "MME.tsv",
-        [{"index": 5, "question": "Is it red? Please answer yes or no.", "answer": "Yes", "category": "color",
-          "image_path": "x.png"}],
+        [
+            {
+                "index": 5,
+                "question": "Is it red? Please answer yes or no.",
+                "answer": "Yes",
+                "category": "color",
+                "image_path": "x.png",
+            }
+        ],
     )
     import_dataset(tsv, tmp_path / "out", format="vlmevalkit", media_root=tmp_path / "imgs")
     got = samples(tmp_path / "out")["5"]
@@ -105,13 +112,34 @@ def _features(kind):
     return Features(
         {
             "ai2d": {"question": s, "options": List(s), "answer": s, "image": HFImage()},
-            "pope": {"id": s, "question_id": s, "question": s, "answer": s, "image_source": s, "image": HFImage(),
-                     "category": s},
+            "pope": {
+                "id": s,
+                "question_id": s,
+                "question": s,
+                "answer": s,
+                "image_source": s,
+                "image": HFImage(),
+                "category": s,
+            },
             "mme": {"question_id": s, "question": s, "answer": s, "category": s, "image": HFImage()},
-            "mmmu": {"id": s, "question": s, "options": s, "answer": s, "question_type": s, "subfield": s,
-                     **{f"image_{n}": HFImage() for n in range(1, 8)}},
-            "scienceqa": {"question": s, "choices": List(s), "answer": Value("int8"), "hint": s, "image": HFImage(),
-                          "subject": s, "category": s},
+            "mmmu": {
+                "id": s,
+                "question": s,
+                "options": s,
+                "answer": s,
+                "question_type": s,
+                "subfield": s,
+                **{f"image_{n}": HFImage() for n in range(1, 8)},
+            },
+            "scienceqa": {
+                "question": s,
+                "choices": List(s),
+                "answer": Value("int8"),
+                "hint": s,
+                "image": HFImage(),
+                "subject": s,
+                "category": s,
+            },
         }[kind]
     )
 
@@ -120,18 +148,57 @@ def test_lmms_ai2d_scienceqa_pope_mme_mmmu_layouts(tmp_path):
     img = struct(image_bytes(1), "a.jpg")
     cases = {
         "ai2d": [{"question": "Which stage?", "options": ["egg", "larva", "adult"], "answer": "2", "image": img}],
-        "scienceqa": [{"question": "Which is a mammal?", "choices": ["frog", "whale"], "answer": 1, "hint": "Ocean.",
-                       "image": img, "subject": "natural science", "category": "Classify"}],
-        "pope": [{"id": "1", "question_id": "q1", "question": "Is there a dog in the image?", "answer": "yes",
-                  "image_source": "COCO_1", "image": img, "category": "adversarial"}],
-        "mme": [{"question_id": "code_reasoning/0020.png", "question": "Is the output 3?", "answer": "Yes",
-                 "category": "code_reasoning", "image": img}],
-        "mmmu": [{"id": "validation_Art_Theory_3", "question": "<image 1> vs <image 2>?", "options": "['x', 'y']",
-                  "answer": "B", "question_type": "multiple-choice", "subfield": "Painting",
-                  **{f"image_{n}": (struct(image_bytes(n), f"{n}.jpg") if n <= 2 else None) for n in range(1, 8)}},
-                 {"id": "validation_Math_7", "question": "2+2?", "options": "[]", "answer": "4",
-                  "question_type": "open", "subfield": "Algebra",
-                  **{f"image_{n}": (img if n == 1 else None) for n in range(1, 8)}}],
+        "scienceqa": [
+            {
+                "question": "Which is a mammal?",
+                "choices": ["frog", "whale"],
+                "answer": 1,
+                "hint": "Ocean.",
+                "image": img,
+                "subject": "natural science",
+                "category": "Classify",
+            }
+        ],
+        "pope": [
+            {
+                "id": "1",
+                "question_id": "q1",
+                "question": "Is there a dog in the image?",
+                "answer": "yes",
+                "image_source": "COCO_1",
+                "image": img,
+                "category": "adversarial",
+            }
+        ],
+        "mme": [
+            {
+                "question_id": "code_reasoning/0020.png",
+                "question": "Is the output 3?",
+                "answer": "Yes",
+                "category": "code_reasoning",
+                "image": img,
+            }
+        ],
+        "mmmu": [
+            {
+                "id": "validation_Art_Theory_3",
+                "question": "<image 1> vs <image 2>?",
+                "options": "['x', 'y']",
+                "answer": "B",
+                "question_type": "multiple-choice",
+                "subfield": "Painting",
+                **{f"image_{n}": (struct(image_bytes(n), f"{n}.jpg") if n <= 2 else None) for n in range(1, 8)},
+            },
+            {
+                "id": "validation_Math_7",
+                "question": "2+2?",
+                "options": "[]",
+                "answer": "4",
+                "question_type": "open",
+                "subfield": "Algebra",
+                **{f"image_{n}": (img if n == 1 else None) for n in range(1, 8)},
+            },
+        ],
     }
     for kind, rows in cases.items():
         write_hf_parquet(tmp_path / kind, rows, _features(kind), split="validation")
@@ -165,3 +232,30 @@ def test_five_letters_options_keep_their_letters(tmp_path):
     row.update({c: f"opt {c}" for c in string.ascii_uppercase[:5]})
     import_dataset(write_tsv(tmp_path / "s.tsv", [row]), tmp_path / "out", format="vlmevalkit")
     assert list(samples(tmp_path / "out")["9"]["meta"]["options"]) == list("ABCDE")
+
+
+@pytest.mark.slow
+def test_round_trip_import_eval_tiny_model_score_compare(tiny_model, tmp_path):
+    """TSV -> import -> eval with a tiny checkpoint (images, prompt layout, real engine) -> score -> compare."""
+    from vlmkit.eval import compare, evaluate
+    from vlmkit.eval.engine import load_predict_fn
+    from vlmkit.eval.scorefile import score
+    from vlmkit.models.tiny import build_tiny
+
+    import_dataset(write_tsv(tmp_path / "MMBench.tsv", mmbench_rows(3)), tmp_path / "data", format="vlmevalkit")
+    runs = []
+    for name, model in (("base", tiny_model("qwen2_vl")), ("tuned", build_tiny("qwen2_vl", tmp_path / "m2", seed=1))):
+        predict, facts = load_predict_fn(str(model), batch_size=4)
+        result = evaluate(
+            predict, "mmbench", tmp_path / "data", tmp_path / name, batch_size=4, manifest=facts, make_plots=False
+        )
+        assert result.predicted == 9 and "circular_accuracy" in result.summary["suite"]["overall"]
+        rows = [json.loads(x) for x in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
+        assert rows[0]["meta"]["options"] and rows[0]["question"].startswith("Which thing")
+        rescored = score(
+            tmp_path / name / "predictions.jsonl", "mmbench", out_dir=tmp_path / f"{name}-s", make_plots=False
+        )
+        assert rescored["overall"] == result.summary["overall"]
+        runs.append(tmp_path / name)
+    table = compare(runs, out_dir=tmp_path / "cmp", resamples=100, make_png=False)
+    assert table["runs"][1]["common"] == 9 and "category" in table["groups"]

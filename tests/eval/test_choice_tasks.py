@@ -81,11 +81,16 @@ def test_mmbench_circular_and_plain_scores(tmp_path):
 
 
 def test_score_cli_on_a_bare_predictions_file(tmp_path):
-    rows = predictions_rows([(7, "B", "B", {"options": {"A": "x", "B": "y"}}), (8, "I'd say x", "B", {"options": {"A": "x", "B": "y"}})])
+    rows = predictions_rows(
+        [(7, "B", "B", {"options": {"A": "x", "B": "y"}}), (8, "I'd say x", "B", {"options": {"A": "x", "B": "y"}})]
+    )
     path = write_predictions(tmp_path / "preds.jsonl", rows)
     out = subprocess.run(
         [sys.executable, "-m", "vlmkit", "score", str(path), "--task", "mmbench", "--out", str(tmp_path / "s")],
-        capture_output=True, text=True, env=ENV, timeout=300,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     scores = json.loads((tmp_path / "s" / "scores.json").read_text())
@@ -106,7 +111,9 @@ def test_pope_scores_per_split(tmp_path):
     assert overall["accuracy"] == pytest.approx(2 / 5) and overall["precision"] == 0.5 and overall["recall"] == 0.5
     assert overall["f1"] == 0.5 and overall["yes_ratio"] == pytest.approx(2 / 5)
     adversarial = summary["suite"]["tables"]["split"]["adversarial"]
-    assert adversarial["precision"] == 1.0 and adversarial["recall"] == 0.5 and adversarial["f1"] == pytest.approx(2 / 3)
+    assert (
+        adversarial["precision"] == 1.0 and adversarial["recall"] == 0.5 and adversarial["f1"] == pytest.approx(2 / 3)
+    )
     assert summary["overall"]["yes_no_accuracy"] == pytest.approx(2 / 5)
 
 

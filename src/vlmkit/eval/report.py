@@ -253,5 +253,7 @@ def suite_lines(suite: dict[str, Any] | None) -> list[str]:
     for key, table in suite.get("tables", {}).items():
         columns = list(next(iter(table.values()), {}))
         lines += ["", f"By {md(key)}:", ""]
-        lines += md_table([md(key), *columns], [[md(label), *[cell(row[c]) for c in columns]] for label, row in table.items()])
+        lines += md_table(
+            [md(key), *columns], [[md(label), *[cell(row[c]) for c in columns]] for label, row in table.items()]
+        )
     return lines

@@ -41,7 +41,10 @@ LAYOUTS = {
     "seedbench": ({"question", "choice_a", "choice_b", "answer"}, "question, choice_a..choice_d, answer, image"),
     "scienceqa": ({"question", "choices", "answer"}, "question, choices, answer, hint, image"),
     "ai2d": ({"question", "options", "answer", "image"}, "question, options, answer, image"),
-    "yes/no (pope, mme)": ({"question_id", "question", "answer", "category"}, "question_id, question, answer, category"),
+    "yes/no (pope, mme)": (
+        {"question_id", "question", "answer", "category"},
+        "question_id, question, answer, category",
+    ),
 }
 
 

@@ -39,7 +39,17 @@ NA_STRINGS = frozenset(
     | {"NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 )
 REFERENCE_MAX_CHARS = 64  # VLMEvalKit: an `image` value this short is another row's index
-KNOWN_COLUMNS = {"index", "question", "hint", "answer", "image", "image_path", "l2-category", "l2_category", "L2-category"}
+KNOWN_COLUMNS = {
+    "index",
+    "question",
+    "hint",
+    "answer",
+    "image",
+    "image_path",
+    "l2-category",
+    "l2_category",
+    "L2-category",
+}
 META_TEXT_LIMIT = 200  # other short columns (category, split, subject...) are kept in meta for grouping
 
 
@@ -145,9 +155,7 @@ class VLMEvalKit(Converter):
             if is_missing(paths):
                 return [], index
             names = as_list(str(paths)) or [str(paths)]
-            stored = [
-                ctx.media.image_file(name, search_dirs=ctx.media_dirs(), field="image_path") for name in names
-            ]
+            stored = [ctx.media.image_file(name, search_dirs=ctx.media_dirs(), field="image_path") for name in names]
             state.stored[index] = stored
             return stored, index
         if isinstance(value, str) and len(value.strip()) <= REFERENCE_MAX_CHARS:
@@ -204,9 +212,7 @@ def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit()
 
 
-def choice_sample(
-    sample_id: str, images: list[str], question: str, answers: list[str], meta: dict[str, Any]
-) -> Sample:
+def choice_sample(sample_id: str, images: list[str], question: str, answers: list[str], meta: dict[str, Any]) -> Sample:
     """user [images..., question] -> assistant [answer]; the answer (an option letter) is the target."""
     content: list[dict[str, Any]] = [{"type": "image", "image": image} for image in images]
     content.append({"type": "text", "text": question})
@@ -214,5 +220,10 @@ def choice_sample(
     if answers:
         messages.append({"role": "assistant", "content": [{"type": "text", "text": answers[0]}]})
     return Sample.model_validate(
-        {"id": sample_id, "messages": messages, "answers": answers, "meta": {k: v for k, v in meta.items() if v is not None}}
+        {
+            "id": sample_id,
+            "messages": messages,
+            "answers": answers,
+            "meta": {k: v for k, v in meta.items() if v is not None},
+        }
     )

@@ -120,9 +120,7 @@ def pope(records: Sequence[PredictionRecord], predictions: Sequence[str]) -> dic
     for n, record in enumerate(records):
         for label in _labels(record.meta.get("category", record.meta.get("split"))):
             splits[label].append(n)
-    table = {
-        label: _pope_stats([golds[n] for n in ns], [preds[n] for n in ns]) for label, ns in sorted(splits.items())
-    }
+    table = {label: _pope_stats([golds[n] for n in ns], [preds[n] for n in ns]) for label, ns in sorted(splits.items())}
     return {"overall": _pope_stats(golds, preds), "tables": {"split": table} if table else {}}
 
 
@@ -143,7 +141,12 @@ def mme(records: Sequence[PredictionRecord], predictions: Sequence[str]) -> dict
     for category, images in sorted(per_category.items()):
         acc = 100 * _mean([h for hits in images.values() for h in hits])
         acc_plus = 100 * _mean([float(all(hits)) for hits in images.values()])
-        table[category] = {"n": sum(map(len, images.values())), "acc": acc, "acc_plus": acc_plus, "score": acc + acc_plus}
+        table[category] = {
+            "n": sum(map(len, images.values())),
+            "acc": acc,
+            "acc_plus": acc_plus,
+            "score": acc + acc_plus,
+        }
     overall = {
         "perception": sum(table[c]["score"] for c in MME_PERCEPTION if c in table),
         "cognition": sum(table[c]["score"] for c in MME_COGNITION if c in table),
