@@ -42,6 +42,15 @@ def test_mmbench_tsv_ids_options_meta_and_references(tmp_path):
 def test_auto_detects_the_vlmevalkit_columns(tmp_path):
     tsv = write_tsv(tmp_path / "bench.tsv", mmbench_rows(1))
     assert import_dataset(tsv, tmp_path / "out")["format"] == "vlmevalkit"
+    pope = [
+        {"index": 0, "question": "Is there a dog?", "answer": "Yes", "category": "adversarial", "image": b64(0)},
+        {"index": 1, "question": "Is there a cat?", "answer": "No", "category": "adversarial,random", "image": "0"},
+    ]
+    report = import_dataset(write_tsv(tmp_path / "POPE.tsv", pope), tmp_path / "pope")
+    got = samples(tmp_path / "pope")
+    assert (
+        report["format"] == "vlmevalkit" and got["1"]["meta"]["image_key"] == "0" and "options" not in got["1"]["meta"]
+    )
 
 
 def test_multi_image_json_list_and_open_question(tmp_path):

@@ -101,7 +101,8 @@ class VLMEvalKit(Converter):
         self._states: weakref.WeakKeyDictionary[Any, _ImportState] = weakref.WeakKeyDictionary()
 
     def claims(self, keys: set[str], first: dict[str, Any]) -> bool:
-        return {"index", "question", "answer", "A", "B"} <= keys
+        # option columns, or (POPE, MME) yes/no rows: index, question, answer and an image column
+        return {"index", "question", "answer"} <= keys and bool({"A", "image", "image_path"} & keys)
 
     def _state(self, ctx: ConvertContext) -> _ImportState:
         state = self._states.get(ctx.media)
