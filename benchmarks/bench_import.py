@@ -34,10 +34,14 @@ ROWS_PER_SHARD = 2500
 QUESTIONS_PER_IMAGE = 2
 
 RSS_NOW = r"""
-def rss_now_kb():
+def rss_now_kb(field="VmRSS:"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1])
+
+def peak_kb():
+    # VmHWM is this process's own high-water mark; ru_maxrss can carry the parent's across fork + exec
+    return rss_now_kb("VmHWM:")
 """
 
 CHILD_IMPORT = (
@@ -50,7 +54,7 @@ base = rss_now_kb()
 start = time.perf_counter()
 report = import_dataset(sys.argv[1], sys.argv[2], format=sys.argv[3], progress=False)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kb()
 print(json.dumps({"seconds": seconds, "peak_kb": peak, "base_kb": base, "records": report["records_read"],
                   "samples": report["samples_written"], "images": report["images_stored"]}))
 """
@@ -76,7 +80,7 @@ for path in sorted(Path(sys.argv[1]).glob("*.parquet")):
                 seen.add(digest)
                 Image.open(io.BytesIO(data)).convert("RGB")
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+print(json.dumps({"seconds": seconds, "peak_kb": peak_kb(),
                   "base_kb": base, "records": records}))
 """
 )

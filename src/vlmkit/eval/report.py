@@ -84,6 +84,14 @@ def write_report(
     if summary.get("tokenizer"):
         lines += ["", f"Caption metrics tokenized with the `{summary['tokenizer']}` tokenizer."]
     lines += suite_lines(summary.get("suite"))
+    extraction = summary.get("answer_extraction")
+    if extraction:
+        lines += [
+            "",
+            f"Answers read by the rule-based matcher: {extraction['rules']}; by the LLM judge: {extraction['judge']}"
+            + ("" if extraction["judge_used"] else " (no judge)")
+            + f"; undecided, scored wrong: {extraction['undecided']}.",
+        ]
 
     lat, thr, cost = summary["latency"], summary["throughput"], summary["cost"]
     lines += ["", "## Speed and cost", ""]

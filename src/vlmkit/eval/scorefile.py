@@ -108,9 +108,12 @@ def score(
     tokenizer: str = "auto",
     submission: str | os.PathLike | None = None,
     make_plots: bool = True,
+    judge: Any = None,
 ) -> dict[str, Any]:
     """Score a predictions file and write scores.json, sample_scores.jsonl and report.md into `out_dir`
-    (default: the folder of the predictions file). Returns the summary (with a "files" entry)."""
+    (default: the folder of the predictions file). Returns the summary (with a "files" entry).
+    `judge`: a `prompt, temperature -> reply` function (eval/judge.py) for the multiple-choice / yes-no
+    answers the rules can't place."""
     path = Path(predictions)
     if path.is_dir():
         path = path / PREDICTIONS_FILE
@@ -125,7 +128,13 @@ def score(
     manifest = _find_manifest(path)
     timing = read_timing(path.parent) or _infer_timing(manifest)
     summary, rows = score_records(
-        records, resolved, tokenizer=tokenizer, group_by=group_by, price_per_hour=price_per_hour, timing=timing
+        records,
+        resolved,
+        tokenizer=tokenizer,
+        group_by=group_by,
+        price_per_hour=price_per_hour,
+        timing=timing,
+        judge=judge,
     )
     summary["predictions_file"] = str(path)
     files.update(write_scores(out, summary, rows, records, manifest=manifest, make_plots=make_plots))

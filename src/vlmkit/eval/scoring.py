@@ -18,6 +18,7 @@ from ..errors import VlmkitError
 from ..metrics.registry import get_metric
 from ..metrics.tokenizers import resolve_tokenizer, tokenize
 from .failures import CATEGORIES, categorize
+from .judge import extraction_counts
 from .predictions import PredictionRecord
 from .stats import percentile
 from .tasks import Task
@@ -45,6 +46,8 @@ def grouping_keys(records: Sequence[PredictionRecord], declared: Sequence[str] =
     unusable: set[str] = set()
     for record in records:
         for key, value in record.meta.items():
+            if key.startswith("_"):  # in-memory scoring notes (the LLM judge's readings), not data
+                continue
             labels = group_labels(value)
             if not labels and value is not None:
                 unusable.add(key)
@@ -106,6 +109,7 @@ def score_records(
     price_per_hour: float | None = DEFAULT_PRICE_PER_HOUR,
     timing: dict[str, Any] | None = None,
     max_examples: int = 3,
+    judge: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score records; returns (scores summary for scores.json, one row per record for sample_scores.jsonl)."""
     answers_of = [r.answers for r in records]
@@ -118,6 +122,8 @@ def score_records(
         )
     preds = [processed[i] for i in scored]
     refs = [answers_of[i] for i in scored]
+    # multiple-choice / yes-no: how many answers the rules read, and the optional LLM judge for the rest
+    extraction = extraction_counts([records[i] for i in scored], preds, task.metrics, judge)
 
     per_sample: dict[str, list[float]] = {}
     overall: dict[str, float] = {}
@@ -174,6 +180,8 @@ def score_records(
         "postprocess": list(task.postprocess),
     }
     summary["cost"] = _cost(summary["throughput"], price_per_hour)
+    if extraction is not None:
+        summary["answer_extraction"] = extraction
     if task.suite:  # the benchmark's own aggregate scores (circular groups, POPE F1, MME totals)
         from .tasks.suites import suite_scores
 

@@ -199,21 +199,33 @@ def mmmu_open_correct(prediction: str, answers: Sequence[str]) -> bool:
 
 
 # --- per-sample metrics (prediction, answers, meta) -> float ------------------------------------------
+# Where the optional LLM judge (eval/judge.py) left its reading of an answer the rules could not place.
+JUDGE_CHOICE, JUDGE_YES_NO = "_judge_choice", "_judge_yes_no"
+
+
 def options_of(meta: Mapping[str, Any]) -> dict[str, str]:
     return normalize_options(meta.get("options"))
 
 
+def selected_option(prediction: str, meta: Mapping[str, Any]) -> str | None:
+    """The rules' reading, else the judge's (when one ran)."""
+    return extract_choice(prediction, options_of(meta)) or meta.get(JUDGE_CHOICE)
+
+
+def selected_yes_no(prediction: str, meta: Mapping[str, Any] | None) -> str | None:
+    return extract_yes_no(prediction) or (meta or {}).get(JUDGE_YES_NO)
+
+
 def choice_accuracy(prediction: str, answers: Sequence[str], meta: Mapping[str, Any]) -> float:
     """1.0 when the option the answer selects is the reference letter."""
-    options = options_of(meta)
-    if not options or not answers:
+    if not options_of(meta) or not answers:
         return 0.0
-    return float(extract_choice(prediction, options) == answers[0].strip())
+    return float(selected_option(prediction, meta) == answers[0].strip())
 
 
 def yes_no_accuracy(prediction: str, answers: Sequence[str], meta: Mapping[str, Any] | None = None) -> float:
     gold = yes_no_label(answers[0]) if answers else None
-    return float(gold is not None and extract_yes_no(prediction) == gold)
+    return float(gold is not None and selected_yes_no(prediction, meta) == gold)
 
 
 def mmmu_accuracy(prediction: str, answers: Sequence[str], meta: Mapping[str, Any]) -> float:

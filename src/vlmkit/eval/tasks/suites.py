@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...metrics.choice import extract_choice, extract_yes_no, options_of, yes_no_label
+from ...metrics.choice import selected_option, selected_yes_no, yes_no_label
 from ..predictions import PredictionRecord
 
 CIRCULAR_MOD = 1_000_000
@@ -59,8 +59,7 @@ def _index(record: PredictionRecord) -> int | None:
 
 def mmbench(records: Sequence[PredictionRecord], predictions: Sequence[str]) -> dict[str, Any]:
     hits = [
-        bool(r.answers) and extract_choice(p, options_of(r.meta)) == r.answers[0].strip()
-        for r, p in zip(records, predictions)
+        bool(r.answers) and selected_option(p, r.meta) == r.answers[0].strip() for r, p in zip(records, predictions)
     ]
     groups: dict[int, list[bool]] = defaultdict(list)
     main: dict[int, int] = {}
@@ -115,7 +114,7 @@ def _pope_stats(golds: list[str | None], preds: list[str | None]) -> dict[str, A
 
 def pope(records: Sequence[PredictionRecord], predictions: Sequence[str]) -> dict[str, Any]:
     golds = [yes_no_label(r.answers[0]) if r.answers else None for r in records]
-    preds = [extract_yes_no(p) for p in predictions]
+    preds = [selected_yes_no(p, r.meta) for r, p in zip(records, predictions)]
     splits: dict[str, list[int]] = defaultdict(list)
     for n, record in enumerate(records):
         for label in _labels(record.meta.get("category", record.meta.get("split"))):
@@ -135,7 +134,7 @@ def mme(records: Sequence[PredictionRecord], predictions: Sequence[str]) -> dict
     per_category: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record, prediction in zip(records, predictions):
         gold = yes_no_label(record.answers[0]) if record.answers else None
-        hit = float(gold is not None and extract_yes_no(prediction) == gold)
+        hit = float(gold is not None and selected_yes_no(prediction, record.meta) == gold)
         per_category[str(record.meta.get("category", "unknown"))][_image_key(record)].append(hit)
     table = {}
     for category, images in sorted(per_category.items()):
