@@ -77,7 +77,7 @@ def score_cmd(
         help="Metric to compute (repeatable); "
         "replaces the task's metrics, or scores without a task. Known: "
         "vqa_accuracy, vqa_accuracy_lmms, anls, relaxed_accuracy, exact_match, "
-        "token_f1, bleu, rouge_l, cider, meteor, similarity.",
+        "token_f1, bleu, rouge_l, cider, meteor, similarity, choice_accuracy, yes_no_accuracy, mmmu_accuracy.",
     ),
     out: Path | None = typer.Option(
         None,
