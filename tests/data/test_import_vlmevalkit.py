@@ -140,6 +140,32 @@ def _features(kind):
                 "subfield": s,
                 **{f"image_{n}": HFImage() for n in range(1, 8)},
             },
+            "seedbench": {
+                "question_id": s,
+                "question": s,
+                "choice_a": s,
+                "choice_b": s,
+                "choice_c": s,
+                "choice_d": s,
+                "answer": s,
+                "question_type_id": Value("int16"),
+                "data_type": s,
+                "image": List(HFImage()),
+            },
+            "mmbench": {
+                "index": Value("int64"),
+                "question": s,
+                "hint": s,
+                "A": s,
+                "B": s,
+                "C": s,
+                "D": s,
+                "answer": s,
+                "category": s,
+                "image": HFImage(),
+                "L2-category": s,
+                "split": s,
+            },
             "scienceqa": {
                 "question": s,
                 "choices": List(s),
@@ -209,10 +235,41 @@ def test_lmms_ai2d_scienceqa_pope_mme_mmmu_layouts(tmp_path):
             },
         ],
     }
+    cases["seedbench"] = [
+        {
+            "question_id": "101",
+            "question": "How many?",
+            "choice_a": "1",
+            "choice_b": "2",
+            "choice_c": "3",
+            "choice_d": "4",
+            "answer": "C",
+            "question_type_id": 5,
+            "data_type": "image",
+            "image": [img],
+        }
+    ]
+    cases["mmbench"] = [
+        {
+            "index": 3,
+            "question": "Which?",
+            "hint": None,
+            "A": "x",
+            "B": "y",
+            "C": None,
+            "D": None,
+            "answer": "B",
+            "category": "ocr",
+            "image": img,
+            "L2-category": "perception",
+            "split": "dev",
+        }
+    ]
+    formats = {"mmbench": "vlmevalkit"}
     for kind, rows in cases.items():
         write_hf_parquet(tmp_path / kind, rows, _features(kind), split="validation")
         report = import_dataset(tmp_path / kind, tmp_path / f"{kind}-out")
-        assert report["format"] == "lmms-choice" and report["samples_written"] == len(rows), kind
+        assert report["format"] == formats.get(kind, "lmms-choice") and report["samples_written"] == len(rows), kind
     ai2d = next(iter(samples(tmp_path / "ai2d-out").values()))
     assert ai2d["meta"]["options"] == {"A": "egg", "B": "larva", "C": "adult"} and ai2d["answers"] == ["C"]
     sqa = next(iter(samples(tmp_path / "scienceqa-out").values()))
@@ -221,6 +278,11 @@ def test_lmms_ai2d_scienceqa_pope_mme_mmmu_layouts(tmp_path):
     assert pope["answers"] == ["yes"] and pope["meta"]["category"] == "adversarial"
     mme = samples(tmp_path / "mme-out")["code_reasoning/0020.png"]
     assert mme["meta"]["image_key"] == "code_reasoning/0020.png" and mme["meta"]["category"] == "code_reasoning"
+    seed = samples(tmp_path / "seedbench-out")["101"]
+    assert seed["answers"] == ["C"] and seed["meta"]["category"] == "Instances Counting" and len(images_of(seed)) == 1
+    mmb = samples(tmp_path / "mmbench-out")["3"]
+    assert mmb["meta"]["options"] == {"A": "x", "B": "y"} and mmb["meta"]["l2-category"] == "perception"
+    assert len(images_of(mmb)) == 1 and "hint" not in mmb["meta"]
     mmmu = samples(tmp_path / "mmmu-out")
     art = mmmu["validation_Art_Theory_3"]
     assert len(images_of(art)) == 2 and art["meta"]["options"] == {"A": "x", "B": "y"}
