@@ -117,6 +117,14 @@ def test_pope_scores_per_split(tmp_path):
     assert summary["overall"]["yes_no_accuracy"] == pytest.approx(2 / 5)
 
 
+def test_pope_question_in_two_splits_counts_in_each(tmp_path):
+    rows = [(1, "Yes", "yes", {"category": "popular,random"}), (2, "Yes", "no", {"category": "random"})]
+    summary = score(write_predictions(tmp_path / "predictions.jsonl", predictions_rows(rows)), "pope", make_plots=False)
+    overall, tables = summary["suite"]["overall"], summary["suite"]["tables"]["split"]
+    assert overall["n"] == 3 and overall["precision"] == pytest.approx(2 / 3)  # the tp counted twice
+    assert tables["popular"]["n"] == 1 and tables["random"]["precision"] == 0.5
+
+
 def test_mme_perception_and_cognition_totals(tmp_path):
     rows = [
         # existence, image a: both right; image b: one right -> acc 75 + acc+ 50 = 125

@@ -6,7 +6,8 @@ scores.json under "suite" (and report.md) next to the per-sample metric means.
   is answered right. Also the plain ("vanilla") accuracy on the original rows. Both per category.
 - pope: accuracy, precision, recall and F1 of "yes" (an answer that is neither counts as "no" for
   precision / recall, and wrong for accuracy), and the share of "yes" answers; per split (adversarial /
-  popular / random: `category`, comma-separated where one question is in several).
+  popular / random: `category`, comma-separated where one question is in several; such a question counts
+  once per split in the overall numbers too, as VLMEvalKit's POPE_rating does).
 - mme: per subtask, accuracy x100 plus acc+ x100 (an image counts when both its questions are right);
   perception and cognition are the sums over their subtasks (MME's calculation script).
 """
@@ -116,11 +117,15 @@ def pope(records: Sequence[PredictionRecord], predictions: Sequence[str]) -> dic
     golds = [yes_no_label(r.answers[0]) if r.answers else None for r in records]
     preds = [selected_yes_no(p, r.meta) for r, p in zip(records, predictions)]
     splits: dict[str, list[int]] = defaultdict(list)
+    expanded: list[int] = []  # VLMEvalKit explodes "adversarial,popular" into one row per split, overall too
     for n, record in enumerate(records):
-        for label in _labels(record.meta.get("category", record.meta.get("split"))):
+        labels = _labels(record.meta.get("category", record.meta.get("split")))
+        for label in labels:
             splits[label].append(n)
+        expanded += [n] * max(1, len(labels))
     table = {label: _pope_stats([golds[n] for n in ns], [preds[n] for n in ns]) for label, ns in sorted(splits.items())}
-    return {"overall": _pope_stats(golds, preds), "tables": {"split": table} if table else {}}
+    overall = _pope_stats([golds[n] for n in expanded], [preds[n] for n in expanded])
+    return {"overall": overall, "tables": {"split": table} if table else {}}
 
 
 def _image_key(record: PredictionRecord) -> str:
