@@ -14,7 +14,6 @@ place (an image no placeholder names is left out, as VLMEvalKit does).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +25,7 @@ SELECT = "Please select the correct answer from the options above. \n"
 def choice_question(question: str, meta: Mapping[str, Any]) -> str:
     hint = meta.get("hint")
     text = ""
-    if isinstance(hint, str) and hint.strip() and not (isinstance(hint, float) and math.isnan(hint)):
+    if isinstance(hint, str) and hint.strip():
         text += f"Hint: {hint}\n"
     text += f"Question: {question}\n"
     options = normalize_options(meta.get("options"))
