@@ -175,3 +175,15 @@ def test_compare_base_and_tuned_shows_per_category_deltas(tmp_path):
     animal = result["groups"]["category"]["animal"]["deltas"][result["runs"][1]["name"]]
     assert color["delta"] == pytest.approx(-1.0) and color["ci_high"] < 0 and animal["delta"] == 0
     assert "By category" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_yaml_task_extending_a_choice_task_keeps_layout_and_suite():
+    from vlmkit.errors import ConfigError
+    from vlmkit.eval.tasks import task_from_dict
+
+    task = task_from_dict({"name": "mine", "extends": "mmbench", "prompt": "{question}Answer with the letter."})
+    assert task.prompt_style == "choice" and task.suite == "mmbench" and task.postprocess == ()
+    text = task.build_messages(mcq(1, ["a", "b"], "A"))[0]["content"][-1]["text"]
+    assert text.endswith("above. \nAnswer with the letter.")
+    with pytest.raises(ConfigError, match="suite"):
+        task_from_dict({"name": "bad", "metrics": ["choice_accuracy"], "suite": "nope"})
