@@ -330,3 +330,13 @@ def test_round_trip_import_eval_tiny_model_score_compare(tiny_model, tmp_path):
         runs.append(tmp_path / name)
     table = compare(runs, out_dir=tmp_path / "cmp", resamples=100, make_png=False)
     assert table["runs"][1]["common"] == 9 and "category" in table["groups"]
+
+
+def test_many_forward_references_are_resolved_in_one_read_ahead(tmp_path):
+    rows = mmbench_rows(3)
+    rows.sort(key=lambda r: -r["index"])  # every rotation before its original
+    report = import_dataset(write_tsv(tmp_path / "b.tsv", rows), tmp_path / "out", format="vlmevalkit")
+    got = samples(tmp_path / "out")
+    assert report["samples_written"] == 9 and report["images_decoded"] == 3
+    for q in range(3):
+        assert images_of(got[str(q + CIRCULAR)]) == images_of(got[str(q)])

@@ -14,8 +14,9 @@ scoring (and `vlmkit score --task mmbench` on any predictions file carrying that
 question is stored as written (MMMU's `<image N>` placeholders included); the multiple-choice tasks lay
 out the leaderboard prompt from it at evaluation time (eval/tasks/choice_prompt.py).
 
-Rows stream one at a time; what is kept across rows is only index -> stored media file names. A reference
-to a row further down the file (rare) is resolved by one extra pass over the file for that index.
+Rows stream one at a time; what is kept across rows is only index -> stored media file names. References
+to rows further down the file (rare) are resolved by reading ahead in a second handle on the file, once
+for the whole import.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import binascii
 import json
 import string
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ class _ImportState:
 
     def __init__(self) -> None:
         self.stored: dict[str, list[str]] = {}
+        self.ahead: Iterator[dict[str, str]] | None = None  # read-ahead for references to later rows
 
 
 class VLMEvalKit(Converter):
@@ -184,21 +186,33 @@ class VLMEvalKit(Converter):
         return stored
 
     def _resolve_forward(self, record: RawRecord, ctx: ConvertContext, owner: str) -> None:
-        """A reference to a row not seen yet: find that row in the file and store its image."""
+        """A reference to a row not seen yet: read ahead in the file (one pass for the whole import, kept
+        open between calls) storing the images passed on the way, until the row that owns this one."""
         path = Path(record.source)
+        state = self._state(ctx)
         if path.suffix.lower() not in (".tsv", ".csv") or not path.is_file():
             raise RecordError(f"image refers to index {owner}, which no earlier row has", field="image")
-        for row in iter_table(path):
-            if index_text(row.get("index", "")) == owner:
-                value = row.get("image")
-                if is_missing(value) or len(str(value).strip()) <= REFERENCE_MAX_CHARS:
+        if state.ahead is None:
+            state.ahead = iter_table(path)
+        for row in state.ahead:
+            index = index_text(row.get("index", ""))
+            value = row.get("image")
+            if index in state.stored or is_missing(value) or len(str(value).strip()) <= REFERENCE_MAX_CHARS:
+                if index == owner:
                     break
-                self._state(ctx).stored[owner] = self._store(value, ctx, f"{path} index {owner} image")
+                continue
+            try:
+                state.stored[index] = self._store(value, ctx, f"{path} index {index} image")
+            except RecordError:
+                if index == owner:
+                    raise
+                continue  # that row reports its own problem when the import reaches it
+            if index == owner:
                 return
         raise RecordError(f"image refers to index {owner}, which no row of the file has an image for", field="image")
 
 
-def iter_table(path: Path) -> Iterable[dict[str, str]]:
+def iter_table(path: Path) -> Iterator[dict[str, str]]:
     import csv
 
     from .readers_text import allow_large_fields
