@@ -10,7 +10,11 @@ Compared within the run (ratios, not absolute numbers, are the result):
   same files: read the parquet batches with pyarrow, sha256 every image and fully decode each distinct
   one with PIL. The ratio is the cost of validation, storage and the report on top of that.
 
-Usage: python benchmarks/bench_import.py [--sizes 5000 20000] [--keep DIR]
+The same two sizes are also generated as a VLMEvalKit benchmark TSV (`--format vlmevalkit`): MMBench-like
+rows with the image inline as base64, one question in four carrying its own image and the other three
+(its circular rotations) pointing at it by index. Its line reports the same memory ratio.
+
+Usage: python benchmarks/bench_import.py [--sizes 5000 20000] [--keep DIR] [--skip-tsv]
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ ROWS_PER_SHARD = 2500
 QUESTIONS_PER_IMAGE = 2
 
 RSS_NOW = r"""
-def rss_now_kb():
+def rss_now_kb(field="VmRSS:"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1])
+
+def peak_kb():
+    # VmHWM is this process's own high-water mark; ru_maxrss can carry the parent's across fork + exec
+    return rss_now_kb("VmHWM:")
 """
 
 CHILD_IMPORT = (
@@ -44,9 +52,9 @@ from vlmkit.data.importers import import_dataset
 import vlmkit.data.media, pyarrow.parquet, PIL.Image  # loaded before the baseline RSS is taken
 base = rss_now_kb()
 start = time.perf_counter()
-report = import_dataset(sys.argv[1], sys.argv[2], format="docvqa", progress=False)
+report = import_dataset(sys.argv[1], sys.argv[2], format=sys.argv[3], progress=False)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kb()
 print(json.dumps({"seconds": seconds, "peak_kb": peak, "base_kb": base, "records": report["records_read"],
                   "samples": report["samples_written"], "images": report["images_stored"]}))
 """
@@ -72,7 +80,7 @@ for path in sorted(Path(sys.argv[1]).glob("*.parquet")):
                 seen.add(digest)
                 Image.open(io.BytesIO(data)).convert("RGB")
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+print(json.dumps({"seconds": seconds, "peak_kb": peak_kb(),
                   "base_kb": base, "records": records}))
 """
 )
@@ -128,6 +136,45 @@ def generate(folder: Path, records: int) -> Path:
     return folder
 
 
+def generate_tsv(folder: Path, records: int) -> Path:
+    """A VLMEvalKit-layout TSV: index, question, hint, A-D, answer, category, image (base64 or an index)."""
+    import base64
+    import csv
+    import random
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "MMBench_like.tsv"
+    rng = random.Random(0)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image"])
+        for i in range(records):
+            question, rotation = i // 4, i % 4
+            if rotation == 0:
+                image = Image.frombytes("RGB", (160, 120), rng.randbytes(160 * 120 * 3))
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=90)
+                cell = base64.b64encode(buffer.getvalue()).decode()
+            else:
+                cell = str(question)
+            options = [f"option {question}-{k}" for k in range(4)]
+            options = options[rotation:] + options[:rotation]
+            writer.writerow(
+                [
+                    question + rotation * 1_000_000,
+                    f"Which one is shown in image {question}?",
+                    "",
+                    *options,
+                    "ABCD"[(4 - rotation) % 4],
+                    f"cat{question % 20}",
+                    cell,
+                ]
+            )
+    return path
+
+
 def run_child(code: str, *args: str) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
@@ -140,6 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=[5000, 20000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--keep", type=Path, help="keep the generated data and outputs here")
+    parser.add_argument("--skip-tsv", action="store_true", help="leave out the VLMEvalKit TSV line")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_import_"))
     results = {}
@@ -149,9 +197,14 @@ def main() -> None:
             source = generate(work / f"src_{n}", n)
             generated = time.perf_counter() - started
             baseline = run_child(CHILD_BASELINE, str(source))
-            imported = run_child(CHILD_IMPORT, str(source), str(work / f"out_{n}"))
+            imported = run_child(CHILD_IMPORT, str(source), str(work / f"out_{n}"), "docvqa")
             assert imported["samples"] == n, imported
             results[n] = {"generate_s": generated, "baseline": baseline, "import": imported}
+            if not args.skip_tsv:
+                tsv = generate_tsv(work / f"tsv_{n}", n)
+                results[n]["tsv"] = run_child(CHILD_IMPORT, str(tsv), str(work / f"tsv_out_{n}"), "vlmevalkit")
+                results[n]["tsv"]["mb"] = tsv.stat().st_size / 1e6
+                assert results[n]["tsv"]["samples"] == n, results[n]["tsv"]
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -199,6 +252,30 @@ def main() -> None:
         f"peak RSS {large} vs {small} records: x{summary['peak_rss_ratio_large_vs_small']} "
         f"for x{summary['records_ratio']:g} the records -> memory {'flat' if summary['memory_flat'] else 'GROWS'}"
     )
+    if not args.skip_tsv:
+        tsv_rows = [
+            {
+                "records": n,
+                "tsv_mb": round(results[n]["tsv"]["mb"], 1),
+                "records_per_s": round(n / results[n]["tsv"]["seconds"], 1),
+                "peak_rss_mb": round(results[n]["tsv"]["peak_kb"] / 1024, 1),
+                "growth_mb": round((results[n]["tsv"]["peak_kb"] - results[n]["tsv"]["base_kb"]) / 1024, 1),
+                "images_stored": results[n]["tsv"]["images"],
+            }
+            for n in args.sizes
+        ]
+        ratio = results[large]["tsv"]["peak_kb"] / results[small]["tsv"]["peak_kb"]
+        summary["vlmevalkit_tsv"] = {"rows": tsv_rows, "peak_rss_ratio_large_vs_small": round(ratio, 3)}
+        summary["vlmevalkit_tsv"]["memory_flat"] = ratio < 1.25
+        for r in tsv_rows:
+            print(
+                f"vlmevalkit TSV {r['records']:>6} rows ({r['tsv_mb']} MB, base64 inline): {r['records_per_s']} rec/s, "
+                f"peak RSS {r['peak_rss_mb']} MB (+{r['growth_mb']} MB), {r['images_stored']} images"
+            )
+        print(
+            f"vlmevalkit TSV peak RSS {large} vs {small} rows: x{round(ratio, 3)} -> memory "
+            f"{'flat' if ratio < 1.25 else 'GROWS'}"
+        )
     print(json.dumps(summary))
 
 

@@ -14,7 +14,8 @@ data_app = typer.Typer(
 )
 
 FORMAT_HELP = (
-    "auto, vitextvqa, docvqa, infovqa, chartqa, vizwiz, textvqa, llava, sharegpt, video-captions "
+    "auto, vitextvqa, docvqa, infovqa, chartqa, vizwiz, textvqa, llava, sharegpt, video-captions, "
+    "vlmevalkit (benchmark TSV: MMBench, AI2D, MMMU, POPE, MME...), lmms-choice (lmms-eval parquet of those) "
     "(auto detects from the columns/keys)"
 )
 

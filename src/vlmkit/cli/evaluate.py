@@ -36,6 +36,12 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         primary = summary["primary"]
         cells = ", ".join(f"{label} {100 * row[primary]:.1f} (n={row['n']})" for label, row in list(table.items())[:8])
         typer.echo(f"  by {key}: {cells}")
+    extraction = summary.get("answer_extraction")
+    if extraction:
+        typer.echo(
+            f"  answers read by the rules: {extraction['rules']}, by the judge: {extraction['judge']}, "
+            f"undecided (scored wrong): {extraction['undecided']}"
+        )
     failures = summary.get("failures")
     if failures and failures["wrong"]:
         cells = ", ".join(f"{c} {n}" for c, n in failures["counts"].items())
@@ -59,7 +65,7 @@ def score_cmd(
         help="Metric to compute (repeatable); "
         "replaces the task's metrics, or scores without a task. Known: "
         "vqa_accuracy, vqa_accuracy_lmms, anls, relaxed_accuracy, exact_match, "
-        "token_f1, bleu, rouge_l, cider, meteor, similarity.",
+        "token_f1, bleu, rouge_l, cider, meteor, similarity, choice_accuracy, yes_no_accuracy, mmmu_accuracy.",
     ),
     out: Path | None = typer.Option(
         None,
@@ -91,10 +97,26 @@ def score_cmd(
     ),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON line."),
+    judge_base_url: str | None = typer.Option(
+        None,
+        "--judge-base-url",
+        help="OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) of an LLM judge that reads the "
+        "multiple-choice / yes-no answers the rules can't place. Off by default (those score wrong).",
+    ),
+    judge_model: str | None = typer.Option(None, "--judge-model", help="Model name the judge server serves."),
 ) -> None:
     """Score an existing predictions file against its reference answers and write a report."""
     from ..eval import score
 
+    judge = None
+    if judge_base_url or judge_model:
+        if not (judge_base_url and judge_model):
+            from ..errors import ConfigError
+
+            raise ConfigError("give both --judge-base-url and --judge-model (the LLM judge needs both)")
+        from ..eval.judge import openai_complete
+
+        judge = openai_complete(judge_base_url, judge_model)
     summary = score(
         predictions,
         task,
@@ -105,6 +127,7 @@ def score_cmd(
         tokenizer=tokenizer,
         submission=submission,
         make_plots=not no_plots,
+        judge=judge,
     )
     if "overall" not in summary:
         typer.echo(f"no reference answers: wrote the submission file {summary['files']['submission']}")

@@ -72,6 +72,15 @@ def write_report(
     )
     if summary.get("tokenizer"):
         lines += ["", f"Caption metrics tokenized with the `{summary['tokenizer']}` tokenizer."]
+    lines += suite_lines(summary.get("suite"))
+    extraction = summary.get("answer_extraction")
+    if extraction:
+        lines += [
+            "",
+            f"Answers read by the rule-based matcher: {extraction['rules']}; by the LLM judge: {extraction['judge']}"
+            + ("" if extraction["judge_used"] else " (no judge)")
+            + f"; undecided, scored wrong: {extraction['undecided']}.",
+        ]
 
     lat, thr, cost = summary["latency"], summary["throughput"], summary["cost"]
     lines += ["", "## Speed and cost", ""]
@@ -247,3 +256,24 @@ def cost_basis(cost: dict[str, Any]) -> str:
         prices = [f"${p:g}" if p is not None else "–" for p in (cost.get("price_input"), cost.get("price_output"))]
         return f"tokens at {prices[0]} / {prices[1]} per 1M in / out"
     return f"at ${cost.get('usd_per_hour')}/h"
+
+
+def suite_lines(suite: dict[str, Any] | None) -> list[str]:
+    """The benchmark's own aggregates (eval/tasks/suites.py): MMBench circular, POPE F1, MME totals."""
+    if not suite:
+        return []
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.2f}" if value > 1.0 else pct(value)
+        return str(value)
+
+    lines = ["", f"### {suite['name']} scores (as its reference script computes them)", ""]
+    lines += md_table(["score", "value"], [[k, cell(v)] for k, v in suite["overall"].items()])
+    for key, table in suite.get("tables", {}).items():
+        columns = list(next(iter(table.values()), {}))
+        lines += ["", f"By {md(key)}:", ""]
+        lines += md_table(
+            [md(key), *columns], [[md(label), *[cell(row[c]) for c in columns]] for label, row in table.items()]
+        )
+    return lines

@@ -108,9 +108,12 @@ def score(
     tokenizer: str = "auto",
     submission: str | os.PathLike | None = None,
     make_plots: bool = True,
+    judge: Any = None,
 ) -> dict[str, Any]:
     """Score a predictions file and write scores.json, sample_scores.jsonl and report.md into `out_dir`
-    (default: the folder of the predictions file). Returns the summary (with a "files" entry)."""
+    (default: the folder of the predictions file). Returns the summary (with a "files" entry).
+    `judge`: a `prompt, temperature -> reply` function (eval/judge.py) for the multiple-choice / yes-no
+    answers the rules can't place."""
     path = Path(predictions)
     if path.is_dir():
         path = path / PREDICTIONS_FILE
@@ -132,6 +135,7 @@ def score(
         price_per_hour=price_per_hour,
         timing=timing,
         token_prices=token_prices(manifest),  # an API run keeps its token-based cost when scored again
+        judge=judge,
     )
     summary["predictions_file"] = str(path)
     files.update(write_scores(out, summary, rows, records, manifest=manifest, make_plots=make_plots))

@@ -18,6 +18,7 @@ from ..errors import VlmkitError
 from ..metrics.registry import get_metric
 from ..metrics.tokenizers import resolve_tokenizer, tokenize
 from .failures import CATEGORIES, categorize
+from .judge import extraction_counts
 from .predictions import PredictionRecord
 from .stats import percentile
 from .tasks import Task
@@ -45,6 +46,8 @@ def grouping_keys(records: Sequence[PredictionRecord], declared: Sequence[str] =
     unusable: set[str] = set()
     for record in records:
         for key, value in record.meta.items():
+            if key.startswith("_"):  # in-memory scoring notes (the LLM judge's readings), not data
+                continue
             labels = group_labels(value)
             if not labels and value is not None:
                 unusable.add(key)
@@ -107,6 +110,7 @@ def score_records(
     timing: dict[str, Any] | None = None,
     max_examples: int = 3,
     token_prices: tuple[float | None, float | None] | None = None,
+    judge: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score records; returns (scores summary for scores.json, one row per record for sample_scores.jsonl).
     `token_prices` (USD per 1M prompt / completion tokens, an API's prices) make the cost token based."""
@@ -120,6 +124,8 @@ def score_records(
         )
     preds = [processed[i] for i in scored]
     refs = [answers_of[i] for i in scored]
+    # multiple-choice / yes-no: how many answers the rules read, and the optional LLM judge for the rest
+    extraction = extraction_counts([records[i] for i in scored], preds, task.metrics, judge)
 
     per_sample: dict[str, list[float]] = {}
     overall: dict[str, float] = {}
@@ -128,6 +134,10 @@ def score_records(
         spec = get_metric(metric)
         if spec.kind == "sample":
             values = [float(spec.fn(p, a)) for p, a in zip(preds, refs)]
+            per_sample[metric], overall[metric] = values, _mean(values)
+            continue
+        if spec.kind == "record":  # reads the sample's meta too (multiple-choice options)
+            values = [float(spec.fn(p, a, records[i].meta)) for p, a, i in zip(preds, refs, scored)]
             per_sample[metric], overall[metric] = values, _mean(values)
             continue
         score, scores = corpus.run(metric)
@@ -175,6 +185,12 @@ def score_records(
         summary["cost"] = token_cost(records, *token_prices)
     else:
         summary["cost"] = _cost(summary["throughput"], price_per_hour)
+    if extraction is not None:
+        summary["answer_extraction"] = extraction
+    if task.suite:  # the benchmark's own aggregate scores (circular groups, POPE F1, MME totals)
+        from .tasks.suites import suite_scores
+
+        summary["suite"] = suite_scores(task.suite, [records[i] for i in scored], [processed[i] for i in scored])
     return summary, rows
 
 

@@ -2,6 +2,8 @@
 
 Per-sample (prediction, answers) -> float in [0, 1]:
     vqa_accuracy, anls, relaxed_accuracy, exact_match, token_f1
+Per-sample with the sample's meta (multiple-choice options): choice_accuracy, yes_no_accuracy, mmmu_accuracy;
+the extractors behind them: extract_choice (VLMEvalKit's option matcher), extract_yes_no
 Corpus (predictions, list of reference lists) -> what pycocoevalcap returns, as plain floats:
     bleu, rouge_l, cider, meteor, similarity
 The corpus functions import pycocoevalcap on first use, so importing this package stays cheap.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .choice import choice_accuracy, extract_choice, extract_yes_no, mmmu_accuracy, yes_no_accuracy
 from .nls import anls, levenshtein
 from .registry import METRICS, MetricSpec, get_metric, score_key_names
 from .relaxed import relaxed_accuracy, relaxed_correctness
@@ -23,6 +26,11 @@ __all__ = [
     "relaxed_accuracy",
     "exact_match",
     "token_f1",
+    "extract_choice",
+    "extract_yes_no",
+    "choice_accuracy",
+    "yes_no_accuracy",
+    "mmmu_accuracy",
     "bleu",
     "rouge_l",
     "cider",

@@ -1,6 +1,7 @@
 """Metric names used by tasks, YAML files and `vlmkit score --metric`.
 
-A per-sample metric maps (prediction, answers) -> float; a corpus metric maps (predictions, reference
+A per-sample metric maps (prediction, answers) -> float; a record metric also reads the sample's meta
+(prediction, answers, meta) -> float (multiple-choice options); a corpus metric maps (predictions, reference
 lists) -> (corpus score, per-sample scores). `keys` are the score names a metric writes into scores.json.
 """
 
@@ -12,6 +13,7 @@ from functools import partial
 from typing import Any, Literal
 
 from ..errors import VlmkitError
+from .choice import choice_accuracy, mmmu_accuracy, yes_no_accuracy
 from .nls import anls
 from .relaxed import relaxed_accuracy
 from .text import exact_match, token_f1
@@ -21,7 +23,7 @@ from .vqa import vqa_accuracy
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    kind: Literal["sample", "corpus"]
+    kind: Literal["sample", "record", "corpus"]
     description: str
     keys: tuple[str, ...] = ()
     needs_java: bool = False
@@ -65,6 +67,21 @@ METRICS: dict[str, MetricSpec] = {
             "exact_match", "sample", "lowercase, collapsed whitespace, trailing punctuation stripped", _fn=exact_match
         ),
         MetricSpec("token_f1", "sample", "SQuAD-style token F1", _fn=token_f1),
+        MetricSpec(
+            "choice_accuracy",
+            "record",
+            "multiple choice: the option VLMEvalKit's rule-based matcher reads is the answer (options in meta)",
+            _fn=choice_accuracy,
+        ),
+        MetricSpec(
+            "yes_no_accuracy", "record", "yes/no: VLMEvalKit's yes/no extraction equals the answer", _fn=yes_no_accuracy
+        ),
+        MetricSpec(
+            "mmmu_accuracy",
+            "record",
+            "MMMU: option matching for multiple choice, MMMU's open-answer rule otherwise",
+            _fn=mmmu_accuracy,
+        ),
         MetricSpec(
             "bleu",
             "corpus",

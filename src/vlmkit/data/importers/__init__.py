@@ -14,17 +14,21 @@ from .chartqa import ChartQA
 from .docvqa import DocVQA
 from .infovqa import InfoVQA
 from .llava import LLaVA
+from .lmms_choice import LmmsChoice
 from .samples import Samples
 from .sharegpt import ShareGPT
 from .textvqa import TextVQA
 from .video_captions import VideoCaptions
 from .vitextvqa import ViTextVQA
 from .vizwiz import VizWiz
+from .vlmevalkit import VLMEvalKit
 
 # Order matters for --format auto: the more specific key sets are tried first.
 CONVERTERS: dict[str, Converter] = {
     c.name: c
     for c in (
+        VLMEvalKit(),
+        LmmsChoice(),
         ViTextVQA(),
         Samples(),
         ShareGPT(),

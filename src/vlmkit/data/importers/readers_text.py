@@ -170,6 +170,11 @@ class JsonLinesSource(Source):
                 yield RawRecord(data, str(self.path), where, shard_split(self.path), self.path.parent)
 
 
+def allow_large_fields() -> None:
+    """Benchmark TSVs carry base64 images in a cell, far above the csv module's 128 KiB default."""
+    csv.field_size_limit(2**31 - 1)
+
+
 @dataclass
 class CsvSource(Source):
     path: Path = Path(".")
@@ -179,6 +184,7 @@ class CsvSource(Source):
         if problem:
             yield Located(str(self.path), "file", problem)
             return
+        allow_large_fields()
         bad_lines: list[tuple[int, str]] = []
         delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
         with open(self.path, "rb") as handle:

@@ -6,6 +6,56 @@ from .spec import GenerationSettings, Task
 
 SHORT_ANSWER = "{question}\nAnswer the question using a single word or phrase."
 
+
+def _choice_task(name: str, description: str, group_by: tuple[str, ...], **kwargs: object) -> Task:
+    """A multiple-choice benchmark scored as VLMEvalKit does: its prompt layout from meta.options, the raw
+    answer (no post-processing) read by its rule-based option matcher."""
+    return Task(
+        name=name,
+        description=description,
+        prompt="{question}",
+        metrics=kwargs.pop("metrics", ("choice_accuracy",)),  # type: ignore[arg-type]
+        postprocess=(),
+        prompt_style="choice",
+        generation=GenerationSettings(max_new_tokens=64),
+        group_by=group_by,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _yes_no_task(name: str, description: str, suite: str) -> Task:
+    return Task(
+        name=name,
+        description=description,
+        prompt=SHORT_ANSWER,
+        metrics=("yes_no_accuracy",),
+        postprocess=(),
+        generation=GenerationSettings(max_new_tokens=16),
+        group_by=("category",),
+        suite=suite,
+    )
+
+
+CHOICE_TASKS = [
+    _choice_task(
+        "mmbench",
+        "MMBench: multiple choice; circular evaluation (every rotation right) and plain accuracy.",
+        ("l2-category", "category"),
+        suite="mmbench",
+    ),
+    _choice_task("ai2d", "AI2D: science diagrams, multiple choice.", ("category",)),
+    _choice_task("scienceqa", "ScienceQA (image subset): multiple choice with hints.", ("category", "subject")),
+    _choice_task("seedbench", "SEED-Bench (image): multiple choice over 9 dimensions.", ("category",)),
+    _choice_task(
+        "mmmu",
+        "MMMU (validation): multi-image multiple choice; open questions scored by MMMU's rule.",
+        ("category", "l2-category", "question_type"),
+        metrics=("mmmu_accuracy",),
+    ),
+    _yes_no_task("pope", "POPE: object hallucination, yes/no; accuracy, precision, recall, F1, yes-ratio.", "pope"),
+    _yes_no_task("mme", "MME: yes/no per image pair; perception and cognition totals (acc + acc+).", "mme"),
+]
+
 BUILTIN_TASKS = [
     Task(
         name="docvqa",
@@ -72,4 +122,5 @@ BUILTIN_TASKS = [
         generation=GenerationSettings(max_new_tokens=128),
         failure_threshold=None,  # captions are never "right" or "wrong"; no failure categories
     ),
+    *CHOICE_TASKS,
 ]

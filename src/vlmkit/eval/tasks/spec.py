@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...errors import ConfigError, VlmkitError
 from ...metrics.registry import get_metric, score_key_names
+from .choice_prompt import choice_content, choice_question
 from .postprocess import build_pipeline, check_step
 
 SUBMISSION_FORMATS = ("vizwiz", "docvqa", "vqa")
+PROMPT_STYLES = ("template", "choice")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class Task:
     submission_format: str | None = None
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
     description: str = ""
+    # "choice": the question is first laid out as the leaderboards do (hint, question, lettered options from
+    # meta.options; images at <image N> placeholders), then put into `prompt`
+    prompt_style: str = "template"
+    suite: str | None = None  # a benchmark's own aggregate scores (suites.py): "mmbench", "pope", "mme"
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -70,6 +76,15 @@ class Task:
                 f"task '{self.name}': the similarity metric needs metric_options.similarity.model "
                 "(path of a sentence-transformers model folder)"
             )
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ConfigError(
+                f"task '{self.name}': unknown prompt_style '{self.prompt_style}' (known: {', '.join(PROMPT_STYLES)})"
+            )
+        if self.suite is not None:
+            from .suites import SUITES
+
+            if self.suite not in SUITES:
+                raise ConfigError(f"task '{self.name}': unknown suite '{self.suite}' (known: {', '.join(SUITES)})")
         if self.submission_format not in (None, *SUBMISSION_FORMATS):
             raise ConfigError(
                 f"task '{self.name}': unknown submission_format '{self.submission_format}' "
@@ -102,6 +117,10 @@ class Task:
         messages = [m.model_dump() for m in sample.prompt_messages()]
         last = max(i for i, m in enumerate(messages) if m["role"] == "user")
         question = sample.question()
+        if self.prompt_style == "choice":
+            text = self.render_prompt(choice_question(question, sample.meta))
+            messages[last] = {"role": "user", "content": choice_content(messages[last]["content"], text)}
+            return self._with_system(messages)
         content, placed = [], False
         for part in messages[last]["content"]:
             if part["type"] != "text":
@@ -112,6 +131,9 @@ class Task:
         if not placed:
             content.append({"type": "text", "text": self.render_prompt(question)})
         messages[last] = {"role": "user", "content": content}
+        return self._with_system(messages)
+
+    def _with_system(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.system_prompt and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
         return messages
@@ -129,6 +151,8 @@ class Task:
             "failure_threshold": self.failure_threshold,
             "submission_format": self.submission_format,
             "metric_options": self.metric_options,
+            "prompt_style": self.prompt_style,
+            "suite": self.suite,
         }
 
 
@@ -174,6 +198,8 @@ class TaskFile(BaseModel):
     failure_threshold: float | None = Field(None, ge=0.0)
     submission_format: Literal["vizwiz", "docvqa", "vqa"] | None = None
     metric_options: dict[str, dict[str, Any]] | None = None
+    prompt_style: Literal["template", "choice"] | None = None
+    suite: Literal["mmbench", "pope", "mme"] | None = None
 
     @field_validator("metrics")
     @classmethod
