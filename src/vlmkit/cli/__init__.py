@@ -27,7 +27,8 @@ for area in (data, models, train, infer, evaluate, serve, quickstart):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one clear line and exit 2, never a traceback."""
+    """Console entry point: user errors print one clear line and exit 2, never a traceback; usage mistakes
+    (unknown verb or option, missing or bad value) print the usage line, a suggestion and exit 2."""
     try:
         # standalone_mode=False hands typer.Exit codes back as a return value instead of exiting.
         code = app(args=argv, standalone_mode=False)
@@ -41,14 +42,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors and the like
-        import click
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:
+        from .usage_errors import is_usage_error, show_usage_error
 
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
+        if is_usage_error(exc):
+            sys.exit(show_usage_error(exc))
+        if type(exc).__name__ in ("Exit", "Abort"):  # plain click's, should a command raise them
+            sys.exit(getattr(exc, "exit_code", 1))
         raise

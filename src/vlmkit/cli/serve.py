@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -58,7 +59,9 @@ def serve(
     nframes: int | None = typer.Option(None, help="Frames sampled from each video (default: by --fps)."),
     fps: float | None = typer.Option(None, help="Video frames sampled per second."),
     max_frames: int = typer.Option(64, min=1, help="Most frames sampled from one video."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = typer.Option(
+        "info", help="uvicorn's log level: info logs one access line per request, warning only problems."
+    ),
 ) -> None:
     """Serve MODEL with an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health) and a web page at /."""
     import ipaddress
