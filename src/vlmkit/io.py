@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 @contextmanager
@@ -41,6 +41,38 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
     return Path(path)
+
+
+def check_output_dir(
+    out: str | os.PathLike,
+    sources: Mapping[str, str | os.PathLike | None] | Iterable[str | os.PathLike | None],
+    *,
+    option: str = "--out",
+) -> Path:
+    """Refuse an output folder that is, contains, or lies inside one of the command's inputs, so that writing
+    there (or replacing it with --overwrite) can never destroy or mix into a source. `sources` maps a label
+    (e.g. "data.train") to a path, or is a plain list of paths; None and paths that do not exist (hub ids) are
+    skipped. Symlinks are resolved. Returns `out` resolved; raises ConfigError naming both folders."""
+    target = Path(out).resolve()
+    labelled = sources.items() if isinstance(sources, Mapping) else ((None, s) for s in sources)
+    for label, source in labelled:
+        if source is None or not str(source) or not Path(source).exists():
+            continue
+        resolved = Path(source).resolve()
+        if resolved == target:
+            relation = "is"
+        elif resolved.is_relative_to(target):
+            relation = "contains"
+        elif target.is_relative_to(resolved):
+            relation = "is inside"
+        else:
+            continue
+        what = f"{label} ({source})" if label else str(source)
+        raise ConfigError(
+            f"{option} {out} {relation} {what}, an input of this command: writing there could destroy it; "
+            f"choose another {option}"
+        )
+    return target
 
 
 def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:

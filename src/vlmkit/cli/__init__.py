@@ -12,6 +12,7 @@ import typer
 
 from ..errors import VlmkitError
 from . import data, evaluate, infer, models, quickstart, serve, train
+from .help_text import escape_markup
 
 app = typer.Typer(
     name="vlmkit",
@@ -24,6 +25,7 @@ app = typer.Typer(
 
 for area in (data, models, train, infer, evaluate, serve, quickstart):
     area.register(app)
+escape_markup(app)  # help texts are plain text: "vlmkit[qlora]" must not be read as a Rich style tag
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..config import RunConfig, config_from_dict, load_config
 from ..io import atomic_write_text, write_json
-from .preflight import preflight
+from .preflight import clear_run_dir, preflight
 
 log = logging.getLogger("vlmkit.train")
 
@@ -51,14 +51,16 @@ def train(
     overrides: Sequence[str] = (),
     *,
     resume: bool = False,
+    overwrite: bool = False,
     out: str | os.PathLike | None = None,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
 ) -> RunResult:
     """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks; `progress`
-    False runs without the step bar (logs, metrics and checkpoints are unchanged)."""
+    False runs without the step bar (logs, metrics and checkpoints are unchanged). `overwrite` discards a
+    previous run in the run directory (see preflight.RUN_ENTRIES) instead of refusing it."""
     config = _final_config(config, overrides, out)
-    checked = preflight(config, resume=resume)  # no model is loaded before this passes
+    checked = preflight(config, resume=resume, overwrite=overwrite)  # no model is loaded before this passes
     run_dir = checked.run_dir
 
     import transformers
@@ -73,7 +75,7 @@ def train(
 
     args = training_arguments(config, run_dir, has_eval=bool(checked.eval_samples))  # starts the process group
     main = args.process_index == 0
-    handler = _start_run_dir(config, run_dir, resume) if main else None
+    handler = _start_run_dir(config, run_dir, resume, overwrite) if main else None
     try:
         transformers.set_seed(config.train.seed)  # before LoRA init, so equal seeds give equal runs
         loaded = load_for_training(config)
@@ -202,7 +204,9 @@ def _final_config(
     return config
 
 
-def _start_run_dir(config: RunConfig, run_dir: Path, resume: bool) -> logging.Handler:
+def _start_run_dir(config: RunConfig, run_dir: Path, resume: bool, overwrite: bool = False) -> logging.Handler:
+    if overwrite:
+        clear_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     previous = run_dir / "config.yaml"
