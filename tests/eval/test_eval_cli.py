@@ -56,7 +56,7 @@ def test_eval_cli_checks_its_input_before_loading_a_model(tmp_path):
     out = run(
         "eval", "--model", "m", "--task", "docvqa", "--data", str(data), "--out", str(tmp_path / "r"), "--slice", "1-2"
     )
-    assert out.returncode == 2 and "--slice must look like a:b" in out.stderr
+    assert out.returncode == 2 and "--slice must look like START:STOP" in out.stderr
     out = run("eval", "--model", "m", "--task", "nope", "--data", str(data), "--out", str(tmp_path / "r"))
     assert out.returncode == 2 and "unknown task 'nope'" in out.stderr
     out = run(

@@ -191,7 +191,9 @@ def eval_cmd(
     ),
     adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter folder to apply."),
     slice_: str | None = typer.Option(
-        None, "--slice", help="Evaluate samples a:b only (Python slice on the file order), e.g. 0:200."
+        None,
+        "--slice",
+        help="START:STOP of the dataset (file order, either side may be empty), e.g. 0:200; past the end is an error.",
     ),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per generate call."),
     submission: Path | None = typer.Option(

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..data.collate import MediaSettings
 from ..data.schema import Sample, read_samples
+from ..data.slicing import select_slice
 from ..errors import ConfigError, VlmkitError
 from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, write_jsonl
 from .engine import Engine, GenerationParams, GenerationResult
@@ -38,23 +39,8 @@ def manifest_path(out: str | os.PathLike) -> Path:
 
 
 def parse_slice(spec: str | None, total: int) -> slice:
-    """'START:STOP' (either side may be empty) checked against the dataset size."""
-    if spec is None:
-        return slice(0, total)
-    match = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", spec)
-    if not match:
-        raise ConfigError(f"--slice must look like START:STOP with non-negative integers (e.g. 0:100), not '{spec}'")
-    start = int(match[1]) if match[1] else 0
-    stop = int(match[2]) if match[2] else total
-    if start >= total:
-        raise ConfigError(f"--slice {spec} is out of range: the dataset has {total} samples (indices 0 to {total - 1})")
-    if stop > total:
-        raise ConfigError(
-            f"--slice {spec} is out of range: the dataset has {total} samples, so STOP can be at most {total}"
-        )
-    if stop <= start:
-        raise ConfigError(f"--slice {spec} selects nothing: STOP must be greater than START")
-    return slice(start, stop)
+    """'START:STOP' (either side may be empty) checked against the dataset size: the rule eval shares."""
+    return select_slice(spec, total)
 
 
 def prediction_line(sample: Sample, result: GenerationResult) -> dict[str, Any]:
