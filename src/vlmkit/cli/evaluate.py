@@ -32,6 +32,8 @@ TASK_HELP = (
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    for warning in summary.get("warnings", []):  # stderr, so --json output stays one JSON line
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
     if as_json:
         typer.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}, ensure_ascii=False, default=str))
         return

@@ -72,6 +72,7 @@ def write_report(
         f"**{summary['primary']}**.",
         "",
     ]
+    lines += [line for warning in summary.get("warnings", []) for line in (f"> **Warning:** {warning}", "")]
 
     lines += ["## Scores", ""]
     lines += md_table(

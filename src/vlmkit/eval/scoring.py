@@ -19,6 +19,7 @@ from ..metrics.registry import get_metric
 from ..metrics.tokenizers import resolve_tokenizer, tokenize
 from .failures import CATEGORIES, categorize
 from .predictions import PredictionRecord
+from .score_warnings import score_warnings
 from .stats import percentile
 from .tasks import Task
 
@@ -137,6 +138,7 @@ def score_records(
 
     keys = list(group_by) if group_by is not None else grouping_keys([records[i] for i in scored], task.group_by)
     groups = _group_scores(records, scored, keys, task, per_sample, corpus)
+    warnings = score_warnings(task, refs, [records[i].meta for i in scored], group_by)
 
     failures, sample_failure = _failures(records, processed, scored, task, per_sample, max_examples)
     rows = []
@@ -153,6 +155,7 @@ def score_records(
 
     summary = {
         "task": task.name,
+        "warnings": warnings,  # scores that are silently wrong for this data (score_warnings)
         "metrics": list(per_sample),
         "primary": task.primary,
         "counts": {
