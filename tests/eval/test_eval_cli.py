@@ -130,3 +130,12 @@ def test_group_by_key_in_no_sample_warns(tmp_path):
     assert out.returncode == 0 and "warning" not in out.stderr and json.loads(out.stdout)["warnings"] == []
     out = run("score", str(path), "--task", "docvqa", "--no-plots")  # built-in alternatives: no warning
     assert out.returncode == 0 and "warning" not in out.stderr
+
+
+def test_engine_error_count_names_the_retry_flag(tmp_path):
+    rows = [{"id": "q0", "prediction": "a", "answers": ["a"]}, {"id": "q1", "prediction": "", "answers": ["b"]}]
+    rows[1]["error"] = "CUDA out of memory"
+    out = run("score", str(write_predictions(tmp_path / "p.jsonl", rows)), "--task", "vitextvqa", "--no-plots")
+    assert out.returncode == 0, out.stderr
+    assert "1 engine errors (--retry-errors predicts them again)" in out.stdout
+    assert "`--retry-errors`" in (tmp_path / "report.md").read_text(encoding="utf-8")

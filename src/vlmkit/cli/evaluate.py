@@ -40,7 +40,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     counts = summary["counts"]
     typer.echo(
         f"task {summary['task']}: {counts['scored']} scored of {counts['predictions']} predictions"
-        + (f", {counts['errors']} engine errors" if counts["errors"] else "")
+        + (f", {counts['errors']} engine errors (--retry-errors predicts them again)" if counts["errors"] else "")
     )
     width = max(len(m) for m in summary["metrics"])
     for metric in summary["metrics"]:

@@ -67,7 +67,9 @@ def write_report(
             "",
         ]
     lines += [
-        f"{counts['predictions']} predictions, {counts['scored']} scored, {counts['errors']} engine errors, "
+        f"{counts['predictions']} predictions, {counts['scored']} scored, {counts['errors']} engine errors"
+        + (" (re-run `vlmkit eval` with `--retry-errors` to predict them again)" if counts["errors"] else "")
+        + ", "
         f"{counts['without_answers']} without reference answers. Scores x100; primary: "
         f"**{summary['primary']}**.",
         "",
