@@ -218,6 +218,7 @@ def eval_cmd(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out and start over."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (as infer)."),
     min_pixels: int | None = MIN_PIXELS,
     max_pixels: int | None = MAX_PIXELS,
     nframes: int | None = NFRAMES,
@@ -249,6 +250,7 @@ def eval_cmd(
         retry_errors=retry_errors,
         overwrite=overwrite,
         make_plots=not no_plots,
+        progress=not no_progress,
         engine_options=engine_kwargs(
             dtype, device, media_settings(config, min_pixels, max_pixels, nframes, fps, max_frames), quantization
         ),
@@ -273,6 +275,7 @@ def run_eval_cli(
     overwrite: bool = False,
     make_plots: bool = True,
     engine_options: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> None:
     """`vlmkit eval` minus typer: check every task and dataset, load the engine once, wrap it as a predict
     function and hand it to vlmkit.eval.evaluate per task.
@@ -305,7 +308,7 @@ def run_eval_cli(
     summaries = []
     for task, path, samples in zip(resolved, data, datasets):
         run_dir = out if len(resolved) == 1 else out / task.name
-        with tqdm(total=0, desc=f"eval {task.name}", unit="sample") as bar:
+        with tqdm(total=0, desc=f"eval {task.name}", unit="sample", disable=not progress) as bar:
             result = evaluate(
                 predict,
                 task,
