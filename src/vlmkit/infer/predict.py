@@ -6,7 +6,7 @@ The run's settings (model, adapter, pixel bounds, generation parameters) go to `
 
 Lines are appended (and flushed) as each batch finishes, in the order batches run (longest prompts first),
 so a crash loses at most the batch in flight. Re-running with the same `--out` skips every id that already
-has a prediction; ids whose line holds an error are tried again (their old lines are dropped first).
+has a prediction; with --retry-errors ids whose line holds an error are tried again (their old lines are dropped).
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class PredictionRun:
         media: MediaSettings | None = None,
         slice_spec: str | None = None,
         quantization: str | None = None,
+        retry_errors: bool = False,
     ):
         self.data, self.out, self.params, self.slice_spec = Path(data), Path(out), params, slice_spec
         samples = read_samples(data)
@@ -100,7 +101,7 @@ class PredictionRun:
             "generation": params.to_dict(),
             "media": asdict(media or MediaSettings()),
         }
-        done = _resume(self.out, self.settings)
+        done = _resume(self.out, self.settings, retry_errors)
         self.todo = [s for s in self.selected if s.id not in done]
 
     def execute(
@@ -170,10 +171,12 @@ def predict_dataset(
     slice_spec: str | None = None,
     save_samples: str | os.PathLike | None = None,
     progress: bool = True,
+    retry_errors: bool = False,
 ) -> PredictionSummary:
     """Predict every selected sample of the dataset at `data` into the JSONL file `out` (resuming it).
 
     `media`: the settings the engine was loaded with, for the manifest (default: what the engine reports).
+    `retry_errors`: predict again the samples whose earlier line holds an error (else they count as done).
     """
     info = engine.info()
     if media is None and isinstance(info.get("media"), dict):
@@ -186,12 +189,14 @@ def predict_dataset(
         adapter=info.get("adapter"),
         media=media,
         slice_spec=slice_spec,
+        retry_errors=retry_errors,
     )
     return run.execute(engine, save_samples=save_samples, progress=progress)
 
 
-def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
-    """Ids already predicted in `out`; error lines are removed so those samples run again."""
+def _resume(out: Path, settings: dict[str, Any], retry_errors: bool = False) -> set[str]:
+    """Ids already predicted in `out`; with `retry_errors` (as `vlmkit eval --retry-errors`) error lines are
+    removed so those samples run again, else they count as done."""
     if not out.exists():
         return set()
     previous = manifest_path(out)
@@ -213,6 +218,8 @@ def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
             f"{out} exists and is not a predictions file (a line without 'id' and 'prediction'); "
             f"refusing to append to it"
         )
+    if not retry_errors:
+        return {str(row["id"]) for row in rows}
     kept = [row for row in rows if row.get("error") is None]
     if len(kept) < len(rows):
         write_jsonl(out, kept)  # atomic: the failed lines go, every good prediction stays
