@@ -22,3 +22,24 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     atomic_write_text(path, "one")
     atomic_write_text(path, "two")
     assert path.read_text() == "two" and [p.name for p in path.parent.iterdir()] == ["f.txt"]
+
+
+def test_check_output_dir_refuses_a_folder_that_is_holds_or_sits_in_a_source(tmp_path):
+    import pytest
+
+    from vlmkit.errors import ConfigError
+    from vlmkit.io import check_output_dir
+
+    source = tmp_path / "runs" / "run1"
+    source.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
+    for out, relation in [
+        (source, "is"),
+        (tmp_path / "runs", "contains"),
+        (source / "merged", "is inside"),
+        (tmp_path / "link", "contains"),
+    ]:
+        with pytest.raises(ConfigError, match=f"--out {out} {relation} run_dir \\({source}\\)"):
+            check_output_dir(out, {"run_dir": source, "model": "Org/hub-id"})
+    assert check_output_dir(tmp_path / "runs" / "run2", [source, None, "Org/hub-id"]) == tmp_path / "runs" / "run2"
+    assert check_output_dir(tmp_path / "runs" / "run1-merged", [source]).name == "run1-merged"  # a prefix, not a parent

@@ -56,7 +56,7 @@ def test_eval_cli_checks_its_input_before_loading_a_model(tmp_path):
     out = run(
         "eval", "--model", "m", "--task", "docvqa", "--data", str(data), "--out", str(tmp_path / "r"), "--slice", "1-2"
     )
-    assert out.returncode == 2 and "--slice must look like a:b" in out.stderr
+    assert out.returncode == 2 and "--slice must look like START:STOP" in out.stderr
     out = run("eval", "--model", "m", "--task", "nope", "--data", str(data), "--out", str(tmp_path / "r"))
     assert out.returncode == 2 and "unknown task 'nope'" in out.stderr
     out = run(
@@ -96,3 +96,46 @@ def test_help_texts():
         out = run(verb, "--help")
         assert out.returncode == 0 and "--help" in out.stdout
     assert "--slice" in run("eval", "--help").stdout and "--resamples" in run("compare", "--help").stdout
+
+
+def test_vqa_accuracy_on_single_reference_data_warns_in_output_and_report(tmp_path):
+    """textvqa on a LLaVA-style import (one answer each): exactly right answers score 0 by the official formula;
+    the run says so and names the metric to use instead. Ten-answer data gets no warning."""
+    rows = [{"id": f"q{i}", "prediction": "red", "answers": ["red"]} for i in range(4)]
+    out = run("score", str(write_predictions(tmp_path / "p.jsonl", rows)), "--task", "textvqa", "--no-plots")
+    assert out.returncode == 0, out.stderr
+    warning = [line for line in out.stderr.splitlines() if line.startswith("warning: vqa_accuracy")]
+    assert len(warning) == 1 and "4 of 4 scored samples have fewer than 10 reference answers" in warning[0]
+    assert "--metric exact_match" in warning[0] and "vqa_accuracy_lmms" in warning[0]
+    scores = json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))
+    assert scores["overall"]["vqa_accuracy"] == 0.0 and scores["warnings"] == [warning[0].removeprefix("warning: ")]
+    assert "> **Warning:** vqa_accuracy: 4 of 4" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+    full = [{"id": f"q{i}", "prediction": "red", "answers": ["red"] * 10} for i in range(4)]
+    out = run("score", str(write_predictions(tmp_path / "f" / "p.jsonl", full)), "--task", "textvqa", "--no-plots")
+    assert out.returncode == 0 and "warning" not in out.stderr
+    assert json.loads((tmp_path / "f" / "scores.json").read_text(encoding="utf-8"))["warnings"] == []
+
+
+def test_group_by_key_in_no_sample_warns(tmp_path):
+    task = tmp_path / "task.yaml"
+    task.write_text("name: custom\nmetrics: [exact_match]\ngroup_by: [difficulty]\n", encoding="utf-8")
+    rows = [{"id": f"q{i}", "prediction": "a", "answers": ["a"], "meta": {"level": i % 2}} for i in range(4)]
+    path = write_predictions(tmp_path / "p.jsonl", rows)
+    out = run("score", str(path), "--task", str(task), "--no-plots")
+    assert out.returncode == 0, out.stderr
+    assert "warning: task custom: group_by key 'difficulty' is in no sample's meta" in out.stderr
+    assert "(meta keys found: level)" in out.stderr
+    out = run("score", str(path), "--task", str(task), "--group-by", "level", "--no-plots", "--json")
+    assert out.returncode == 0 and "warning" not in out.stderr and json.loads(out.stdout)["warnings"] == []
+    out = run("score", str(path), "--task", "docvqa", "--no-plots")  # built-in alternatives: no warning
+    assert out.returncode == 0 and "warning" not in out.stderr
+
+
+def test_engine_error_count_names_the_retry_flag(tmp_path):
+    rows = [{"id": "q0", "prediction": "a", "answers": ["a"]}, {"id": "q1", "prediction": "", "answers": ["b"]}]
+    rows[1]["error"] = "CUDA out of memory"
+    out = run("score", str(write_predictions(tmp_path / "p.jsonl", rows)), "--task", "vitextvqa", "--no-plots")
+    assert out.returncode == 0, out.stderr
+    assert "1 engine errors (--retry-errors predicts them again)" in out.stdout
+    assert "`--retry-errors`" in (tmp_path / "report.md").read_text(encoding="utf-8")

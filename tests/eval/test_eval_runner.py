@@ -218,10 +218,32 @@ def test_slice_and_dataset_folder(tmp_path):
     assert [r["id"] for r in read_lines(tmp_path / "run" / "predictions.jsonl")] == ["s0003", "s0004", "s0005"]
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["slice"] == "2:5"
     assert result.total == 3
-    with pytest.raises(VlmkitError, match="a:b"):
+    with pytest.raises(VlmkitError, match="START:STOP"):
         evaluate(rule_predict, EM_TASK, data, tmp_path / "other", slice="2-5")
-    with pytest.raises(VlmkitError, match="no samples"):
+    with pytest.raises(VlmkitError, match="out of range: the dataset has 10 samples"):
         evaluate(rule_predict, EM_TASK, data, tmp_path / "other", slice="50:")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("0:500", "--slice 0:500 is out of range: the dataset has 10 samples, so STOP can be at most 10"),
+        ("10:", "--slice 10: is out of range: the dataset has 10 samples (indices 0 to 9)"),
+        ("4:4", "--slice 4:4 selects nothing"),
+        ("-3:", "--slice must look like START:STOP"),
+    ],
+)
+def test_eval_and_infer_share_one_slice_rule(tmp_path, spec, message):
+    """A slice past the end is an error naming the dataset size in both verbs, never a silent clip."""
+    from vlmkit.infer.predict import parse_slice as infer_slice
+
+    data = write_dataset(tmp_path / "data", [make_sample(i) for i in range(1, 11)])
+    with pytest.raises(VlmkitError) as eval_error:
+        evaluate(rule_predict, EM_TASK, data, tmp_path / "run", slice=spec, make_plots=False)
+    with pytest.raises(VlmkitError) as infer_error:
+        infer_slice(spec, 10)
+    assert str(eval_error.value) == str(infer_error.value) and str(eval_error.value).startswith(message)
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
 
 
 def test_vizwiz_submission_for_a_test_split(tmp_path):

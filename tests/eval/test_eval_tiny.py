@@ -122,13 +122,14 @@ def test_eval_cli_media_and_beam_settings_reach_the_engine_and_guard_resume(tiny
         "--no-plots",
     ]
     out = subprocess.run(
-        [*base, "--min-pixels", "3136", "--max-pixels", "3136", "--num-beams", "2"],
+        [*base, "--min-pixels", "3136", "--max-pixels", "3136", "--num-beams", "2", "--no-progress"],
         capture_output=True,
         text=True,
         env=ENV,
         timeout=600,
     )
     assert out.returncode == 0, out.stderr
+    assert "eval docvqa" not in out.stderr and "sample/s" not in out.stderr  # --no-progress: no bar
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["pixels"]["min_pixels"] == manifest["pixels"]["max_pixels"] == 3136
     assert manifest["task"]["generation"]["num_beams"] == 2

@@ -149,7 +149,7 @@ def test_resume_with_other_settings_is_refused(capsys, tiny_model, images, tmp_p
     assert code == 2 and "generation.max_new_tokens: 4 then, 5 now" in err
 
 
-def test_failed_samples_are_retried_on_resume(capsys, tiny_model, images, tmp_path):
+def test_failed_samples_are_retried_on_resume_with_retry_errors(capsys, tiny_model, images, tmp_path):
     data = write_dataset(tmp_path / "data", images, n=4, bad_ids={"q2"})
     out = tmp_path / "p.jsonl"
     args = [
@@ -164,9 +164,12 @@ def test_failed_samples_are_retried_on_resume(capsys, tiny_model, images, tmp_pa
         "--max-new-tokens",
         4,
     ]
-    assert run_cli(capsys, *args)[0] == 0
-    (data / "media" / "missing.png").write_bytes(images[0].read_bytes())  # the user fixes the missing image
     code, _, err = run_cli(capsys, *args)
+    assert code == 0 and "1 failed (--retry-errors predicts them again)" in err
+    (data / "media" / "missing.png").write_bytes(images[0].read_bytes())  # the user fixes the missing image
+    code, _, err = run_cli(capsys, *args)  # as eval: a plain resume keeps the failure
+    assert code == 0 and "nothing to do" in err and any("error" in r for r in read_jsonl(out))
+    code, _, err = run_cli(capsys, *args, "--retry-errors")
     assert code == 0 and "1 predicted" in err and "0 failed" in err
     rows = read_jsonl(out)
     assert sorted(r["id"] for r in rows) == ["q0", "q1", "q2", "q3"] and not any("error" in r for r in rows)

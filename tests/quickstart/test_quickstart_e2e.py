@@ -178,3 +178,38 @@ def test_cli_runs_the_quickstart_and_prints_the_table(tmp_path):
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["base_source"] == "trained" and report["test_samples"] == {"en": 3, "vi": 3}
     assert report["training"]["finetune"]["steps"] == 2
+
+
+def test_report_rerun_commands_work_as_written(run, tmp_path):
+    """Every command under "Re-run a stage by hand" in report.md runs as written (on a copy of the run, through the
+    installed console script): the fine-tune is redone over the old run, the tuned model re-evaluated, compared."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    layout, _, report = run
+    text = (layout.out / "report.md").read_text(encoding="utf-8")
+    listed = text.split("Re-run a stage by hand", 1)[1].split("```")[1].strip().splitlines()
+    assert listed == report["rerun_commands"] and [c.split()[1] for c in listed] == ["train", "eval", "compare"]
+
+    copy = tmp_path / "copy"
+    shutil.copytree(layout.out, copy)
+    script = Path(sys.executable).with_name("vlmkit")
+    script = str(script) if script.exists() else shutil.which("vlmkit")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "2", "NO_COLOR": "1"}
+    old_manifest = json.loads((copy / "runs" / "finetune" / "manifest.json").read_text(encoding="utf-8"))
+    outputs = []
+    for command in listed:
+        argv = shlex.split(command.replace(str(layout.out), str(copy)))
+        assert argv[0] == "vlmkit"
+        done = subprocess.run([script, *argv[1:]], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+        outputs.append(done.stdout)
+    new_manifest = json.loads((copy / "runs" / "finetune" / "manifest.json").read_text(encoding="utf-8"))
+    assert "--overwrite" in new_manifest["command"] and "--overwrite" not in old_manifest["command"]  # a new run
+    history = json.loads((copy / "runs" / "finetune" / "log_history.json").read_text(encoding="utf-8"))
+    assert max(row["step"] for row in history) == report["training"]["finetune"]["steps"]  # same overrides
+    scores = json.loads((copy / "eval" / "tuned-vi" / "scores.json").read_text(encoding="utf-8"))
+    assert scores["counts"]["scored"] == report["test_samples"]["vi"]
+    assert "tuned-vi" in outputs[2]

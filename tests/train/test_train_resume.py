@@ -70,3 +70,32 @@ def test_resume_needs_a_checkpoint_and_a_fresh_run_needs_a_fresh_dir(tiny_model,
     done = train(_config(model, image_data, tmp_path / "done", max_steps=2))
     with pytest.raises(ConfigError, match="already holds a run"):
         train(_config(model, image_data, done.run_dir, max_steps=2))
+
+
+def test_overwrite_starts_the_run_again_and_keeps_other_files(tiny_model, image_data, tmp_path):
+    model = tiny_model("qwen2_vl")
+    done = train(_config(model, image_data, tmp_path / "run", max_steps=3))
+    (done.run_dir / "checkpoints" / "checkpoint-99").mkdir()  # a stale checkpoint a resume would otherwise pick
+    (done.run_dir / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ConfigError, match="pick one"):
+        train(_config(model, image_data, done.run_dir, max_steps=2), resume=True, overwrite=True)
+    again = train(_config(model, image_data, done.run_dir, max_steps=2), overwrite=True)
+    assert again.global_step == 2 and again.adapter_dir.is_dir()
+    assert not (done.run_dir / "checkpoints" / "checkpoint-99").exists()
+    assert max(row["step"] for row in again.log_history) == 2  # no steps of the old run survive
+    assert (done.run_dir / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+@pytest.mark.parametrize("where", ["data", "parent", "inside"])
+def test_run_directory_may_not_hold_or_sit_in_an_input(tiny_model, image_data, tmp_path, where):
+    """--overwrite there would delete the training data (or the base model); refused before anything loads."""
+    import shutil
+
+    from vlmkit.train.preflight import preflight
+
+    data = shutil.copytree(image_data, tmp_path / "runs" / "data")
+    out = {"data": data, "parent": tmp_path / "runs", "inside": data / "run"}[where]
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=r"an input of this command.*choose another"):
+            preflight(_config(tiny_model("qwen2_vl"), data, out), overwrite=overwrite)
+    assert (data / "samples.jsonl").is_file()

@@ -12,6 +12,7 @@ import typer
 
 from ..errors import VlmkitError, disk_full_message
 from . import data, ensemble, evaluate, infer, models, quickstart, serve, sweep, train
+from .help_text import escape_markup
 
 app = typer.Typer(
     name="vlmkit",
@@ -24,10 +25,12 @@ app = typer.Typer(
 
 for area in (data, models, train, infer, evaluate, ensemble, sweep, serve, quickstart):
     area.register(app)
+escape_markup(app)  # help texts are plain text: "vlmkit[qlora]" must not be read as a Rich style tag
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one clear line and exit 2, never a traceback."""
+    """Console entry point: user errors print one clear line and exit 2, never a traceback; usage mistakes
+    (unknown verb or option, missing or bad value) print the usage line, a suggestion and exit 2."""
     try:
         # standalone_mode=False hands typer.Exit codes back as a return value instead of exiting.
         code = app(args=argv, standalone_mode=False)
@@ -41,20 +44,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
     except OSError as exc:  # a full disk is the user's to fix, said in one line
         message = disk_full_message(exc)
         if message is None:
             raise
         typer.secho(f"error: {message}", err=True, fg="red")
         sys.exit(2)
-    except Exception as exc:  # click usage errors and the like
-        import click
+    except Exception as exc:
+        from .usage_errors import is_usage_error, show_usage_error
 
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
+        if is_usage_error(exc):
+            sys.exit(show_usage_error(exc))
+        if type(exc).__name__ in ("Exit", "Abort"):  # plain click's, should a command raise them
+            sys.exit(getattr(exc, "exit_code", 1))
         raise

@@ -1,4 +1,4 @@
-"""CLI: `vlmkit data import|export|stats|split|check-leakage`, thin layers over vlmkit.data.
+"""CLI: `vlmkit data import|export|stats|split|merge|check-leakage`, thin layers over vlmkit.data.
 
 Only typer is imported at module level; pyarrow, datasets, PIL and matplotlib load inside the commands.
 """
@@ -10,7 +10,8 @@ from pathlib import Path
 import typer
 
 data_app = typer.Typer(
-    help="Import, inspect, split and export datasets (samples.jsonl + media/).", no_args_is_help=True
+    help="Import, inspect, split, merge, leak-check and export datasets (samples.jsonl + media/).",
+    no_args_is_help=True,
 )
 
 FORMAT_HELP = (

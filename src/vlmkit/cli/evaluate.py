@@ -20,13 +20,15 @@ TASK_HELP = (
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    for warning in summary.get("warnings", []):  # stderr, so --json output stays one JSON line
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
     if as_json:
         typer.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}, ensure_ascii=False, default=str))
         return
     counts = summary["counts"]
     typer.echo(
         f"task {summary['task']}: {counts['scored']} scored of {counts['predictions']} predictions"
-        + (f", {counts['errors']} engine errors" if counts["errors"] else "")
+        + (f", {counts['errors']} engine errors (--retry-errors predicts them again)" if counts["errors"] else "")
     )
     width = max(len(m) for m in summary["metrics"])
     for metric in summary["metrics"]:
@@ -203,7 +205,9 @@ def eval_cmd(
     ),
     adapter: Path | None = ADAPTER,
     slice_: str | None = typer.Option(
-        None, "--slice", help="Evaluate samples a:b only (Python slice on the file order), e.g. 0:200."
+        None,
+        "--slice",
+        help="START:STOP of the dataset (file order, either side may be empty), e.g. 0:200; past the end is an error.",
     ),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per generate call."),
     submission: Path | None = typer.Option(
@@ -226,6 +230,7 @@ def eval_cmd(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out and start over."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG charts."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (as infer)."),
     engine_options=None,
 ) -> None:
     """Run MODEL on a task's samples (or several tasks'), write predictions.jsonl as it goes (resumable), then
@@ -270,7 +275,7 @@ def eval_cmd(
         retry_errors=retry_errors,
         overwrite=overwrite,
         make_plots=not no_plots,
-        progress=lambda label: tqdm(total=0, desc=label, unit="sample", disable=not main),
+        progress=lambda label: tqdm(total=0, desc=label, unit="sample", disable=not main or no_progress),
         on_result=report,
     )
     if suite.summary_file is not None:

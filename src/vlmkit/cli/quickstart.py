@@ -45,7 +45,7 @@ def quickstart(
 ) -> None:
     """Offline demo on a laptop CPU: ShapesVQA data, an English base, a Vietnamese LoRA fine-tune, eval before and
     after, compare and a report (OUT/report.md, report.json, plots). Every number comes from `vlmkit eval` on
-    held-out images. About 2 min on 2 cores from the shipped base; about 4.5 min with --from-scratch."""
+    held-out images. About 2 min on 2 cores from the shipped base; about 4 min with --from-scratch."""
     from rich.console import Console
 
     from ..quickstart import QuickstartOptions, ShapesConfig, run_quickstart

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -55,7 +56,9 @@ def serve(
         8192, min=1, help="Longest prompt in tokens, text and media (never above the model's context); 400 beyond."
     ),
     max_queue: int = typer.Option(256, min=1, help="Requests waiting beyond this are answered 429."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = typer.Option(
+        "info", help="uvicorn's log level: info logs one access line per request, warning only problems."
+    ),
     engine_options=None,
 ) -> None:
     """Serve MODEL with an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health) and a web page at /."""

@@ -12,6 +12,12 @@ def train(
     overrides: list[str] | None = typer.Argument(None, help="Dotted overrides, e.g. lora.rank=16 train.max_steps=50."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run directory."),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default: output_dir, else runs/<name>)."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Discard a previous run in the run directory (checkpoints, final weights, logs, manifest) and start "
+        "over; other files there stay.",
+    ),
     check: bool = typer.Option(False, "--check", help="Validate the config, data and model family, then stop."),
 ) -> None:
     """Fine-tune a vision-language model (LoRA, QLoRA or full) as the config says; runs under torchrun too."""
@@ -21,7 +27,7 @@ def train(
     if check:
         from ..train.preflight import preflight
 
-        checked = preflight(run_config, resume=resume)
+        checked = preflight(run_config, resume=resume, overwrite=overwrite)
         typer.echo(
             f"ok: {checked.family.name} checkpoint, {len(checked.train_samples)} training samples, "
             f"{len(checked.eval_samples)} eval samples, run directory {checked.run_dir}"
@@ -37,7 +43,7 @@ def train(
         return
     from ..train import train as run_training
 
-    result = run_training(run_config, resume=resume)
+    result = run_training(run_config, resume=resume, overwrite=overwrite)
     if result.world_size == 1 or _is_main_process():
         loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
         typer.echo(f"done: {result.global_step} steps, final loss {loss}, saved to {result.final_dir}")

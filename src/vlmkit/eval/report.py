@@ -56,11 +56,14 @@ def write_report(
             "",
         ]
     lines += [
-        f"{counts['predictions']} predictions, {counts['scored']} scored, {counts['errors']} engine errors, "
+        f"{counts['predictions']} predictions, {counts['scored']} scored, {counts['errors']} engine errors"
+        + (" (re-run `vlmkit eval` with `--retry-errors` to predict them again)" if counts["errors"] else "")
+        + ", "
         f"{counts['without_answers']} without reference answers. Scores x100; primary: "
         f"**{summary['primary']}**.",
         "",
     ]
+    lines += [line for warning in summary.get("warnings", []) for line in (f"> **Warning:** {warning}", "")]
 
     lines += ["## Scores", ""]
     lines += md_table(

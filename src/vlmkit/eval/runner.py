@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.schema import Sample, read_samples
+from ..data.slicing import select_slice, slice_bounds, slice_text
 from ..errors import DataError, VlmkitError
 from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
 from .distributed import current_world, fold_parts, job_group, part_files, part_path, sample_cost, shard
@@ -80,26 +81,17 @@ def tqdm_progress(bar: Any) -> Callable[[int, int], None]:
     return progress
 
 
-def parse_slice(spec: str | slice | tuple[int | None, int | None] | None) -> slice | None:
-    """ "a:b", ":b", "a:" (Python slice semantics on the sample order) -> slice."""
-    if spec is None or isinstance(spec, slice):
-        return spec
-    if isinstance(spec, tuple):
-        return slice(*spec)
-    parts = str(spec).split(":")
-    if len(parts) != 2:
-        raise VlmkitError(f"--slice must look like a:b, :b or a: (got '{spec}')")
-    try:
-        return slice(*(int(p) if p.strip() else None for p in parts))
-    except ValueError:
-        raise VlmkitError(f"--slice bounds must be integers (got '{spec}')") from None
+def parse_slice(spec: str | slice | tuple[int | None, int | None] | None, total: int | None = None) -> slice | None:
+    """ "a:b", ":b", "a:" (dataset positions, as `vlmkit infer --slice`) -> slice; with `total` (the dataset
+    size) a slice past the end is an error naming the size, as in infer (vlmkit.data.slicing)."""
+    bounds = slice_bounds(spec)
+    if bounds is None:
+        return None
+    return select_slice(spec, total) if total is not None else slice(*bounds)
 
 
 def _slice_text(spec: Any) -> str | None:
-    spec = parse_slice(spec)
-    if spec is None:
-        return None
-    return f"{'' if spec.start is None else spec.start}:{'' if spec.stop is None else spec.stop}"
+    return slice_text(spec)
 
 
 def _load_samples(samples: Iterable[Sample] | str | os.PathLike, spec: slice | None) -> tuple[list[Sample], str | None]:
@@ -113,10 +105,10 @@ def _load_samples(samples: Iterable[Sample] | str | os.PathLike, spec: slice | N
         if sample.id in seen:
             raise DataError(f"duplicate sample id '{sample.id}'", path=source)
         seen.add(sample.id)
-    if spec is not None:
-        samples = samples[spec]
     if not samples:
-        raise VlmkitError("no samples to evaluate (empty data or slice)")
+        raise VlmkitError("no samples to evaluate (empty data)")
+    if spec is not None:
+        samples = samples[select_slice(spec, len(samples))]
     return samples, source
 
 

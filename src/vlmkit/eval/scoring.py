@@ -20,6 +20,7 @@ from ..metrics.tokenizers import resolve_tokenizer, tokenize
 from .failures import CATEGORIES, categorize
 from .judge import extraction_counts
 from .predictions import PredictionRecord
+from .score_warnings import score_warnings
 from .stats import percentile
 from .tasks import Task
 
@@ -149,6 +150,7 @@ def score_records(
 
     keys = list(group_by) if group_by is not None else grouping_keys([records[i] for i in scored], task.group_by)
     groups = _group_scores(records, scored, keys, task, per_sample, corpus)
+    warnings = score_warnings(task, refs, [records[i].meta for i in scored], group_by)
 
     failures, sample_failure = _failures(records, processed, scored, task, per_sample, max_examples)
     rows = []
@@ -165,6 +167,7 @@ def score_records(
 
     summary = {
         "task": task.name,
+        "warnings": warnings,  # scores that are silently wrong for this data (score_warnings)
         "metrics": list(per_sample),
         "primary": task.primary,
         "counts": {

@@ -6,7 +6,7 @@ The run's settings (model, adapter, pixel bounds, generation parameters) go to `
 
 Lines are appended (and flushed) as each batch finishes, in the order batches run (longest prompts first),
 so a crash loses at most the batch in flight. Re-running with the same `--out` skips every id that already
-has a prediction; ids whose line holds an error are tried again (their old lines are dropped first).
+has a prediction; with --retry-errors ids whose line holds an error are tried again (their old lines are dropped).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from ..data.collate import MediaSettings
 from ..data.schema import Sample, read_samples
+from ..data.slicing import select_slice
 from ..errors import ConfigError, VlmkitError
 from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, write_jsonl
 from .engine import Engine, GenerationParams, GenerationResult
@@ -39,23 +40,8 @@ def manifest_path(out: str | os.PathLike) -> Path:
 
 
 def parse_slice(spec: str | None, total: int) -> slice:
-    """'START:STOP' (either side may be empty) checked against the dataset size."""
-    if spec is None:
-        return slice(0, total)
-    match = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", spec)
-    if not match:
-        raise ConfigError(f"--slice must look like START:STOP with non-negative integers (e.g. 0:100), not '{spec}'")
-    start = int(match[1]) if match[1] else 0
-    stop = int(match[2]) if match[2] else total
-    if start >= total:
-        raise ConfigError(f"--slice {spec} is out of range: the dataset has {total} samples (indices 0 to {total - 1})")
-    if stop > total:
-        raise ConfigError(
-            f"--slice {spec} is out of range: the dataset has {total} samples, so STOP can be at most {total}"
-        )
-    if stop <= start:
-        raise ConfigError(f"--slice {spec} selects nothing: STOP must be greater than START")
-    return slice(start, stop)
+    """'START:STOP' (either side may be empty) checked against the dataset size: the rule eval shares."""
+    return select_slice(spec, total)
 
 
 def prediction_line(sample: Sample, result: GenerationResult, *, usage: bool = False) -> dict[str, Any]:
@@ -110,6 +96,7 @@ class PredictionRun:
         slice_spec: str | None = None,
         quantization: str | None = None,
         engine_options: EngineOptions | None = None,
+        retry_errors: bool = False,
     ):
         """`engine_options` (how the engine will load) stands for `media` and `quantization` when given."""
         self.data, self.out, self.params, self.slice_spec = Path(data), Path(out), params, slice_spec
@@ -128,7 +115,7 @@ class PredictionRun:
         }
         if engine_options is not None and engine_options.remote:  # another endpoint is another model
             self.settings["endpoint"] = engine_identity(engine_options)
-        done = _resume(self.out, self.settings)
+        done = _resume(self.out, self.settings, retry_errors)
         self.todo = [s for s in self.selected if s.id not in done]
 
     def execute(
@@ -200,10 +187,12 @@ def predict_dataset(
     slice_spec: str | None = None,
     save_samples: str | os.PathLike | None = None,
     progress: bool = True,
+    retry_errors: bool = False,
 ) -> PredictionSummary:
     """Predict every selected sample of the dataset at `data` into the JSONL file `out` (resuming it).
 
     `media`: the settings the engine was loaded with, for the manifest (default: what the engine reports).
+    `retry_errors`: predict again the samples whose earlier line holds an error (else they count as done).
     """
     info = engine.info()
     if media is None and isinstance(info.get("media"), dict):
@@ -216,12 +205,14 @@ def predict_dataset(
         adapter=info.get("adapter"),
         media=media,
         slice_spec=slice_spec,
+        retry_errors=retry_errors,
     )
     return run.execute(engine, save_samples=save_samples, progress=progress)
 
 
-def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
-    """Ids already predicted in `out`; error lines are removed so those samples run again."""
+def _resume(out: Path, settings: dict[str, Any], retry_errors: bool = False) -> set[str]:
+    """Ids already predicted in `out`; with `retry_errors` (as `vlmkit eval --retry-errors`) error lines are
+    removed so those samples run again, else they count as done."""
     if not out.exists():
         return set()
     previous = manifest_path(out)
@@ -243,6 +234,8 @@ def _resume(out: Path, settings: dict[str, Any]) -> set[str]:
             f"{out} exists and is not a predictions file (a line without 'id' and 'prediction'); "
             f"refusing to append to it"
         )
+    if not retry_errors:
+        return {str(row["id"]) for row in rows}
     kept = [row for row in rows if row.get("error") is None]
     if len(kept) < len(rows):
         write_jsonl(out, kept)  # atomic: the failed lines go, every good prediction stays

@@ -54,6 +54,18 @@ def chat_command(layout: Any, image: str | None) -> str:
     return shlex.join(parts)
 
 
+def rerun_commands(layout: Any, options: Any) -> list[str]:
+    """The ordinary-verb commands that redo the fine-tune, the tuned evaluation and the comparison by hand, with
+    this run's seed and overrides; each replaces what the quickstart wrote there (--overwrite)."""
+    train = ["vlmkit", "train", str(layout.configs / "finetune.yaml"), f"train.seed={options.seed}",
+             *options.finetune_overrides, "--out", str(layout.run("finetune")), "--overwrite"]
+    evaluate = ["vlmkit", "eval", "--task", str(layout.task), "--model", str(layout.base), "--adapter",
+                str(layout.adapter), "--data", str(layout.data("vi-test")), "--out", str(layout.eval("tuned", "vi")),
+                "--overwrite"]
+    compare = ["vlmkit", "compare", str(layout.eval("base", "vi")), str(layout.eval("tuned", "vi"))]
+    return [shlex.join(command) for command in (train, evaluate, compare)]
+
+
 # --- the report -------------------------------------------------------------------------------------
 def build_report(layout: Any, *, options: Any, data: dict[str, Any], base: dict[str, Any],
                  before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], finetune: Any,
@@ -100,6 +112,7 @@ def build_report(layout: Any, *, options: Any, data: dict[str, Any], base: dict[
             "plots": {name: str(path) for name, path in plots.items()},
         },
         "chat_command": chat_command(layout, examples[0]["image"] if examples else None),
+        "rerun_commands": rerun_commands(layout, options),
     }
     return report
 
@@ -263,10 +276,7 @@ def markdown(report: dict[str, Any], compared: dict[str, Any], layout: Any) -> s
               f"Peak resident memory: {report['peak_rss_mb']:.0f} MB.", "",
               "## Next", "", "Chat with the result:", "", "```", report["chat_command"], "```", "",
               "Re-run a stage by hand (the configs this run used are in `configs/`):", "", "```",
-              f"vlmkit train {layout.configs / 'finetune.yaml'} --out {layout.run('finetune')}",
-              f"vlmkit eval --task {layout.task} --model {layout.base} --adapter {layout.adapter} "
-              f"--data {layout.data('vi-test')} --out {layout.eval('tuned', 'vi')} --overwrite",
-              f"vlmkit compare {layout.eval('base', 'vi')} {layout.eval('tuned', 'vi')}", "```", ""]
+              *report["rerun_commands"], "```", ""]
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..data.schema import SAMPLES_FILE, Sample, read_samples, samples_path
 from ..errors import ConfigError, DataError, VlmkitError
+from ..io import check_output_dir
 from ..models.base import FamilyAdapter
 from ..models.registry import detect_family
 
@@ -19,6 +20,8 @@ log = logging.getLogger("vlmkit.train")
 
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIRS = ("adapter", "model")
+# Everything a run writes into its run directory: what --overwrite removes (nothing else in the folder is touched).
+RUN_ENTRIES = ("config.yaml", "manifest.json", "log_history.json", "logs", CHECKPOINTS_DIR, *FINAL_DIRS)
 
 
 @dataclass
@@ -30,7 +33,9 @@ class Checked:
     resume_from: str | None
 
 
-def preflight(config: RunConfig, *, resume: bool = False) -> Checked:
+def preflight(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> Checked:
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in the run directory and --overwrite discards it: pick one")
     train_samples = _read_dataset(config.data.train, "data.train")
     eval_samples = _read_dataset(config.data.eval, "data.eval") if config.data.eval else []
     if config.data.eval_limit:
@@ -39,8 +44,17 @@ def preflight(config: RunConfig, *, resume: bool = False) -> Checked:
     _check_media(family, train_samples, config.data.train)
     _check_media(family, eval_samples, config.data.eval)
     _check_packages(config)
-    run_dir = config.run_dir().resolve()
-    return Checked(family, train_samples, eval_samples, run_dir, _check_run_dir(run_dir, resume))
+    run_dir = check_output_dir(
+        config.run_dir(),
+        {
+            "data.train": config.data.train,
+            "data.eval": config.data.eval,
+            "model.path": config.model.path,
+            "model.processor": config.model.processor,
+        },
+        option="run directory (--out / output_dir)",
+    )
+    return Checked(family, train_samples, eval_samples, run_dir, _check_run_dir(run_dir, resume, overwrite))
 
 
 def _read_dataset(folder: str, key: str) -> list[Sample]:
@@ -132,19 +146,33 @@ def _check_packages(config: RunConfig) -> None:
             raise ConfigError(f"{key} needs the '{module}' package, which is not installed: pip install '{extra}'")
 
 
-def _check_run_dir(run_dir: Path, resume: bool) -> str | None:
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
     checkpoints = run_dir / CHECKPOINTS_DIR
     last = last_checkpoint(checkpoints)
     if resume:
         if last is None:
             raise ConfigError(f"--resume: no checkpoint to resume from in {checkpoints}")
         return last
+    if overwrite:  # the previous run is removed once training starts (clear_run_dir)
+        return None
     if last is not None or any((run_dir / d).exists() for d in FINAL_DIRS):
         raise ConfigError(
-            f"{run_dir} already holds a run; pass --resume to continue it, or choose another "
-            "output directory (--out or output_dir)"
+            f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start it again, "
+            "or choose another output directory (--out or output_dir)"
         )
     return None
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove what a previous run wrote into run_dir (see RUN_ENTRIES), for --overwrite; other files stay."""
+    import shutil
+
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def last_checkpoint(folder: Path) -> str | None:

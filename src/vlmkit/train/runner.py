@@ -21,7 +21,7 @@ from typing import Any
 from ..config import RunConfig, config_from_dict, load_config
 from ..errors import ConfigError, as_disk_full
 from ..io import atomic_write_text, write_json
-from .preflight import preflight
+from .preflight import clear_run_dir, preflight
 
 log = logging.getLogger("vlmkit.train")
 
@@ -52,14 +52,16 @@ def train(
     overrides: Sequence[str] = (),
     *,
     resume: bool = False,
+    overwrite: bool = False,
     out: str | os.PathLike | None = None,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
 ) -> RunResult:
     """Fine-tune per `config` (a RunConfig or a YAML path); `callbacks` are extra TrainerCallbacks; `progress`
-    False runs without the step bar (logs, metrics and checkpoints are unchanged)."""
+    False runs without the step bar (logs, metrics and checkpoints are unchanged). `overwrite` discards a
+    previous run in the run directory (see preflight.RUN_ENTRIES) instead of refusing it."""
     config = resolve_run_config(config, overrides, out)
-    checked = preflight(config, resume=resume)  # no model is loaded before this passes
+    checked = preflight(config, resume=resume, overwrite=overwrite)  # no model is loaded before this passes
     run_dir = checked.run_dir
 
     import transformers
@@ -81,7 +83,7 @@ def train(
 
     args = training_arguments(config, run_dir, has_eval=bool(checked.eval_samples))  # starts the process group
     main = args.process_index == 0
-    handler = _start_run_dir(config, run_dir, resume) if main else None
+    handler = _start_run_dir(config, run_dir, resume, overwrite) if main else None
     bar = None
     try:
         transformers.set_seed(config.train.seed)  # before LoRA init, so equal seeds give equal runs
@@ -264,7 +266,9 @@ def resolve_run_config(
     return config
 
 
-def _start_run_dir(config: RunConfig, run_dir: Path, resume: bool) -> logging.Handler:
+def _start_run_dir(config: RunConfig, run_dir: Path, resume: bool, overwrite: bool = False) -> logging.Handler:
+    if overwrite:
+        clear_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     previous = run_dir / "config.yaml"
