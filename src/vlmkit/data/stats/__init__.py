@@ -16,6 +16,7 @@ from .compute import (
     normalize_answer,
     question_language,
     question_type,
+    words,
 )
 from .report import headline, markdown, public, summary_table, write_stats
 
@@ -23,6 +24,7 @@ __all__ = [
     "COVERAGE_K",
     "DEFAULT_TOKENIZER",
     "classification_verdict",
+    "words",
     "coverage_at",
     "coverage_curve",
     "dataset_stats",
