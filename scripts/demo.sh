@@ -5,6 +5,7 @@
 set -euo pipefail
 OUT=${1:-demo_out}
 VLMKIT=${VLMKIT:-vlmkit}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 export HF_HUB_OFFLINE=1
 rm -rf "$OUT" && mkdir -p "$OUT/raw/images"
 cd "$OUT"
@@ -56,4 +57,21 @@ $VLMKIT compare evals/base evals/tuned --out evals/compare
 echo "== 5. merged export and one answer"
 $VLMKIT export runs/demo --out merged
 $VLMKIT infer --model merged --image raw/images/000.png --question "What color is the circle?"
-echo "done: see $OUT/evals/compare/compare.md and $OUT/data_stats/stats.md"
+echo "== 6. a tiny hyper-parameter sweep (Optuna TPE over rank and learning rate, pruned on eval loss)"
+cat > sweep_base.yaml <<'YAML'
+name: sweep
+method: lora
+model: {path: base, dtype: float32}
+data: {train: data/splits/train, eval: data/splits/val, max_length: 512}
+lora: {rank: 4, alpha: 8}
+optim: {lr: 2.0e-3, scheduler: constant}
+train: {batch_size: 8, max_steps: 10, seed: 0, logging_steps: 5}
+eval: {every: 5}
+save: {every: 1000}
+tracking: {backends: []}
+YAML
+# the shipped tiny sweep names its files under demo_out/; here they are next to it
+sed 's#\.\./\.\./demo_out/##' "$REPO/configs/sweeps/tiny_lr_search.yaml" > sweep.yaml
+$VLMKIT sweep sweep.yaml --out sweep
+$VLMKIT compare sweep --out sweep/compare
+echo "done: see $OUT/evals/compare/compare.md, $OUT/sweep/report.md and $OUT/data_stats/stats.md"
