@@ -48,7 +48,7 @@ def assert_usage_error(out: subprocess.CompletedProcess, command: str, error: st
             "vlmkit infer",
             "No such option: --max-pixel. Did you mean '--max-pixels'?",
         ),
-        (["eval", "--task", "docvqa"], "vlmkit eval", "Missing option '--model'."),
+        (["eval", "--task", "docvqa"], "vlmkit eval", "Missing option '--model' / '-m'."),
         (["data", "split"], "vlmkit data split", "Missing argument 'dataset'."),
         (
             ["infer", "-m", "m", "--batch-size", "abc"],
