@@ -143,7 +143,9 @@ def test_saved_conversations_are_samples_jsonl_lines_that_data_import_reads_back
     assert len(lines) == 2 and all(json.loads(line)["messages"] for line in lines)
 
     try:
-        main(["data", "import", str(saved), "--out", str(tmp_path / "imported")])
+        # the chat attached files from elsewhere: the import's outside-path policy wants their folder named
+        media_root = str(Path(images[0]).parent)
+        main(["data", "import", str(saved), "--media-root", media_root, "--out", str(tmp_path / "imported")])
     except SystemExit as done:
         assert done.code in (0, None)
     samples = read_samples(tmp_path / "imported")
