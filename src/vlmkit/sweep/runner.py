@@ -338,8 +338,7 @@ def run_worker(
     out.mkdir(parents=True, exist_ok=True)
     (out / TRIALS_DIR).mkdir(exist_ok=True)
     url = storage_url or f"sqlite:///{(out / 'study.db').resolve()}"
-    storage = make_storage(url, sweep)
-    study = open_study(sweep, storage)
+    storage, study = _connect(url, sweep)
     write_json(
         out / SWEEP_FILE,
         {
@@ -384,6 +383,23 @@ def run_worker(
         if on_trial is not None:
             on_trial(study.get_trials(deepcopy=False)[trial.number], sweep.budget)
     return study
+
+
+def _connect(url: str, sweep: Sweep, attempts: int = 20) -> tuple[Any, Any]:
+    """Storage and study. Workers started together race to create the database tables and the study; the
+    loser of such a race (SQLite "table already exists" / "database is locked") tries again."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            storage = make_storage(url, sweep)
+            return storage, open_study(sweep, storage)
+        except (SQLAlchemyError, StorageInternalError) as exc:
+            if attempt == attempts - 1:
+                raise VlmkitError(f"sweep storage {_public_url(url)}: {exc}") from None
+            time.sleep(0.25 + 0.25 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _public_url(url: str) -> str:
