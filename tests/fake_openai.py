@@ -75,7 +75,7 @@ class FakeOpenAI:
 
     def start(self) -> FakeOpenAI:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -116,6 +116,10 @@ class FakeOpenAI:
         if self.system_fingerprint:
             reply["system_fingerprint"] = self.system_fingerprint
         return reply
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the stdlib's 5 resets connections when dozens of clients connect at once
 
 
 class _Handler(BaseHTTPRequestHandler):
