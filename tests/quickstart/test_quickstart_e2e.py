@@ -20,8 +20,15 @@ STEPS = ["train.max_steps=2", "train.batch_size=4"]
 
 
 def reduced(out: Path, **kwargs) -> QuickstartOptions:
-    return QuickstartOptions(out=out, shapes=ShapesConfig(train_images=16, base_train_images=24, test_images=6), base_overrides=STEPS,
-                             finetune_overrides=STEPS, eval_batch_size=16, threads=2, **kwargs)
+    return QuickstartOptions(
+        out=out,
+        shapes=ShapesConfig(train_images=16, base_train_images=24, test_images=6),
+        base_overrides=STEPS,
+        finetune_overrides=STEPS,
+        eval_batch_size=16,
+        threads=2,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +50,7 @@ def test_report_json_has_the_promised_numbers(run):
             scores = json.loads((layout.eval(model, lang) / "scores.json").read_text(encoding="utf-8"))
             assert on_disk[model][lang] == scores["overall"]["exact_match"]  # the evaluator's number, unchanged
             assert set(on_disk["by_question_type"][model][lang]) == {"color", "shape", "count"}
-    assert set(on_disk["targets"]) == {f"{m}_{l}" for m, l in TARGETS}
+    assert set(on_disk["targets"]) == {f"{model}_{lang}" for model, lang in TARGETS}
     assert list(on_disk["stages_s"]) == list(STAGES)
     # every figure is rounded to 0.01 s, so the sum may exceed the wall by half a hundredth per figure
     rounding = 0.005 * (len(on_disk["stages_s"]) + 1)
@@ -80,11 +87,12 @@ def test_datasets_reload_and_test_images_are_held_out(run):
     test_images = {Path(p).name for s in loaded["en-test"] for p in s.media("image")}
     assert train_images.isdisjoint(test_images)
     langs = [s.meta["lang"] for s in loaded["finetune-train"]]
-    assert langs.count("vi") == 16 and langs.count("en") == 8          # all Vietnamese + 50 % English replay
+    assert langs.count("vi") == 16 and langs.count("en") == 8  # all Vietnamese + 50 % English replay
     assert len(loaded["en-train"]) == len(loaded["vi-train"]) == 16
-    assert len(loaded["base-train"]) == 24                                  # the base trains on more English
-    assert [s.to_json() for s in read_samples(layout.data("en-train"), resolve_media=False)] == \
-        [s.to_json() for s in read_samples(layout.data("base-train"), resolve_media=False)[:16]]
+    assert len(loaded["base-train"]) == 24  # the base trains on more English
+    assert [s.to_json() for s in read_samples(layout.data("en-train"), resolve_media=False)] == [
+        s.to_json() for s in read_samples(layout.data("base-train"), resolve_media=False)[:16]
+    ]
 
 
 def test_checkpoint_and_adapter_reload(run):
@@ -115,7 +123,8 @@ def test_train_base_replaced_the_shipped_checkpoint(run):
     assert (shipped / "model.safetensors").read_bytes() == (layout.base / "model.safetensors").read_bytes()
     assert not (shipped / "training_args.bin").exists()
     assert json.loads((shipped / TRAINING_RECORD).read_text(encoding="utf-8"))["command"].startswith(
-        "vlmkit quickstart --train-base")
+        "vlmkit quickstart --train-base"
+    )
 
 
 def test_default_run_starts_from_the_shipped_base(run, tmp_path):
@@ -151,10 +160,14 @@ def test_same_seed_gives_the_same_run(run, tmp_path):
     assert digest(layout.adapter / "adapter_model.safetensors") == digest(other.adapter / "adapter_model.safetensors")
     for model in ("base", "tuned"):
         for lang in ("en", "vi"):
-            first = [json.loads(line)["prediction"] for line in
-                     (layout.eval(model, lang) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-            again_preds = [json.loads(line)["prediction"] for line in
-                           (other.eval(model, lang) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+            first = [
+                json.loads(line)["prediction"]
+                for line in (layout.eval(model, lang) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
+            again_preds = [
+                json.loads(line)["prediction"]
+                for line in (other.eval(model, lang) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
             assert first == again_preds
             assert second[model][lang] == report[model][lang]
 
@@ -165,16 +178,33 @@ def test_cli_runs_the_quickstart_and_prints_the_table(tmp_path):
     import sys
 
     out = tmp_path / "cli"
-    args = [sys.executable, "-m", "vlmkit", "quickstart", "--out", str(out), "--from-scratch", "--quiet",
-            "--train-images", "8", "--base-train-images", "8", "--test-images", "3", "--threads", "2"]
+    args = [
+        sys.executable,
+        "-m",
+        "vlmkit",
+        "quickstart",
+        "--out",
+        str(out),
+        "--from-scratch",
+        "--quiet",
+        "--train-images",
+        "8",
+        "--base-train-images",
+        "8",
+        "--test-images",
+        "3",
+        "--threads",
+        "2",
+    ]
     for flag in ("--base-set", "--finetune-set"):
         for override in STEPS:
             args += [flag, override]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+    done = subprocess.run(
+        args, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "exact match on held-out images" in done.stdout and "vlmkit chat --model" in done.stdout
-    assert "it/s" not in done.stderr and "it/s" not in done.stdout   # --quiet: no progress bars, training's neither
+    assert "it/s" not in done.stderr and "it/s" not in done.stdout  # --quiet: no progress bars, training's neither
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["base_source"] == "trained" and report["test_samples"] == {"en": 3, "vi": 3}
     assert report["training"]["finetune"]["steps"] == 2

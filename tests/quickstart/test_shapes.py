@@ -10,8 +10,22 @@ import pytest
 from PIL import Image
 
 from vlmkit.data.schema import read_samples
-from vlmkit.quickstart.shapes import (COLORS, GRID, IMAGE_SIZE, LANGS, QUESTION_TYPES, SHADE, SHAPES, ShapesConfig,
-                                      corpus, plan, random_scene, render, stream, write_split)
+from vlmkit.quickstart.shapes import (
+    COLORS,
+    GRID,
+    IMAGE_SIZE,
+    LANGS,
+    QUESTION_TYPES,
+    SHADE,
+    SHAPES,
+    ShapesConfig,
+    corpus,
+    plan,
+    random_scene,
+    render,
+    stream,
+    write_split,
+)
 
 SMALL = ShapesConfig(train_images=12, base_train_images=30, test_images=6, seed=3)
 
@@ -62,18 +76,28 @@ def test_answers_match_the_scene(datasets):
         if kind == "count":
             assert sample.answers == [("one", "two", "three")[len(scene.items) - 1]]
         else:
-            assert len(scene.items) == 1   # colour and shape are asked of one-shape images
+            assert len(scene.items) == 1  # colour and shape are asked of one-shape images
             item = scene.items[0]
-            assert (word, sample.answers[0]) == ((item.shape, item.color) if kind == "color" else (item.color, item.shape))
+            assert (word, sample.answers[0]) == (
+                (item.shape, item.color) if kind == "color" else (item.color, item.shape)
+            )
 
 
 def test_both_languages_ask_the_same_facts(datasets):
-    translate = {**{c: f"màu {vi}" for c, (_, vi) in COLORS.items()}, **SHAPES, "one": "một", "two": "hai", "three": "ba"}
+    translate = {
+        **{c: f"màu {vi}" for c, (_, vi) in COLORS.items()},
+        **SHAPES,
+        "one": "một",
+        "two": "hai",
+        "three": "ba",
+    }
     for split in ("train", "test"):
         en = read_samples(datasets / f"en-{split}")
         vi = read_samples(datasets / f"vi-{split}")
         assert [s.meta["image_id"] for s in en] == [s.meta["image_id"] for s in vi]
-        assert [s.media("image")[0].rsplit("/", 1)[1] for s in en] == [s.media("image")[0].rsplit("/", 1)[1] for s in vi]
+        assert [s.media("image")[0].rsplit("/", 1)[1] for s in en] == [
+            s.media("image")[0].rsplit("/", 1)[1] for s in vi
+        ]
         for a, b in zip(en, vi):
             assert translate[a.answers[0]] == b.answers[0], (a.question(), b.question())
 
@@ -98,12 +122,12 @@ def test_test_split_skips_scenes_the_training_stream_contains(monkeypatch, reque
         return Scene(scene_id, (Item("circle", "red", rng.randrange(4)),), (240, 240, 240 - rng.randrange(2)))
 
     monkeypatch.setattr(shapes, "random_scene", tiny_world)
-    shapes.training_keys.cache_clear()   # keys cached from the real world must not leak in, nor these out
+    shapes.training_keys.cache_clear()  # keys cached from the real world must not leak in, nor these out
     request.addfinalizer(shapes.training_keys.cache_clear)
     config = ShapesConfig(train_images=3, base_train_images=5, test_images=2, seed=1)
     seen = {scene.key for scene, _ in itertools.islice(stream("train", 1), 5)}
     candidates = [scene.key for scene, _ in itertools.islice(stream("test", 1), 40)]
-    assert any(key in seen for key in candidates[:10])          # collisions do happen in this world
+    assert any(key in seen for key in candidates[:10])  # collisions do happen in this world
     test = plan("test", config)
     assert len(test) == 2 and all(scene.key not in seen for scene, _ in test)
     assert [scene.key for scene, _ in test] == [key for key in candidates if key not in seen][:2]

@@ -18,10 +18,11 @@ import json
 import resource
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import VlmkitError
 from ..io import read_yaml_mapping, write_json
@@ -29,14 +30,14 @@ from .shapes import LANGS, ShapesConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "quickstart"
 SHIPPED_BASE = ASSETS / "base"
-TRAINING_RECORD = "quickstart_training.json"   # written next to a base checkpoint trained by the quickstart
+TRAINING_RECORD = "quickstart_training.json"  # written next to a base checkpoint trained by the quickstart
 STAGES = ("data", "base", "before", "finetune", "after", "report")
 # The tiny Qwen2-VL the base is trained from: LM hidden 128 / 2 layers, ViT width 128 / depth 2.
 TINY_MODEL = dict(family="qwen2_vl", text_hidden=128, vision_width=128)
-ENGLISH_REPLAY = 0.5   # English samples replayed in the fine-tune, per Vietnamese one
+ENGLISH_REPLAY = 0.5  # English samples replayed in the fine-tune, per Vietnamese one
 HARMLESS_WARNINGS = (
-    r"`is_gradient_checkpointing` is deprecated",                # transformers 5.x, raised inside Trainer
-    r"Setting `save_embedding_layers` to `True`",                # peft: expected, we adapt embed_tokens
+    r"`is_gradient_checkpointing` is deprecated",  # transformers 5.x, raised inside Trainer
+    r"Setting `save_embedding_layers` to `True`",  # peft: expected, we adapt embed_tokens
 )
 
 
@@ -44,10 +45,10 @@ HARMLESS_WARNINGS = (
 class QuickstartOptions:
     out: Path
     seed: int = 0
-    from_scratch: bool = False          # train the base here instead of starting from the shipped one
-    train_base: bool = False            # from_scratch, then also replace the shipped base checkpoint
+    from_scratch: bool = False  # train the base here instead of starting from the shipped one
+    train_base: bool = False  # from_scratch, then also replace the shipped base checkpoint
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
-    base_overrides: list[str] = field(default_factory=list)       # dotted config overrides, as `vlmkit train`
+    base_overrides: list[str] = field(default_factory=list)  # dotted config overrides, as `vlmkit train`
     finetune_overrides: list[str] = field(default_factory=list)
     eval_batch_size: int = 64
     threads: int | None = None
@@ -107,8 +108,14 @@ class RunDisplay:
         self._tqdm = tqdm
         self.enabled = enabled
         self.seconds: dict[str, float] = {}
-        self.bar = tqdm(total=len(STAGES), desc="quickstart", unit="stage", position=0, disable=not enabled,
-                        bar_format="{desc}: {n_fmt}/{total_fmt} stages |{bar}| {elapsed}")
+        self.bar = tqdm(
+            total=len(STAGES),
+            desc="quickstart",
+            unit="stage",
+            position=0,
+            disable=not enabled,
+            bar_format="{desc}: {n_fmt}/{total_fmt} stages |{bar}| {elapsed}",
+        )
 
     @contextmanager
     def stage(self, name: str, what: str) -> Iterator[None]:
@@ -131,8 +138,8 @@ class RunDisplay:
 # --- stages -----------------------------------------------------------------------------------------
 def make_data(layout: Layout, options: QuickstartOptions, display: RunDisplay) -> dict[str, Any]:
     """ShapesVQA in both languages, a fine-tune mixture, and `data stats` of every folder."""
-    from ..data.stats import dataset_stats, write_stats
     from ..data.merge import merge_datasets
+    from ..data.stats import dataset_stats, write_stats
     from .shapes import write_split
 
     config = dataclasses.replace(options.shapes, seed=options.seed)
@@ -147,8 +154,13 @@ def make_data(layout: Layout, options: QuickstartOptions, display: RunDisplay) -
         write_split(layout.data("base-train"), "train", "en", config, images=config.base_train_images)
         names.append("base-train")
     bar.update(1)
-    merge_datasets([(layout.data("vi-train"), None), (layout.data("en-train"), round(ENGLISH_REPLAY * config.train_images))],
-                   layout.data("finetune-train"), seed=f"shapes-mix-{options.seed}", overwrite=True, progress=False)
+    merge_datasets(
+        [(layout.data("vi-train"), None), (layout.data("en-train"), round(ENGLISH_REPLAY * config.train_images))],
+        layout.data("finetune-train"),
+        seed=f"shapes-mix-{options.seed}",
+        overwrite=True,
+        progress=False,
+    )
     bar.update(1)
     stats = {}
     for name in [*names, "finetune-train"]:
@@ -170,16 +182,21 @@ def copy_configs(layout: Layout) -> None:
         shutil.copyfile(ASSETS / name, layout.configs / name)
 
 
-def train_stage(layout: Layout, config_name: str, run_name: str, overrides: list[str], seed: int,
-                display: RunDisplay | None = None) -> Any:
+def train_stage(
+    layout: Layout, config_name: str, run_name: str, overrides: list[str], seed: int, display: RunDisplay | None = None
+) -> Any:
     """`vlmkit train OUT/configs/<config_name> --out OUT/runs/<run_name>` with the run's seed."""
     from ..train import train
 
     run_dir = layout.run(run_name)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a quickstart run starts clean; --out picks a new folder to keep old runs
-    return train(layout.configs / config_name, [f"train.seed={seed}", *overrides], out=run_dir,
-                 progress=display is not None and display.enabled)
+    return train(
+        layout.configs / config_name,
+        [f"train.seed={seed}", *overrides],
+        out=run_dir,
+        progress=display is not None and display.enabled,
+    )
 
 
 def make_base(layout: Layout, options: QuickstartOptions, display: RunDisplay) -> dict[str, Any]:
@@ -188,20 +205,32 @@ def make_base(layout: Layout, options: QuickstartOptions, display: RunDisplay) -
         shutil.rmtree(layout.base)
     if not options.trains_base:
         if not (options.shipped_base / "config.json").exists():
-            raise VlmkitError(f"{options.shipped_base}: no shipped base checkpoint; rebuild it with "
-                              "`vlmkit quickstart --train-base` or run `vlmkit quickstart --from-scratch`")
+            raise VlmkitError(
+                f"{options.shipped_base}: no shipped base checkpoint; rebuild it with "
+                "`vlmkit quickstart --train-base` or run `vlmkit quickstart --from-scratch`"
+            )
         shutil.copytree(options.shipped_base, layout.base)
         record = _read_record(layout.base)
-        return {"source": "shipped", "path": str(layout.base), "shipped_from": str(options.shipped_base),
-                "training": record}
+        return {
+            "source": "shipped",
+            "path": str(layout.base),
+            "shipped_from": str(options.shipped_base),
+            "training": record,
+        }
 
     from ..models.tiny import build_tiny
     from .shapes import corpus
 
     if layout.base_init.exists():
         shutil.rmtree(layout.base_init)
-    build_tiny(TINY_MODEL["family"], layout.base_init, corpus=corpus(), seed=options.seed,
-               text_hidden=TINY_MODEL["text_hidden"], vision_width=TINY_MODEL["vision_width"])
+    build_tiny(
+        TINY_MODEL["family"],
+        layout.base_init,
+        corpus=corpus(),
+        seed=options.seed,
+        text_hidden=TINY_MODEL["text_hidden"],
+        vision_width=TINY_MODEL["vision_width"],
+    )
     result = train_stage(layout, "base.yaml", "base", options.base_overrides, options.seed, display)
     shutil.copytree(result.final_dir, layout.base)
     record = training_record(result, command=_base_command(options), options=options)
@@ -220,11 +249,19 @@ def _base_command(options: QuickstartOptions) -> str:
 def training_record(result: Any, *, command: str, options: QuickstartOptions) -> dict[str, Any]:
     manifest_path = result.run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    return {"command": command, "seed": options.seed, "steps": result.global_step, "final_loss": result.final_loss,
-            "samples_per_second": result.samples_per_second, "parameters": result.parameters,
-            "train_samples": ((manifest.get("data") or {}).get("train") or {}).get("samples"), "config": _run_config(result.run_dir),
-            "started": manifest.get("started"), "finished": manifest.get("finished"),
-            "losses": [[row["step"], row["loss"]] for row in result.log_history if "loss" in row]}
+    return {
+        "command": command,
+        "seed": options.seed,
+        "steps": result.global_step,
+        "final_loss": result.final_loss,
+        "samples_per_second": result.samples_per_second,
+        "parameters": result.parameters,
+        "train_samples": ((manifest.get("data") or {}).get("train") or {}).get("samples"),
+        "config": _run_config(result.run_dir),
+        "started": manifest.get("started"),
+        "finished": manifest.get("finished"),
+        "losses": [[row["step"], row["loss"]] for row in result.log_history if "loss" in row],
+    }
 
 
 def _run_config(run_dir: Path) -> dict[str, Any] | None:
@@ -237,15 +274,24 @@ def _read_record(checkpoint: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def evaluate_model(layout: Layout, name: str, model: Path, adapter: Path | None, options: QuickstartOptions,
-                   display: RunDisplay) -> dict[str, dict[str, Any]]:
+def evaluate_model(
+    layout: Layout, name: str, model: Path, adapter: Path | None, options: QuickstartOptions, display: RunDisplay
+) -> dict[str, dict[str, Any]]:
     """`vlmkit eval` of one model on both test splits; returns the score summary per language."""
     from ..eval.suite import SuiteRun, evaluate_suite
 
-    runs = [SuiteRun(layout.task, layout.data(f"{lang}-test"), layout.eval(name, lang), f"eval {name} ({lang})")
-            for lang in LANGS]
-    result = evaluate_suite(str(model), runs, adapter=adapter, batch_size=options.eval_batch_size, overwrite=True,
-                            progress=lambda label: display.sub(0, label))
+    runs = [
+        SuiteRun(layout.task, layout.data(f"{lang}-test"), layout.eval(name, lang), f"eval {name} ({lang})")
+        for lang in LANGS
+    ]
+    result = evaluate_suite(
+        str(model),
+        runs,
+        adapter=adapter,
+        batch_size=options.eval_batch_size,
+        overwrite=True,
+        progress=lambda label: display.sub(0, label),
+    )
     return {lang: evaluated.summary for lang, (_, evaluated) in zip(LANGS, result.runs)}
 
 
@@ -255,10 +301,16 @@ def compare_stage(layout: Layout) -> dict[str, Any]:
 
     out = {}
     for lang in LANGS:
-        result = compare([layout.eval("base", lang), layout.eval("tuned", lang)], out_dir=layout.compare(lang),
-                         names=[f"base ({lang})", f"tuned ({lang})"])
-        out[lang] = {"markdown": result["markdown"], "files": result.get("files", {}),
-                     "delta": result["runs"][1]["deltas"]}
+        result = compare(
+            [layout.eval("base", lang), layout.eval("tuned", lang)],
+            out_dir=layout.compare(lang),
+            names=[f"base ({lang})", f"tuned ({lang})"],
+        )
+        out[lang] = {
+            "markdown": result["markdown"],
+            "files": result.get("files", {}),
+            "delta": result["runs"][1]["deltas"],
+        }
     return out
 
 
@@ -296,8 +348,9 @@ def run_quickstart(options: QuickstartOptions, *, show_progress: bool = True) ->
         display.close()
     from .report import save_report
 
-    report.update(stages_s=dict(display.seconds), wall_s=round(time.perf_counter() - started, 2),
-                  peak_rss_mb=peak_rss_mb())
+    report.update(
+        stages_s=dict(display.seconds), wall_s=round(time.perf_counter() - started, 2), peak_rss_mb=peak_rss_mb()
+    )
     save_report(report, compared, layout)
     return report
 
@@ -320,8 +373,16 @@ def run_stages(layout: Layout, options: QuickstartOptions, display: RunDisplay) 
         after = evaluate_model(layout, "tuned", layout.base, layout.adapter, options, display)
         compared = compare_stage(layout)
     with display.stage("report", "writing the report"):
-        report = build_report(layout, options=options, data=data, base=base, before=before, after=after,
-                              finetune=finetune, compared=compared)
+        report = build_report(
+            layout,
+            options=options,
+            data=data,
+            base=base,
+            before=before,
+            after=after,
+            finetune=finetune,
+            compared=compared,
+        )
     return report, compared
 
 

@@ -57,19 +57,47 @@ def chat_command(layout: Any, image: str | None) -> str:
 def rerun_commands(layout: Any, options: Any) -> list[str]:
     """The ordinary-verb commands that redo the fine-tune, the tuned evaluation and the comparison by hand, with
     this run's seed and overrides; each replaces what the quickstart wrote there (--overwrite)."""
-    train = ["vlmkit", "train", str(layout.configs / "finetune.yaml"), f"train.seed={options.seed}",
-             *options.finetune_overrides, "--out", str(layout.run("finetune")), "--overwrite"]
-    evaluate = ["vlmkit", "eval", "--task", str(layout.task), "--model", str(layout.base), "--adapter",
-                str(layout.adapter), "--data", str(layout.data("vi-test")), "--out", str(layout.eval("tuned", "vi")),
-                "--overwrite"]
+    train = [
+        "vlmkit",
+        "train",
+        str(layout.configs / "finetune.yaml"),
+        f"train.seed={options.seed}",
+        *options.finetune_overrides,
+        "--out",
+        str(layout.run("finetune")),
+        "--overwrite",
+    ]
+    evaluate = [
+        "vlmkit",
+        "eval",
+        "--task",
+        str(layout.task),
+        "--model",
+        str(layout.base),
+        "--adapter",
+        str(layout.adapter),
+        "--data",
+        str(layout.data("vi-test")),
+        "--out",
+        str(layout.eval("tuned", "vi")),
+        "--overwrite",
+    ]
     compare = ["vlmkit", "compare", str(layout.eval("base", "vi")), str(layout.eval("tuned", "vi"))]
     return [shlex.join(command) for command in (train, evaluate, compare)]
 
 
 # --- the report -------------------------------------------------------------------------------------
-def build_report(layout: Any, *, options: Any, data: dict[str, Any], base: dict[str, Any],
-                 before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], finetune: Any,
-                 compared: dict[str, Any]) -> dict[str, Any]:
+def build_report(
+    layout: Any,
+    *,
+    options: Any,
+    data: dict[str, Any],
+    base: dict[str, Any],
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    finetune: Any,
+    compared: dict[str, Any],
+) -> dict[str, Any]:
     """The report's numbers, with its plots written to OUT/plots/; `save_report` writes the files once the
     run's times are final."""
     summaries = {"base": before, "tuned": after}
@@ -79,9 +107,10 @@ def build_report(layout: Any, *, options: Any, data: dict[str, Any], base: dict[
     base_losses = (base.get("training") or {}).get("losses") or []
     examples = pick_examples(layout)
     plots = {
-        "learning_curves": learning_curves_png({"base (full, English)": base_losses,
-                                                "fine-tune (LoRA, Vietnamese + English replay)": finetune_losses},
-                                               plots_dir / "learning_curves.png"),
+        "learning_curves": learning_curves_png(
+            {"base (full, English)": base_losses, "fine-tune (LoRA, Vietnamese + English replay)": finetune_losses},
+            plots_dir / "learning_curves.png",
+        ),
         "accuracy_by_question_type": accuracy_png(summaries, plots_dir / "accuracy_by_question_type.png"),
         "examples": examples_png(examples, plots_dir / "examples.png"),
     }
@@ -91,21 +120,30 @@ def build_report(layout: Any, *, options: Any, data: dict[str, Any], base: dict[
         "base_source": base["source"],
         "seed": options.seed,
         "targets": target_checks(scores),
-        "by_question_type": {model: {lang: by_question_type(summaries[model][lang]) for lang in LANGS}
-                             for model in MODELS},
+        "by_question_type": {
+            model: {lang: by_question_type(summaries[model][lang]) for lang in LANGS} for model in MODELS
+        },
         "test_samples": {lang: before[lang]["counts"]["scored"] for lang in LANGS},
         "compare": {lang: compared[lang]["delta"] for lang in LANGS},
         "data": data,
         "training": {
             "base": _without_losses(base.get("training")),
-            "finetune": {"steps": finetune.global_step, "final_loss": finetune.final_loss,
-                         "samples_per_second": finetune.samples_per_second, "parameters": finetune.parameters,
-                         "run_dir": str(finetune.run_dir)},
+            "finetune": {
+                "steps": finetune.global_step,
+                "final_loss": finetune.final_loss,
+                "samples_per_second": finetune.samples_per_second,
+                "parameters": finetune.parameters,
+                "run_dir": str(finetune.run_dir),
+            },
         },
         "examples": examples,
-        "stages_s": {}, "wall_s": None, "peak_rss_mb": None,   # filled in when the run ends
+        "stages_s": {},
+        "wall_s": None,
+        "peak_rss_mb": None,  # filled in when the run ends
         "artefacts": {
-            "base": str(layout.base), "adapter": str(layout.adapter), "configs": str(layout.configs),
+            "base": str(layout.base),
+            "adapter": str(layout.adapter),
+            "configs": str(layout.configs),
             "data": {name: str(layout.data(name)) for name in data["datasets"]},
             "eval": {f"{model}-{lang}": str(layout.eval(model, lang)) for model in MODELS for lang in LANGS},
             "compare": {lang: compared[lang]["files"] for lang in LANGS},
@@ -134,8 +172,11 @@ def pick_examples(layout: Any, count: int = N_EXAMPLES) -> list[dict[str, Any]]:
     languages, with the reference and both models' answers."""
     from ..eval.predictions import read_predictions
 
-    predictions = {(model, lang): {r.id: r for r in read_predictions(layout.eval(model, lang))}
-                   for model in MODELS for lang in LANGS}
+    predictions = {
+        (model, lang): {r.id: r for r in read_predictions(layout.eval(model, lang))}
+        for model in MODELS
+        for lang in LANGS
+    }
     images = {s.meta["image_id"]: s.media("image")[0] for s in _test_samples(layout, count)}
     examples = []
     for image_id, image in images.items():
@@ -143,8 +184,11 @@ def pick_examples(layout: Any, count: int = N_EXAMPLES) -> list[dict[str, Any]]:
         example: dict[str, Any] = {"image_id": image_id, "question_type": first.meta["question_type"], "image": image}
         for lang in LANGS:
             record = predictions[("base", lang)][f"{image_id}-{lang}"]
-            example[lang] = {"question": record.question, "answer": record.answers[0],
-                             **{model: predictions[(model, lang)][f"{image_id}-{lang}"].prediction for model in MODELS}}
+            example[lang] = {
+                "question": record.question,
+                "answer": record.answers[0],
+                **{model: predictions[(model, lang)][f"{image_id}-{lang}"].prediction for model in MODELS},
+            }
         examples.append(example)
     return examples
 
@@ -210,9 +254,12 @@ def examples_png(examples: list[dict[str, Any]], path: Path) -> Path:
         lines = []
         for lang in LANGS:
             row = example[lang]
-            lines += [textwrap.fill(row["question"], 30), f"  reference: {row['answer']}",
-                      f"  base:  {row['base'] or '∅'} {_mark(row['base'], row['answer'])}",
-                      f"  tuned: {row['tuned'] or '∅'} {_mark(row['tuned'], row['answer'])}"]
+            lines += [
+                textwrap.fill(row["question"], 30),
+                f"  reference: {row['answer']}",
+                f"  base:  {row['base'] or '∅'} {_mark(row['base'], row['answer'])}",
+                f"  tuned: {row['tuned'] or '∅'} {_mark(row['tuned'], row['answer'])}",
+            ]
         ax.set_xlabel("\n".join(lines), fontsize=8, loc="left", family="DejaVu Sans")
     return save_figure(fig, path)
 
@@ -232,11 +279,18 @@ def markdown(report: dict[str, Any], compared: dict[str, Any], layout: Any) -> s
     def rel(path: str | Path) -> str:
         return str(Path(path).relative_to(layout.out)) if Path(path).is_relative_to(layout.out) else str(path)
 
-    lines = ["# vlmkit quickstart report", "",
-             f"Base model: **{report['base_source']}**"
-             + (" (the checkpoint shipped with vlmkit, trained by `vlmkit quickstart --train-base`)"
-                if report["base_source"] == "shipped" else " (trained in this run)")
-             + f"; seed {report['seed']}. All accuracies: {report['numbers_from']}.", ""]
+    lines = [
+        "# vlmkit quickstart report",
+        "",
+        f"Base model: **{report['base_source']}**"
+        + (
+            " (the checkpoint shipped with vlmkit, trained by `vlmkit quickstart --train-base`)"
+            if report["base_source"] == "shipped"
+            else " (trained in this run)"
+        )
+        + f"; seed {report['seed']}. All accuracies: {report['numbers_from']}.",
+        "",
+    ]
     rows = []
     for model in MODELS:
         cells = []
@@ -245,38 +299,85 @@ def markdown(report: dict[str, Any], compared: dict[str, Any], layout: Any) -> s
             cells.append(f"{_pct(check['value'])} ({'✓' if check['met'] else '✗'} target {check['target']})")
         rows.append(["base" if model == "base" else "base + Vietnamese LoRA", *cells])
     lines += md_table(["model", "English", "Vietnamese"], rows)
-    lines += ["", f"Test questions: {report['test_samples']['en']} per language, on "
-              f"{report['data']['config']['test_images']} held-out images.", "",
-              "## Accuracy per question type", ""]
-    lines += md_table(["model", "language", *QUESTION_TYPES],
-                      [[model, lang, *(_pct(report["by_question_type"][model][lang].get(k, 0.0)) for k in QUESTION_TYPES)]
-                       for model in MODELS for lang in LANGS])
-    lines += ["", f"![accuracy per question type]({rel(report['artefacts']['plots']['accuracy_by_question_type'])})",
-              "", "## Base vs tuned (`vlmkit compare`)", ""]
+    lines += [
+        "",
+        f"Test questions: {report['test_samples']['en']} per language, on "
+        f"{report['data']['config']['test_images']} held-out images.",
+        "",
+        "## Accuracy per question type",
+        "",
+    ]
+    lines += md_table(
+        ["model", "language", *QUESTION_TYPES],
+        [
+            [model, lang, *(_pct(report["by_question_type"][model][lang].get(k, 0.0)) for k in QUESTION_TYPES)]
+            for model in MODELS
+            for lang in LANGS
+        ],
+    )
+    lines += [
+        "",
+        f"![accuracy per question type]({rel(report['artefacts']['plots']['accuracy_by_question_type'])})",
+        "",
+        "## Base vs tuned (`vlmkit compare`)",
+        "",
+    ]
     for lang in LANGS:
         body = compared[lang]["markdown"].replace("# Comparison", f"### {LANG_NAMES[lang]}: comparison", 1)
         lines += [body.rstrip(), ""]
     lines += ["## Training", "", f"![learning curves]({rel(report['artefacts']['plots']['learning_curves'])})", ""]
     base_training = report["training"]["base"]
     if base_training:
-        lines.append(f"- base: {base_training.get('steps')} steps of full training on "
-                     f"{base_training.get('train_samples')} English samples, final loss "
-                     f"{_num(base_training.get('final_loss'))} (`{base_training.get('command')}`)")
+        lines.append(
+            f"- base: {base_training.get('steps')} steps of full training on "
+            f"{base_training.get('train_samples')} English samples, final loss "
+            f"{_num(base_training.get('final_loss'))} (`{base_training.get('command')}`)"
+        )
     ft = report["training"]["finetune"]
-    lines += [f"- fine-tune: {ft['steps']} LoRA steps, final loss {_num(ft['final_loss'])}, "
-              f"{_num(ft['samples_per_second'])} samples/s; run folder `{rel(ft['run_dir'])}`", "",
-              "## Examples (held-out images)", "", f"![examples]({rel(report['artefacts']['plots']['examples'])})", ""]
-    lines += md_table(["image", "question", "reference", "base", "tuned"],
-                      [[example["image_id"], *(md(example[lang][k]) for k in ("question", "answer", "base", "tuned"))]
-                       for example in report["examples"] for lang in LANGS])
+    lines += [
+        f"- fine-tune: {ft['steps']} LoRA steps, final loss {_num(ft['final_loss'])}, "
+        f"{_num(ft['samples_per_second'])} samples/s; run folder `{rel(ft['run_dir'])}`",
+        "",
+        "## Examples (held-out images)",
+        "",
+        f"![examples]({rel(report['artefacts']['plots']['examples'])})",
+        "",
+    ]
+    lines += md_table(
+        ["image", "question", "reference", "base", "tuned"],
+        [
+            [example["image_id"], *(md(example[lang][k]) for k in ("question", "answer", "base", "tuned"))]
+            for example in report["examples"]
+            for lang in LANGS
+        ],
+    )
     lines += ["", "## Time and memory", ""]
-    lines += md_table(["stage", "seconds"], [*((stage, f"{seconds:.1f}") for stage, seconds in report["stages_s"].items()),
-                                            ("**total (wall)**", f"**{report['wall_s']:.1f}**")])
-    lines += ["",
-              f"Peak resident memory: {report['peak_rss_mb']:.0f} MB.", "",
-              "## Next", "", "Chat with the result:", "", "```", report["chat_command"], "```", "",
-              "Re-run a stage by hand (the configs this run used are in `configs/`):", "", "```",
-              *report["rerun_commands"], "```", ""]
+    lines += md_table(
+        ["stage", "seconds"],
+        [
+            *((stage, f"{seconds:.1f}") for stage, seconds in report["stages_s"].items()),
+            ("**total (wall)**", f"**{report['wall_s']:.1f}**"),
+        ],
+    )
+    lines += [
+        "",
+        f"Peak resident memory: {report['peak_rss_mb']:.0f} MB.",
+        "",
+        "## Next",
+        "",
+        "Chat with the result:",
+        "",
+        "```",
+        report["chat_command"],
+        "```",
+        "",
+        "Re-run a stage by hand (the configs this run used are in `configs/`):",
+        "",
+        "```",
+        *report["rerun_commands"],
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 

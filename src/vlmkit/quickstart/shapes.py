@@ -2,17 +2,17 @@
 
 Each 56 px image holds one to three shapes (distinct shapes, distinct colours), each in its own 28 px cell of
 a 2x2 grid: one cell is exactly one merged vision token of Qwen2-VL (14 px patches, 2x2 merge). Shades and
-the background vary, so the space of images is far larger than any training set, and the test split additionally skips every scene the training stream contains: test images
-are never seen in training.
+the background vary, so the space of images is far larger than any training set, and the test split
+additionally skips every scene the training stream contains: test images are never seen in training.
 
 Questions (one per sample, the three types equally often): the colour of the shape ("What color is the
 circle?" / "Hình tròn màu gì?") and the shape of the colour ("What shape is blue?" / "Hình nào màu xanh
 dương?"), asked of one-shape images, and the count ("How many shapes are there?"), asked of any image. Why
 not colour/shape questions about one of several shapes, or yes/no questions: the 1.8M-parameter model does
 not learn to bind a named shape to its colour among several in a CPU budget (held-out accuracy stayed at the
-"guess one of the colours present" level in runs of up to 3,000 steps on 48,000 images), and questions it cannot learn drown the signal of
-those it can. Questions are drawn as language-neutral specs, so English and Vietnamese ask the same facts of
-the same images. Everything comes from seeded streams, so a seed gives the same files.
+"guess one of the colours present" level in runs of up to 3,000 steps on 48,000 images), and questions it cannot
+learn drown the signal of those it can. Questions are drawn as language-neutral specs, so English and
+Vietnamese ask the same facts of the same images. Everything comes from seeded streams, so a seed gives the same files.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import io
 import itertools
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from PIL import Image, ImageDraw
 
@@ -34,7 +34,7 @@ IMAGE_SIZE = 56
 GRID = 2  # cells per side: 28 px cells, one merged vision token each
 LANGS = ("en", "vi")
 QUESTION_TYPES = ("color", "shape", "count")
-SHADE = 12        # each RGB channel of a shape varies by up to this much around its named colour
+SHADE = 12  # each RGB channel of a shape varies by up to this much around its named colour
 
 # name -> (RGB, Vietnamese)
 COLORS: dict[str, tuple[tuple[int, int, int], str]] = {
@@ -44,8 +44,12 @@ COLORS: dict[str, tuple[tuple[int, int, int], str]] = {
     "yellow": ((235, 200, 30), "vàng"),
     "purple": ((150, 60, 190), "tím"),
 }
-SHAPES: dict[str, str] = {"circle": "hình tròn", "square": "hình vuông", "triangle": "hình tam giác",
-                          "star": "ngôi sao"}
+SHAPES: dict[str, str] = {
+    "circle": "hình tròn",
+    "square": "hình vuông",
+    "triangle": "hình tam giác",
+    "star": "ngôi sao",
+}
 NUMBERS = {"en": ("zero", "one", "two", "three"), "vi": ("không", "một", "hai", "ba")}
 
 
@@ -53,11 +57,11 @@ NUMBERS = {"en": ("zero", "one", "two", "three"), "vi": ("không", "một", "hai
 class Item:
     shape: str
     color: str
-    cell: int                         # 0..GRID²-1, row-major
-    scale: float = 0.85               # fraction of the cell the shape spans
-    dx: int = 0                       # centre offset in pixels
+    cell: int  # 0..GRID²-1, row-major
+    scale: float = 0.85  # fraction of the cell the shape spans
+    dx: int = 0  # centre offset in pixels
     dy: int = 0
-    shade: tuple[int, int, int] = (0, 0, 0)   # RGB offset from the named colour
+    shade: tuple[int, int, int] = (0, 0, 0)  # RGB offset from the named colour
 
     @property
     def rgb(self) -> tuple[int, int, int]:
@@ -91,8 +95,10 @@ def random_scene(rng: random.Random, scene_id: str, shapes: int | None = None) -
     cells = rng.sample(range(GRID * GRID), n)
     # Shades and the background vary; size and position within the cell do not: the frozen random vision
     # tower tells shapes apart only when a shape always covers the same pixels of its token.
-    items = tuple(Item(kind, color, cell, shade=tuple(rng.randint(-SHADE, SHADE) for _ in range(3)))
-                  for kind, color, cell in zip(kinds, colors, cells))
+    items = tuple(
+        Item(kind, color, cell, shade=tuple(rng.randint(-SHADE, SHADE) for _ in range(3)))
+        for kind, color, cell in zip(kinds, colors, cells)
+    )
     grey = rng.randint(228, 250)
     return Scene(scene_id, items, (grey, grey, grey))
 
@@ -176,9 +182,9 @@ def corpus() -> list[str]:
 # --- datasets ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ShapesConfig:
-    train_images: int = 16000        # per language: the Vietnamese fine-tune and its English replay
-    base_train_images: int = 48000   # English only, when the base is trained here (a prefix-superset of the above)
-    test_images: int = 300           # held out, one question each, the three types in turn
+    train_images: int = 16000  # per language: the Vietnamese fine-tune and its English replay
+    base_train_images: int = 48000  # English only, when the base is trained here (a prefix-superset of the above)
+    test_images: int = 300  # held out, one question each, the three types in turn
     seed: int = 0
 
 
@@ -211,19 +217,31 @@ def training_keys(seed: int, count: int) -> frozenset:
 
 def qa_sample(scene: Scene, kind: str, image_path: str, lang: str) -> Sample:
     qa = ask(kind, scene, lang)
-    return Sample.model_validate({
-        "id": f"{scene.id}-{lang}",
-        "messages": [{"role": "user", "content": [{"type": "image", "image": image_path},
-                                                  {"type": "text", "text": qa.question}]},
-                     {"role": "assistant", "content": qa.answer}],
-        "answers": [qa.answer],
-        "meta": {"source": "shapes_vqa", "lang": lang, "image_id": scene.id, "shapes": len(scene.items),
-                 "question_type": kind},
-    })
+    return Sample.model_validate(
+        {
+            "id": f"{scene.id}-{lang}",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image", "image": image_path}, {"type": "text", "text": qa.question}],
+                },
+                {"role": "assistant", "content": qa.answer},
+            ],
+            "answers": [qa.answer],
+            "meta": {
+                "source": "shapes_vqa",
+                "lang": lang,
+                "image_id": scene.id,
+                "shapes": len(scene.items),
+                "question_type": kind,
+            },
+        }
+    )
 
 
-def write_split(out_dir: Path, split: str, lang: str, config: ShapesConfig, *, images: int | None = None,
-                overwrite: bool = True) -> Path:
+def write_split(
+    out_dir: Path, split: str, lang: str, config: ShapesConfig, *, images: int | None = None, overwrite: bool = True
+) -> Path:
     """Write one language of one split as a vlmkit dataset folder; returns the folder. `images` overrides the
     config's count; a smaller count gives a prefix of a larger one."""
     with DatasetWriter(out_dir, overwrite=overwrite) as writer:
