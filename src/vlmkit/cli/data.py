@@ -232,12 +232,19 @@ def check_leakage_cmd(
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when anything leaks."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report file (default: EVAL/leakage_report.json)."),
+    hash_cache: bool = typer.Option(
+        True,
+        "--hash-cache/--no-hash-cache",
+        help="Reuse the hashes of files unchanged since the last run (path + size + mtime; "
+        "$VLMKIT_CACHE_DIR, default ~/.cache/vlmkit/media_hashes.sqlite).",
+    ),
 ) -> None:
-    """Exact and near-duplicate images, and identical (image, question) pairs, between train and eval."""
+    """Exact and near-duplicate images, identical (image, question) pairs, and augmented variants of eval samples
+    (data augment's meta.source_id), between train and eval."""
     from ..data.leakage import check_leakage, summary_lines
     from ..io import write_json
 
-    report = check_leakage(train, eval, threshold=threshold)
+    report = check_leakage(train, eval, threshold=threshold, hash_cache=hash_cache)
     path = out or eval / "leakage_report.json"
     write_json(path, report)
     for line in summary_lines(report):
