@@ -128,7 +128,7 @@ def test_variants_only_and_auto_language(tmp_path):
     data = make_dataset(tmp_path / "data")
     with FakeOpenAI(answer=rewriter()) as server:
         report = run_augment(server, data, tmp_path / "out", n=3, include_sources=False)  # lang auto: vi by script
-    assert report["filters"]["wrong_language"]["count"] == 2
+    assert report["filters"]["wrong_language"]["count"] == 2 and report["dataset_lang"] == "vi"
     samples = read_samples(tmp_path / "out")
     assert len(samples) == 6 and all(s.meta["source_id"] for s in samples)
 
@@ -256,8 +256,8 @@ def test_kill_9_mid_run_then_rerun_gives_every_variant_once(tmp_path):
         rerun = _augment_cli(server.url, data, out, "--n", "3", "--concurrency", "2")
         assert rerun.returncode == 0, rerun.stderr
         attempts = server.attempts
-    assert all(count == 1 for count in attempts.values()) or sum(attempts.values()) <= 60 + 2
-    assert sum(v > 1 for v in attempts.values()) <= 2  # at most the requests in flight at the kill are asked twice
+    in_flight_at_kill = sum(attempts.values()) - 60  # asked before the kill, answered too late to be logged
+    assert 0 <= in_flight_at_kill <= 2 and sum(v > 1 for v in attempts.values()) == in_flight_at_kill
     assert len(attempts) == 60
     entries = [json.loads(line) for line in log.read_text().splitlines()[1:]]
     keys = Counter((e["id"], e["method"], e["variant"]) for e in entries)

@@ -12,7 +12,7 @@ import typer
 from .engine_options import with_endpoint_options
 
 data_app = typer.Typer(
-    help="Import, inspect, split, merge, leak-check and export datasets (samples.jsonl + media/).",
+    help="Import, inspect, split, merge, augment, leak-check and export datasets (samples.jsonl + media/).",
     no_args_is_help=True,
 )
 
@@ -314,10 +314,8 @@ def augment_cmd(
 ) -> None:
     """New wordings of each question (paraphrase, back-translation) from an OpenAI-compatible endpoint, filtered.
 
-    Rerunning the same command resumes: requests already answered (OUT/augment_requests.jsonl) are not sent
-    again. Each variant keeps the source's images and answers and records meta.source_id, so `data split` keeps
-    it with its source and `data check-leakage` flags it when its source is in the evaluation set.
-    """
+    Rerunning the same command resumes: answered requests (OUT/augment_requests.jsonl) are not sent again. Each variant keeps the source's images and answers and records meta.source_id, so `data split` keeps it with its source and `data check-leakage` flags it when its source is in the evaluation set. See docs/data.md.
+    """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
     from ..data.augment import AugmentSettings, augment_dataset
     from ..data.augment.filters import Limits
     from ..data.augment.report import REPORT_FILE, summary_lines

@@ -28,9 +28,12 @@ def normalize_question(text: str) -> str:
 
 def clean_output(text: str) -> str:
     """The question in a model's reply: outer whitespace, a leading "Paraphrase:" label and wrapping quotes off."""
-    text = _LABEL.sub("", text.strip()).strip()
-    while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
-        text = text[1:-1].strip()
+    previous = None
+    while text != previous:  # "Paraphrase: “...”" and "“Paraphrase: ...”" alike
+        previous = text
+        text = _LABEL.sub("", text.strip()).strip()
+        if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+            text = text[1:-1].strip()
     return text
 
 

@@ -30,6 +30,7 @@ class Tally:
     requests_sent: int = 0
     requests_failed: int = 0
     first_error: str | None = None
+    dataset_lang: str | None = None  # --lang, or the language most questions are in (--lang auto)
 
     def reject(self, reason: str, job: Any, text: str, **extra: Any) -> None:
         self.rejected[reason] += 1
@@ -86,6 +87,7 @@ def build_report(
         "methods": list(settings.methods),
         "n": settings.n,
         "lang": settings.lang,
+        "dataset_lang": tally.dataset_lang,
         "via": settings.via if "backtranslate" in settings.methods else None,
         "include_sources": settings.include_sources,
         "check_answer": settings.check_answer,
@@ -111,6 +113,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"{report['sources']:,} source samples x {report['n']} x {'+'.join(report['methods'])} -> "
         f"{report['variants_requested']:,} variants asked of {endpoint['model']} at {endpoint['base_url']}"
+        + (f" (questions in {report['dataset_lang']}, detected)" if report["lang"] == "auto" else "")
     ]
     for name, entry in report["filters"].items():
         if entry["count"]:

@@ -172,6 +172,7 @@ def augment_dataset(
 def _jobs(samples: list[Sample], settings: AugmentSettings, tally: Tally) -> list[_Job]:
     jobs = []
     dataset_lang = dataset_language([s.question() for s in samples]) if settings.lang == "auto" else None
+    tally.dataset_lang = dataset_lang or settings.lang
     for sample in samples:
         question = sample.question()
         if not question.strip():
