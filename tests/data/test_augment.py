@@ -212,8 +212,8 @@ def test_changed_settings_are_refused_on_resume_and_prompt_files_are_used(tmp_pa
     prompts.write_text("paraphrase: 'Say it again (variant {variant} of {n}) Question: {question}'\n")
     with FakeOpenAI(answer=rewriter()) as server:
         run_augment(server, data, tmp_path / "out", n=1, lang="vi", prompt_file=prompts)
-        assert server.bodies[0]["messages"] == [
-            {"role": "user", "content": "Say it again (variant 1 of 1) Question: Biển hiệu ghi chữ gì?"}
+        assert [{"role": "user", "content": "Say it again (variant 1 of 1) Question: Biển hiệu ghi chữ gì?"}] in [
+            b["messages"] for b in server.bodies
         ]
         with pytest.raises(ConfigError, match="other settings.*prompts"):
             run_augment(server, data, tmp_path / "out", n=1, lang="vi")
@@ -326,3 +326,14 @@ def _other_eval(tmp_path: Path) -> Path:
 def test_bad_limits_are_refused(limits):
     with pytest.raises(ConfigError, match="--max-ratio"):
         AugmentSettings(limits=limits)
+
+
+def test_a_larger_n_later_asks_only_for_the_new_variants(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    with FakeOpenAI(answer=rewriter()) as server:
+        first = run_augment(server, data, tmp_path / "out", n=2, lang="vi")
+        assert len(server.bodies) == 8 and first["variants_requested"] == 8
+        second = run_augment(server, data, tmp_path / "out", n=3, lang="vi")
+        assert len(server.bodies) == 12  # variant 3 of each question only
+    assert second["tokens"]["requests_sent_this_run"] == 4 and second["tokens"]["requests"] == 12
+    assert {name: e["count"] for name, e in second["filters"].items() if e["count"]} == EXPECTED_FILTERS
