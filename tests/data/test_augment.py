@@ -25,7 +25,7 @@ from vlmkit.data.augment.prompts import load_prompts
 from vlmkit.data.leakage import check_leakage
 from vlmkit.data.schema import DatasetWriter, read_samples
 from vlmkit.data.split import split_dataset
-from vlmkit.errors import ConfigError
+from vlmkit.errors import ConfigError, DataError
 from vlmkit.infer.options import EndpointSettings
 
 ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "VLMKIT_PROGRESS_SECONDS": "0.2"}
@@ -278,6 +278,17 @@ def test_cli_usage_errors_are_one_line(tmp_path, capsys):
     assert exit_info.value.code == 2 and "an input of this command" in capsys.readouterr().err
 
 
+def test_a_taken_variant_id_is_refused_before_any_request(tmp_path):
+    data = tmp_path / "data"
+    with DatasetWriter(data) as writer:
+        for sample_id in ("a", "a~paraphrase-1"):
+            writer.write({"id": sample_id, "messages": [{"role": "user", "content": "Xe màu gì?"}]})
+    with FakeOpenAI(answer=rewriter()) as server:
+        with pytest.raises(DataError, match="'a~paraphrase-1' is taken"):
+            run_augment(server, data, tmp_path / "out", n=1)
+        assert not server.bodies
+
+
 def test_split_keeps_text_only_variants_with_their_source(tmp_path):
     many = {
         f"Câu hỏi thứ {i} là gì?": ("x", [f"Câu thứ {i} hỏi điều gì, cách {k}?" for k in range(2)]) for i in range(30)
@@ -337,3 +348,15 @@ def test_a_larger_n_later_asks_only_for_the_new_variants(tmp_path):
         assert len(server.bodies) == 12  # variant 3 of each question only
     assert second["tokens"]["requests_sent_this_run"] == 4 and second["tokens"]["requests"] == 12
     assert {name: e["count"] for name, e in second["filters"].items() if e["count"]} == EXPECTED_FILTERS
+
+
+def test_an_endpoint_that_answers_nothing_is_one_clear_error(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    with FakeOpenAI(answer=rewriter(), faults={}) as server:
+        url = server.url  # a port that was listening; closed below
+    endpoint = EndpointSettings(base_url=url, max_retries=0, request_timeout=2.0)
+    with pytest.raises(ConfigError, match=r"every request to http://127.0.0.1:\d+/v1 failed \(4\).*connection failed"):
+        augment_dataset(
+            data, tmp_path / "out", endpoint=endpoint, model="m", settings=AugmentSettings(), progress=False
+        )
+    assert not (tmp_path / "out" / "samples.jsonl").exists()

@@ -192,7 +192,19 @@ def with_endpoint_options() -> Callable[[Callable], Callable]:
 
         return EndpointSettings(**values)
 
-    return _adding(_REMOTE[1:], "endpoint", build)
+    return _adding(
+        [(name, kind, _without_engine_prefix(option)) for name, kind, option in _REMOTE[1:]], "endpoint", build
+    )
+
+
+def _without_engine_prefix(option: Any) -> Any:
+    """The same flag, its help without "--engine openai: " (a verb that always talks to an endpoint)."""
+    import copy
+
+    option = copy.copy(option)
+    text = option.help.removeprefix("--engine openai: ").replace("(cost in scores.json)", "(cost in the report)")
+    option.help = text[:1].upper() + text[1:]
+    return option
 
 
 def with_generation_options(default_max_new_tokens: int) -> Callable[[Callable], Callable]:

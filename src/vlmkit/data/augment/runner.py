@@ -114,7 +114,7 @@ def augment_dataset(
     out.mkdir(parents=True, exist_ok=True)
     log = RequestLog(out, header, overwrite=overwrite)
     tally = Tally()
-    jobs = _jobs(samples, settings, tally)
+    jobs = _jobs(samples, settings, tally, root)
     client = ChatClient(endpoint, model=model)
     try:
         generator = _Generator(client, log, tally, progress)
@@ -145,7 +145,7 @@ def augment_dataset(
     finally:
         client.close()
         log.close()
-    if tally.requests_sent and tally.requests_sent == tally.requests_failed:
+    if tally.requests_sent and not any(not e.get("error") for e in log.entries.values()):
         raise ConfigError(
             f"every request to {base_url} failed ({tally.requests_sent}), e.g. {tally.first_error}; "
             f"nothing written to {out} but the request log (rerun to try again)"
@@ -169,7 +169,7 @@ def augment_dataset(
     return report
 
 
-def _jobs(samples: list[Sample], settings: AugmentSettings, tally: Tally) -> list[_Job]:
+def _jobs(samples: list[Sample], settings: AugmentSettings, tally: Tally, root: Path) -> list[_Job]:
     jobs = []
     dataset_lang = dataset_language([s.question() for s in samples]) if settings.lang == "auto" else None
     tally.dataset_lang = dataset_lang or settings.lang
@@ -184,6 +184,14 @@ def _jobs(samples: list[Sample], settings: AugmentSettings, tally: Tally) -> lis
                 tally.skip("already_in_via_language", sample.id)
                 continue
             jobs += [_Job(sample, method, k, lang) for k in range(settings.n)]
+    ids = {sample.id for sample in samples}
+    clash = next((j for j in jobs if variant_id(j.sample.id, j.method, j.k, settings.via) in ids), None)
+    if clash is not None:  # found before any request is paid for
+        name = variant_id(clash.sample.id, clash.method, clash.k, settings.via)
+        raise DataError(
+            f"sample id '{name}' is taken; it is the id a variant of '{clash.sample.id}' would get",
+            path=root / SAMPLES_FILE,
+        )
     return jobs
 
 
