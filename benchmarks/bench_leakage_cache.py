@@ -2,7 +2,8 @@
 
 Generates a train and an eval dataset of N distinct JPEG photos each (a quarter of eval copied from train, so
 the report has findings), then times in one process, on the same files:
-- baseline: `hash_cache=False`, every file read, sha256'd, decoded and perceptually hashed (the old behaviour);
+- baseline: `hash_cache=False`, every file read, sha256'd, decoded and perceptually hashed (the old behaviour),
+  timed before and after the cached runs, the faster of the two;
 - cold: the first run with a fresh cache (the same work, plus writing the cache);
 - warm: the second run (nothing changed: only stat calls and cache look-ups).
 The result is the ratios cold / baseline (the cache's overhead) and warm / baseline (what a rerun costs), and
@@ -67,9 +68,10 @@ def main() -> None:
         os.environ["VLMKIT_CACHE_DIR"] = str(tmp / "cache")
         train = make_dataset(tmp / "train", args.images, tuple(args.size), offset=0)
         evals = make_dataset(tmp / "eval", args.images, tuple(args.size), offset=10**6, shared=args.images // 4)
-        baseline, report0 = timed(train, evals, False)
+        first, report0 = timed(train, evals, False)
         cold, report1 = timed(train, evals, True)
         warm, report2 = timed(train, evals, True)
+        baseline = min(first, timed(train, evals, False)[0])  # before and after: less of the machine's drift
     agree = report0 == report1 == report2
     rows = [("baseline (no cache)", baseline), ("cold cache (first run)", cold), ("warm cache (rerun)", warm)]
     print(f"check-leakage, {args.images} + {args.images} images of {args.size[0]}x{args.size[1]}")
