@@ -206,6 +206,23 @@ def test_failed_requests_are_reported_and_retried_by_a_rerun(tmp_path):
     assert "s3~paraphrase-2" in {s.id for s in read_samples(tmp_path / "out")}
 
 
+def test_an_edited_source_question_is_asked_afresh(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    with FakeOpenAI(answer=rewriter()) as server:
+        run_augment(server, data, tmp_path / "out", n=3, lang="vi")
+        lines = (data / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+        edited = json.loads(lines[3])
+        edited["messages"][0]["content"][1]["text"] = "Biển hiệu ghi chữ gì?"  # s3 now asks what s0 asks
+        lines[3] = json.dumps(edited, ensure_ascii=False)
+        (data / "samples.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        sent = len(server.bodies)
+        report = run_augment(server, data, tmp_path / "out", n=3, lang="vi")
+        assert len(server.bodies) == sent + 3  # s3's three variants, for its new question
+    s3 = [s for s in read_samples(tmp_path / "out") if s.meta.get("source_id") == "s3"]
+    assert [s.question() for s in s3] == ["Trên biển hiệu có dòng chữ nào?"]  # no variant of the old question
+    assert report["variants_kept"] == 5
+
+
 def test_changed_settings_are_refused_on_resume_and_prompt_files_are_used(tmp_path):
     data = make_dataset(tmp_path / "data")
     prompts = tmp_path / "prompts.yaml"

@@ -3,8 +3,10 @@
 Line 1 is a header with the settings that decide what a request returns (model, endpoint, prompts, languages,
 decoding); every further line is one finished request, appended and flushed as it arrives:
 
-    {"id": "q7", "method": "paraphrase", "variant": 2, "stage": "variant", "text": "...", "finish_reason": "stop",
-     "prompt_tokens": 61, "completion_tokens": 9, "error": null}
+    {"id": "q7", "question": "3f2a9c1b07de", "method": "paraphrase", "variant": 2, "stage": "variant",
+     "text": "...", "finish_reason": "stop", "prompt_tokens": 61, "completion_tokens": 9, "error": null}
+
+(`question`: a hash of the source question, so a question edited in DIR since is asked afresh.)
 
 `stage` is `pivot` (back-translation, first leg), `variant` (the new question) or `check` (the endpoint's answer
 to it). After `kill -9` the torn last line is dropped and a rerun sends only what has no successful line; a
@@ -21,7 +23,7 @@ from ...errors import ConfigError, DataError
 from ...io import JsonlAppender, iter_jsonl
 
 LOG_FILE = "augment_requests.jsonl"
-Key = tuple[str, str, int, str]  # (source id, method, variant index from 0, stage)
+Key = tuple[str, str, str, int, str]  # (source id, question hash, method, variant index from 0, stage)
 
 
 class RequestLog:
@@ -51,7 +53,9 @@ class RequestLog:
                     self.entries[key_of(entry)] = entry
                 except (KeyError, TypeError, ValueError, AttributeError):
                     raise DataError(
-                        "not a request entry (id, method, variant, stage)", path=self.path, record=f"line {line}"
+                        "not a request entry (id, question, method, variant, stage)",
+                        path=self.path,
+                        record=f"line {line}",
                     ) from None
         else:
             self._appender.write({"header": header})
@@ -62,7 +66,7 @@ class RequestLog:
         return entry if entry is not None and not entry.get("error") else None
 
     def add(self, key: Key, entry: dict[str, Any]) -> None:
-        entry = {"id": key[0], "method": key[1], "variant": key[2], "stage": key[3], **entry}
+        entry = {"id": key[0], "question": key[1], "method": key[2], "variant": key[3], "stage": key[4], **entry}
         self._appender.write(entry)
         self.entries[key] = entry
 
@@ -71,4 +75,10 @@ class RequestLog:
 
 
 def key_of(entry: dict[str, Any]) -> Key:
-    return (str(entry["id"]), str(entry["method"]), int(entry["variant"]), str(entry["stage"]))
+    return (str(entry["id"]), str(entry["question"]), str(entry["method"]), int(entry["variant"]), str(entry["stage"]))
+
+
+def question_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

@@ -25,7 +25,7 @@ from ...io import check_output_dir, write_json
 from ..schema import SAMPLES_FILE, DatasetWriter, Sample, read_samples
 from .filters import Limits, answer_matches, clean_output, first_failure, normalize_question
 from .language import checkable, dataset_language, language_name, question_language
-from .log import Key, RequestLog
+from .log import LOG_FILE, Key, RequestLog, question_hash
 from .prompts import Template, fingerprint, load_prompts
 from .report import REPORT_FILE, Tally, build_report
 
@@ -72,7 +72,7 @@ class _Job:
     lang: str | None  # None: no letters to tell the language by
 
     def key(self, stage: str) -> Key:
-        return (self.sample.id, self.method, self.k, stage)
+        return (self.sample.id, question_hash(self.sample.question()), self.method, self.k, stage)
 
 
 def augment_dataset(
@@ -96,8 +96,6 @@ def augment_dataset(
     samples = read_samples(root, resolve_media=False)
     if not samples:
         raise DataError("has no samples to augment", path=root / SAMPLES_FILE)
-    from .log import LOG_FILE
-
     if (out / SAMPLES_FILE).exists() and not (out / LOG_FILE).exists() and not overwrite:
         raise DataError("already holds a dataset (pass --overwrite to replace it)", path=out / SAMPLES_FILE)
     base_url = public_url(endpoint.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
