@@ -377,3 +377,23 @@ def test_an_endpoint_that_answers_nothing_is_one_clear_error(tmp_path):
             data, tmp_path / "out", endpoint=endpoint, model="m", settings=AugmentSettings(), progress=False
         )
     assert not (tmp_path / "out" / "samples.jsonl").exists()
+
+
+def test_no_secret_reaches_the_output(tmp_path, monkeypatch):
+    """The key (from --api-key-env) and credentials in the URL stay out of meta, the log and the report."""
+    secret = "sk-augment-SECRET-51c0"
+    monkeypatch.setenv("AUG_TEST_KEY", secret)
+    data = make_dataset(tmp_path / "data")
+    with FakeOpenAI(answer=rewriter()) as server:
+        port = server.url.split(":")[2].split("/")[0]
+        url = f"http://user:pw-SECRET@127.0.0.1:{port}/v1"
+        with_key = EndpointSettings(base_url=server.url, api_key_env="AUG_TEST_KEY")
+        augment_dataset(data, tmp_path / "out", endpoint=with_key, model="m", progress=False)
+        assert server.headers[0]["authorization"] == f"Bearer {secret}"  # the key was used
+        with_credentials = EndpointSettings(base_url=url, api_key_env="AUG_TEST_KEY")
+        augment_dataset(data, tmp_path / "out2", endpoint=with_credentials, model="m", progress=False)
+    variant = next(s for s in read_samples(tmp_path / "out2") if "~" in s.id)
+    assert variant.meta["augment"]["endpoint"] == {"base_url": f"http://127.0.0.1:{port}/v1", "model": "m"}
+    for path in [*(tmp_path / "out").rglob("*"), *(tmp_path / "out2").rglob("*")]:
+        if path.is_file():
+            assert b"SECRET" not in path.read_bytes(), path
