@@ -1,12 +1,15 @@
 """Shared test set-up: offline hub, headless plotting, and quiet tokenizers for every test."""
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# caches that vlmkit keeps in the user's home (check-leakage's media hashes) go to a folder of the test session
+os.environ.setdefault("VLMKIT_CACHE_DIR", tempfile.mkdtemp(prefix="vlmkit-test-cache-"))
 
 import pytest
 

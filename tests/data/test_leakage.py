@@ -112,3 +112,40 @@ def test_bad_threshold(pair):
 
     with pytest.raises(ConfigError, match="out of 64"):
         check_leakage(*pair, threshold=65, progress=False)
+
+
+def test_hash_cache_skips_unchanged_files_and_rehashes_a_changed_one(tmp_path, pair, monkeypatch):
+    """Issue 18: check-leakage re-hashed every image each run. The second run reads no unchanged file; a file
+    rewritten in place (new size and mtime) is hashed again, and its new hash is what the report uses."""
+    import os
+
+    from vlmkit.data import leakage
+
+    hashed = []
+    real = leakage.hash_media
+    monkeypatch.setattr(leakage, "hash_media", lambda path, kind="image": hashed.append(path.name) or real(path, kind))
+    cache = tmp_path / "cache.sqlite"
+    train, evals = pair
+    first = check_leakage(train, evals, progress=False, hash_cache=cache)
+    assert len(hashed) == 6 and cache.is_file()  # 3 train + 3 eval files
+    hashed.clear()
+    second = check_leakage(train, evals, progress=False, hash_cache=cache)
+    assert hashed == [] and second == first
+
+    # eval's exact copy of train-0 is replaced by another picture (same path, new bytes)
+    changed = evals / read_first_media(evals)
+    stat = changed.stat()
+    changed.write_bytes(encode(pattern("ramp")))
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    third = check_leakage(train, evals, progress=False, hash_cache=cache)
+    assert hashed == [changed.name]
+    assert third["exact_duplicates"]["count"] == 0 and first["exact_duplicates"]["count"] == 1
+    hashed.clear()
+    check_leakage(train, evals, progress=False, hash_cache=False)  # --no-hash-cache reads everything
+    assert len(hashed) == 6
+
+
+def read_first_media(root: Path) -> str:
+    from vlmkit.data.schema import read_samples
+
+    return read_samples(root, resolve_media=False)[0].media()[0]

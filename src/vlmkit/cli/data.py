@@ -1,4 +1,4 @@
-"""CLI: `vlmkit data import|export|stats|split|merge|check-leakage`, thin layers over vlmkit.data.
+"""CLI: `vlmkit data import|export|stats|split|merge|check-leakage|augment`, thin layers over vlmkit.data.
 
 Only typer is imported at module level; pyarrow, datasets, PIL and matplotlib load inside the commands.
 """
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import typer
 
+from .engine_options import with_endpoint_options
+
 data_app = typer.Typer(
-    help="Import, inspect, split, merge, leak-check and export datasets (samples.jsonl + media/).",
+    help="Import, inspect, split, merge, augment, leak-check and export datasets (samples.jsonl + media/).",
     no_args_is_help=True,
 )
 
@@ -230,12 +232,19 @@ def check_leakage_cmd(
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when anything leaks."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report file (default: EVAL/leakage_report.json)."),
+    hash_cache: bool = typer.Option(
+        True,
+        "--hash-cache/--no-hash-cache",
+        help="Reuse the hashes of files unchanged since the last run (path + size + mtime; "
+        "$VLMKIT_CACHE_DIR, default ~/.cache/vlmkit/media_hashes.sqlite).",
+    ),
 ) -> None:
-    """Exact and near-duplicate images, and identical (image, question) pairs, between train and eval."""
+    """Exact and near-duplicate images, identical (image, question) pairs, and augmented variants of eval samples
+    (data augment's meta.source_id), between train and eval."""
     from ..data.leakage import check_leakage, summary_lines
     from ..io import write_json
 
-    report = check_leakage(train, eval, threshold=threshold)
+    report = check_leakage(train, eval, threshold=threshold, hash_cache=hash_cache)
     path = out or eval / "leakage_report.json"
     write_json(path, report)
     for line in summary_lines(report):
@@ -249,6 +258,89 @@ def check_leakage_cmd(
             raise SystemExit(1)
     else:
         typer.echo("no leakage found")
+
+
+@data_app.command("augment")
+@with_endpoint_options()
+def augment_cmd(
+    dataset: Path = typer.Argument(..., help="A vlmkit dataset folder whose questions get new wordings."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Dataset folder to write (samples.jsonl, media/, augment_report.json)."
+    ),
+    model: str = typer.Option(..., "--model", "-m", help="The endpoint's model id (e.g. gpt-4o-mini, a vLLM model)."),
+    method: list[str] = typer.Option(
+        ["paraphrase"],
+        "--method",
+        help="paraphrase: reworded in the same language; backtranslate: into --via and back. Repeat for both.",
+    ),
+    n: int = typer.Option(1, "--n", help="Variants asked per question and method."),
+    lang: str = typer.Option(
+        "auto",
+        "--lang",
+        help="The questions' language code (vi, en, zh, ...); auto: detected from each question's script.",
+    ),
+    via: str = typer.Option("en", "--via", help="backtranslate: the pivot language code (vi -> en -> vi)."),
+    prompt_file: Path | None = typer.Option(
+        None,
+        "--prompt-file",
+        help="YAML with paraphrase / translate / check prompts replacing the defaults; placeholders {question}, "
+        "{language}, {lang}, {source_language}, {source_lang}, {variant}, {n} (docs/data.md).",
+    ),
+    variants_only: bool = typer.Option(
+        False, "--variants-only", help="Write only the kept variants (default: each source followed by its variants)."
+    ),
+    check_answer: bool = typer.Option(
+        False,
+        "--check-answer",
+        help="Ask the endpoint each kept variant with the sample's images; keep it only if the answer matches "
+        "the source answers (exact match after normalisation, or ANLS >= --answer-threshold).",
+    ),
+    answer_threshold: float = typer.Option(
+        1.0,
+        "--answer-threshold",
+        help="--check-answer: ANLS at which an answer agrees; 1.0 = exact match only, 0.8 forgives one character in 5.",
+    ),
+    max_ratio: float = typer.Option(
+        3.0, "--max-ratio", help="Drop a variant longer than this many times its source question (characters)."
+    ),
+    max_chars: int | None = typer.Option(None, "--max-chars", help="Drop a variant longer than this many characters."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Longest answer of one request, in tokens."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature of the rewriting requests."),
+    seed: int = typer.Option(0, "--seed", help="Request seed of variant k is seed + k (endpoints that take one)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start over: drop OUT's request log and dataset (a rerun without it resumes)."
+    ),
+    endpoint=None,
+) -> None:
+    """New wordings of each question (paraphrase, back-translation) from an OpenAI-compatible endpoint, filtered.
+
+    Rerunning the same command resumes: answered requests (OUT/augment_requests.jsonl) are not sent again. Each variant keeps the source's images and answers and records meta.source_id, so `data split` keeps it with its source and `data check-leakage` flags it when its source is in the evaluation set. See docs/data.md.
+    """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
+    from ..data.augment import AugmentSettings, augment_dataset
+    from ..data.augment.filters import Limits
+    from ..data.augment.report import REPORT_FILE, summary_lines
+
+    settings = AugmentSettings(
+        methods=tuple(dict.fromkeys(method)),
+        n=n,
+        lang=lang,
+        via=via,
+        include_sources=not variants_only,
+        check_answer=check_answer,
+        answer_threshold=answer_threshold,
+        limits=Limits(max_ratio=max_ratio, max_chars=max_chars),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        prompt_file=prompt_file,
+    )
+    report = augment_dataset(dataset, out, endpoint=endpoint, model=model, settings=settings, overwrite=overwrite)
+    for line in summary_lines(report):
+        typer.echo(line)
+    failed = report["tokens"]["requests_failed_this_run"]
+    if failed:
+        typer.secho(f"warning: {failed:,} request(s) failed; rerun the command to retry them", fg="yellow", err=True)
+    typer.echo(f"report: {out / REPORT_FILE}")
 
 
 def register(app: typer.Typer) -> None:

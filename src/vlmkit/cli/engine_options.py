@@ -183,6 +183,30 @@ def with_engine_options(*, remote: bool = True) -> Callable[[Callable], Callable
     return _adding(declared, "engine_options", lambda values: build_engine_options(**values))
 
 
+def with_endpoint_options() -> Callable[[Callable], Callable]:
+    """Add only the endpoint flags (--base-url ... --price-output) to a command whose body takes
+    `endpoint: EndpointSettings` (a verb that always talks to an endpoint, e.g. `data augment`)."""
+
+    def build(values: dict[str, Any]) -> Any:
+        from ..infer.options import EndpointSettings
+
+        return EndpointSettings(**values)
+
+    return _adding(
+        [(name, kind, _without_engine_prefix(option)) for name, kind, option in _REMOTE[1:]], "endpoint", build
+    )
+
+
+def _without_engine_prefix(option: Any) -> Any:
+    """The same flag, its help without "--engine openai: " (a verb that always talks to an endpoint)."""
+    import copy
+
+    option = copy.copy(option)
+    text = option.help.removeprefix("--engine openai: ").replace("(cost in scores.json)", "(cost in the report)")
+    option.help = text[:1].upper() + text[1:]
+    return option
+
+
 def with_generation_options(default_max_new_tokens: int) -> Callable[[Callable], Callable]:
     """Add the decoding flags to a command whose body takes `params: GenerationParams`."""
     declared = [

@@ -6,6 +6,10 @@ Three checks between a training and an evaluation dataset folder:
   `threshold` bits: re-encodes, resizes and small crops of one photo
 - identical (image, question) pairs: an eval question asked, word for word (case and spacing aside),
   about the same or a near-duplicate image in training
+- augmented variants: a training sample made by `vlmkit data augment` from an eval sample (its
+  `meta.source_id` is the eval sample's id), or a variant in eval of a training sample, whatever the wording
+
+Hashes are cached by path, size and mtime (hash_cache.py), so a rerun reads only new or changed files.
 
 The report names every eval sample involved; `--strict` turns any finding into a non-zero exit.
 """
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MediaError
+from .hash_cache import HashCache
 from .schema import iter_samples
 
 DEFAULT_THRESHOLD = 5  # of 64 phash bits; re-encoded or resized copies land at 0-4, different photos at 20+
@@ -34,14 +39,18 @@ def normalize_question(text: str) -> str:
 class _Side:
     """Media hashes and (image, question) pairs of one dataset folder."""
 
-    def __init__(self, root: Path, progress: bool | None, label: str):
+    def __init__(self, root: Path, progress: bool | None, label: str, cache: HashCache | None):
         from tqdm.auto import tqdm
 
         self.root = root
+        self.cache = cache
         self.samples_by_media: dict[str, list[str]] = defaultdict(list)
+        self.sources: list[tuple[str, str | None]] = []  # (sample id, meta.source_id of an augmented variant)
         self.questions: list[tuple[str, list[str], str]] = []  # (sample id, media, normalised question)
         self.kinds: dict[str, str] = {}
         for sample in iter_samples(root, resolve_media=False):
+            source = sample.meta.get("source_id")
+            self.sources.append((sample.id, str(source) if source is not None and str(source).strip() else None))
             media = sample.media()
             for path in dict.fromkeys(media):
                 self.samples_by_media[path].append(sample.id)
@@ -62,25 +71,38 @@ class _Side:
             self._hash(path)
 
     def _hash(self, rel: str) -> None:
-        from .media import decode_image_bytes
-
         full = Path(rel) if os.path.isabs(rel) else self.root / rel
-        try:
-            data = full.read_bytes()
-        except OSError as exc:
-            self.unreadable.append({"media": rel, "reason": f"can't read: {exc.strerror or exc}"})
-            return
-        self.sha[rel] = hashlib.sha256(data).hexdigest()
-        if self.kinds.get(rel) == "video":
-            return
-        try:
-            image = decode_image_bytes(data, str(full))
-        except MediaError as exc:
-            self.unreadable.append({"media": rel, "reason": exc.reason})
-            return
-        import imagehash
+        kind = self.kinds.get(rel, "image")
+        entry = self.cache.get(full) if self.cache is not None else None
+        if entry is None or (kind == "image" and entry[1] is None):
+            try:
+                entry = hash_media(full, kind)
+            except OSError as exc:
+                self.unreadable.append({"media": rel, "reason": f"can't read: {exc.strerror or exc}"})
+                return
+            except MediaError as exc:
+                self.unreadable.append({"media": rel, "reason": exc.reason})
+                return
+            if self.cache is not None:
+                self.cache.put(full, entry)
+        self.sha[rel] = entry[0]
+        if entry[1] is not None:
+            self.phash[rel] = entry[1]
 
-        self.phash[rel] = int(str(imagehash.phash(image)), 16)
+
+def hash_media(path: Path, kind: str = "image") -> tuple[str, int | None]:
+    """(sha256 of the bytes, 64-bit perceptual hash of the image, None for a video); OSError / MediaError when
+    the file cannot be read or decoded."""
+    from .media import decode_image_bytes
+
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if kind == "video":
+        return digest, None
+    image = decode_image_bytes(data, str(path))
+    import imagehash
+
+    return digest, int(str(imagehash.phash(image)), 16)
 
 
 def check_leakage(
@@ -89,11 +111,18 @@ def check_leakage(
     *,
     threshold: int = DEFAULT_THRESHOLD,
     progress: bool | None = None,
+    hash_cache: bool | str | os.PathLike = True,
 ) -> dict[str, Any]:
-    """Compare two dataset folders; returns the report (`leaks` is True when anything was found)."""
+    """Compare two dataset folders; returns the report (`leaks` is True when anything was found).
+    `hash_cache`: True for the default cache file, a path for another one, False to hash every file."""
     if not 0 <= threshold <= 64:
         raise ConfigError(f"--threshold is a number of differing bits out of 64, got {threshold}")
-    left, right = _Side(Path(train), progress, "train"), _Side(Path(eval), progress, "eval")
+    cache = None if hash_cache is False else HashCache(None if hash_cache is True else hash_cache)
+    try:
+        left, right = _Side(Path(train), progress, "train", cache), _Side(Path(eval), progress, "eval", cache)
+    finally:
+        if cache is not None:
+            cache.close()
 
     by_sha = defaultdict(list)
     for path, digest in left.sha.items():
@@ -156,7 +185,9 @@ def check_leakage(
                 )
                 break
 
+    variants = _variants_across(left.sources, right.sources)
     leaking = {s for item in exact + near for s in item["eval_samples"]} | {i["eval_sample"] for i in same_question}
+    leaking |= {item["eval_sample"] for item in variants}
     eval_samples = len(
         {sid for sid, _, _ in right.questions} | {s for ids in right.samples_by_media.values() for s in ids}
     )
@@ -170,11 +201,26 @@ def check_leakage(
         "exact_duplicates": {"count": len(exact), "items": exact},
         "near_duplicates": {"count": len(near), "items": near},
         "identical_image_question": {"count": len(same_question), "items": same_question},
+        "augmented_from_eval": {"count": len(variants), "items": variants},
         "eval_samples_leaking": len(leaking),
         "eval_leak_share": round(len(leaking) / eval_samples, 4) if eval_samples else 0.0,
         "unreadable": {"train": left.unreadable, "eval": right.unreadable},
-        "leaks": bool(exact or near or same_question),
+        "leaks": bool(exact or near or same_question or variants),
     }
+
+
+def _variants_across(train: list[tuple[str, str | None]], evals: list[tuple[str, str | None]]) -> list[dict[str, str]]:
+    """Pairs of a train and an eval sample with the same source (`meta.source_id`, else the sample's own id)
+    where at least one of the two is an augmented variant: the same question reworded on both sides."""
+    by_source: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for sample_id, source in evals:
+        by_source[source or sample_id].append((sample_id, source is not None))
+    items = []
+    for sample_id, source in train:
+        for eval_id, eval_is_variant in by_source.get(source or sample_id, ()):
+            if source is not None or eval_is_variant:
+                items.append({"train_sample": sample_id, "eval_sample": eval_id, "source_id": source or sample_id})
+    return items
 
 
 def _near_pairs(train: dict[str, int], evals: dict[str, int], threshold: int) -> Iterator[tuple[str, str, int]]:
@@ -202,6 +248,7 @@ def summary_lines(report: dict[str, Any], limit: int = 5) -> list[str]:
         f"exact duplicates: {report['exact_duplicates']['count']}",
         f"near duplicates (phash <= {report['threshold']} bits): {report['near_duplicates']['count']}",
         f"identical (image, question) pairs: {report['identical_image_question']['count']}",
+        f"augmented variants of eval samples in train (meta.source_id): {report['augmented_from_eval']['count']}",
         f"eval samples affected: {report['eval_samples_leaking']} of {report['eval_samples']} "
         f"({report['eval_leak_share']:.1%})",
     ]
@@ -209,6 +256,10 @@ def summary_lines(report: dict[str, Any], limit: int = 5) -> list[str]:
         lines.append(f"  exact: {item['eval_media']} == {item['train_media'][0]}")
     for item in report["near_duplicates"]["items"][:limit]:
         lines.append(f"  near ({item['distance']} bits): {item['eval_media']} ~ {item['train_media']}")
+    for item in report["augmented_from_eval"]["items"][:limit]:
+        lines.append(
+            f"  variant: train {item['train_sample']} ~ eval {item['eval_sample']} (source {item['source_id']})"
+        )
     for item in report["identical_image_question"]["items"][:limit]:
         lines.append(
             f"  same question: eval {item['eval_sample']} = train {item['train_sample']}: {item['question'][:80]}"

@@ -3,8 +3,9 @@
 Samples are grouped by what they share. `--group-by image`: samples that show the same media file are
 one group (content-addressed paths, so the same picture is the same path); a sample with several
 images joins all of their groups (union-find). `--group-by doc`: the same, plus samples with the same
-`meta.doc_id` (DocVQA's docId: several pages/questions of one document) are one group. Text-only
-samples are groups of one.
+`meta.doc_id` (DocVQA's docId: several pages/questions of one document) are one group. Either way a
+sample and the variants made of it (`vlmkit data augment`: `meta.source_id` names the source) are one
+group, text-only ones too. Other text-only samples are groups of one.
 
 Groups are sorted by name, shuffled with the seed and dealt out until each split has its share of
 samples, so the result depends only on the data and the seed, never on line order. Each split is a
@@ -128,7 +129,10 @@ def _group(root: Path, group_by: str) -> _Groups:
                 keys.insert(0, f"doc:{doc}")
             else:
                 groups.without_doc += 1
-        groups.add_sample(keys or [f"sample:{sample.id}"])
+        # a variant joins its source (data augment's meta.source_id); a plain sample is its own source
+        source = sample.meta.get("source_id")
+        keys.append(f"source:{source if isinstance(source, str) and source.strip() else sample.id}")
+        groups.add_sample(keys)
     groups.finish()
     if not groups.sizes:
         raise DataError("dataset has no samples to split", path=root / SAMPLES_FILE)
