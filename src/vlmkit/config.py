@@ -407,6 +407,8 @@ def _suggest(loc: list[str]) -> str:
     for part in loc[:-1]:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
+        # an optional section (data.augment: AugmentSection | None) suggests from its section's keys
+        annotation = next((a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)), annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return ""
         model = annotation

@@ -144,7 +144,7 @@ def test_video_frames_share_one_draw_of_parameters():
         ("data.augment.blur_sigma=[0,1]", r"data\.augment\.blur_sigma: needs \[low, high\] with 0 < low"),
         ("data.augment.blur_sigma=[1,5]", r"data\.augment\.blur_sigma: "),
         ("data.augment.hflip=2", r"data\.augment\.hflip: "),
-        ("data.augment.flip=0.5", r"data\.augment\.flip: unknown key"),
+        ("data.augment.hflp=0.5", r"data\.augment\.hflp: unknown key \(did you mean 'data\.augment\.hflip'\?\)"),
     ],
 )
 def test_out_of_range_parameters_are_refused_by_key(override, message):
