@@ -219,3 +219,19 @@ def test_vflip_is_refused_when_questions_are_about_above_and_below():
     samples = [sample("v0", "What is on top of the shelf?", "a box"), sample("v1", "Cái gì ở phía dưới?", "sàn")]
     with pytest.raises(ConfigError, match=r"data\.augment\.vflip: 2 of 2 training samples .* above or below .*'v0'"):
         check_augment(settings(vflip=0.5), samples, None)
+
+
+def test_video_samples_are_augmented_in_the_batch_with_the_same_grid(processor, tmp_path):
+    from synthetic_media import write_video
+
+    clip = str(write_video(tmp_path / "clip.mp4", n_frames=4, size=(56, 56)))
+    content = [{"type": "video", "video": clip}, {"type": "text", "text": "What happens?"}]
+    messages = [{"role": "user", "content": content}, {"role": "assistant", "content": "a square moves"}]
+    samples = [Sample.model_validate({"id": "vid-0", "messages": messages})]
+    plain = collate(processor, samples)
+    first = collate(processor, samples, augmenter(), epoch=0)
+    again = collate(processor, samples, augmenter(), epoch=0)
+    assert torch.equal(first["pixel_values_videos"], again["pixel_values_videos"])
+    assert not torch.equal(first["pixel_values_videos"], plain["pixel_values_videos"])
+    assert torch.equal(first["video_grid_thw"], plain["video_grid_thw"])
+    assert torch.equal(first["input_ids"], plain["input_ids"])
