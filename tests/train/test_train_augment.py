@@ -16,7 +16,7 @@ from train_helpers import base_config, write_config
 
 from vlmkit.cli import main
 from vlmkit.config import config_from_dict
-from vlmkit.data.augment import Augmenter
+from vlmkit.data.image_augment import Augmenter
 from vlmkit.train import train
 
 AUGMENT = {

@@ -175,7 +175,7 @@ class VlmCollator:
 
     # --- training batches --------------------------------------------------------------------
     def __call__(self, samples: Sequence[Any]) -> Any:
-        from .augment import untag
+        from .image_augment import untag
 
         plain, epoch = untag(samples)  # training items come tagged with their epoch (train/data.py)
         return self.training_batch(plain, epoch=epoch)

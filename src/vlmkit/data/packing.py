@@ -188,7 +188,7 @@ class PackingCollator:
         return self.base.dropped
 
     def __call__(self, rows: Sequence[Any]) -> dict[str, Any]:
-        from .augment import untag
+        from .image_augment import untag
 
         rows, epoch = untag(rows)  # training rows come tagged with their epoch (for data.augment)
         # training items are rows (lists of samples); evaluation hands plain samples, one row each

@@ -154,7 +154,7 @@ class EpochTagged(Dataset):
         return len(self.inner)  # type: ignore[arg-type]
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
-        from ..data.augment import EpochItem
+        from ..data.image_augment import EpochItem
 
         epoch, index = key
         return EpochItem(self.inner[index], int(epoch))

@@ -72,8 +72,8 @@ def train(
     if progress:
         quiet_library_bars()
 
-    from ..data.augment import describe as describe_augment
-    from ..data.augment import settings_record
+    from ..data.image_augment import describe as describe_augment
+    from ..data.image_augment import settings_record
     from ..progress import on_terminal
     from .callbacks import PlainProgressLines, ProgressBar, RankRecord, RunLogger, SamplesPerSecond
     from .data import EpochTagged, SampleDataset, estimate_lengths
@@ -234,8 +234,8 @@ def _check_lengths(config: RunConfig, samples: Sequence[Any], totals: Sequence[i
 
 
 def _collator(config: RunConfig, loaded: Any) -> Any:
-    from ..data.augment import Augmenter
     from ..data.collate import VlmCollator
+    from ..data.image_augment import Augmenter
 
     data = config.data
     return VlmCollator(

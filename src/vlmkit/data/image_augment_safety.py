@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .augment import TEXT_SAFE_ROTATION_DEGREES
+from .image_augment import TEXT_SAFE_ROTATION_DEGREES
 from .schema import Sample
 
 TEXT_TASK_MARKERS = (
@@ -65,7 +65,7 @@ VERTICAL = re.compile(
 
 def check_augment(settings: Any, samples: Sequence[Sample], folder: str | None) -> None:
     """Raise ConfigError for the first configured transform that would change answers in this training data."""
-    from .augment import is_active
+    from .image_augment import is_active
 
     if not is_active(settings):
         return

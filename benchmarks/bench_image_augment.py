@@ -1,7 +1,7 @@
 """Benchmark `data.augment`: what augmentation adds to building a training batch, and what the refusal scan costs.
 
-    python benchmarks/bench_augment.py                 # 16 images of 640 x 480 a batch, 5 batches, 50,000 questions
-    python benchmarks/bench_augment.py --size 1024 768 --scan 200000
+    python benchmarks/bench_image_augment.py          # 16 images of 640 x 480 a batch, 5 batches, 50,000 questions
+    python benchmarks/bench_image_augment.py --size 1024 768 --scan 200000
 
 Batches: the tiny qwen2_vl processor (the real Qwen2-VL image processor, resizing to its default pixel budget)
 builds the same batches with augmentation off and with every transform on at p=1 (colour jitter, crop, rotation,
@@ -62,7 +62,7 @@ def samples(folder: Path, n: int, size: tuple[int, int]) -> list:
 
 
 def time_batches(collator, batch, epoch, repeats: int) -> float:
-    from vlmkit.data.augment import EpochItem
+    from vlmkit.data.image_augment import EpochItem
 
     items = batch if epoch is None else [EpochItem(s, epoch) for s in batch]
     collator(items)  # warm-up (imports, first decode)
@@ -84,9 +84,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from vlmkit.config import AugmentSection
-    from vlmkit.data.augment import Augmenter
-    from vlmkit.data.augment_safety import check_augment
     from vlmkit.data.collate import VlmCollator
+    from vlmkit.data.image_augment import Augmenter
+    from vlmkit.data.image_augment_safety import check_augment
     from vlmkit.data.schema import Sample
     from vlmkit.models.loading import load_processor
     from vlmkit.models.registry import get_family

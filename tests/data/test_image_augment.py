@@ -10,9 +10,9 @@ import torch
 from synthetic_media import make_image
 
 from vlmkit.config import AugmentSection, config_from_dict
-from vlmkit.data.augment import Augmenter, EpochItem, describe
-from vlmkit.data.augment_safety import check_augment
 from vlmkit.data.collate import VlmCollator
+from vlmkit.data.image_augment import Augmenter, EpochItem, describe
+from vlmkit.data.image_augment_safety import check_augment
 from vlmkit.data.media import Video
 from vlmkit.data.schema import Sample
 from vlmkit.errors import ConfigError

@@ -14,7 +14,7 @@ Video: one draw of parameters per video, applied to all its frames alike (a clip
 
 Order: geometric (crop, rotation, flips), then colour, then blur, then JPEG re-compression (the last thing a camera
 pipeline or an upload would do). Which transforms are safe for a dataset is decided before training
-(data/augment_safety.py); this module only applies them.
+(data/image_augment_safety.py); this module only applies them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-# A rotation larger than this is refused for text-reading tasks (augment_safety); the config bounds it at 30.
+# A rotation larger than this is refused for text-reading tasks (image_augment_safety); the config bounds it at 30.
 TEXT_SAFE_ROTATION_DEGREES = 10.0
 JITTER = ("brightness", "contrast", "saturation", "hue")  # colour jitter, applied in an order drawn per medium
 
