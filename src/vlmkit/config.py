@@ -45,6 +45,44 @@ class ModelSection(Section):
         return value
 
 
+class AugmentSection(Section):
+    """Train-time image augmentation (data/augment.py). Every range is bounded so the answer stays true; the
+    transforms that can change an answer (flips, large rotations) are refused where they would (preflight)."""
+
+    p: float = Field(0.5, ge=0, le=1, description="Chance each configured transform is applied to an image or video.")
+    brightness: float = Field(0.0, ge=0, le=0.5, description="Colour jitter: brightness factor in [1-b, 1+b].")
+    contrast: float = Field(0.0, ge=0, le=0.5, description="Colour jitter: contrast factor in [1-c, 1+c].")
+    saturation: float = Field(0.0, ge=0, le=0.5, description="Colour jitter: saturation factor in [1-s, 1+s].")
+    hue: float = Field(0.0, ge=0, le=0.1, description="Colour jitter: hue shift in [-h, h] (fraction of the wheel).")
+    crop_scale: float = Field(
+        1.0, ge=0.5, le=1, description="Crop keeping at least this share of the area, resized back (1: off)."
+    )
+    rotation: float = Field(0.0, ge=0, le=30, description="Rotation in [-r, r] degrees (over 10: not for text).")
+    jpeg_quality: tuple[int, int] | None = Field(
+        None, description="JPEG re-compression quality range, within [20, 100]."
+    )
+    blur_sigma: tuple[float, float] | None = Field(None, description="Gaussian blur sigma range in pixels, (0, 3].")
+    hflip: float = Field(0.0, ge=0, le=1, description="Chance of a horizontal flip (refused for text, left/right).")
+    vflip: float = Field(0.0, ge=0, le=1, description="Chance of a vertical flip (refused for text, above/below).")
+    text_reading: Literal["auto"] | bool = Field(
+        "auto", description="Whether answers depend on reading text in the image; auto: from the dataset's names."
+    )
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 20 <= value[0] <= value[1] <= 100:
+            raise ValueError(f"needs [low, high] with 20 <= low <= high <= 100, got {list(value)}")
+        return value
+
+    @field_validator("blur_sigma")
+    @classmethod
+    def _sigma(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 < value[0] <= value[1] <= 3:
+            raise ValueError(f"needs [low, high] with 0 < low <= high <= 3 pixels, got {list(value)}")
+        return value
+
+
 class DataSection(Section):
     train: str = Field(description="Dataset folder with samples.jsonl (or the samples.jsonl file itself).")
     eval: str | None = Field(None, description="Held-out dataset folder for periodic evaluation.")
@@ -61,6 +99,9 @@ class DataSection(Section):
         description="Pack whole samples end to end, each attending only to itself, into rows of up to max_length "
         "tokens (default: room for train.batch_size samples of mean length); a micro-batch takes as many rows as "
         "hold train.batch_size samples on average.",
+    )
+    augment: AugmentSection | None = Field(
+        None, description="Train-time image augmentation, seeded per (train.seed, epoch, sample id); null: off."
     )
 
     @model_validator(mode="after")
@@ -366,6 +407,8 @@ def _suggest(loc: list[str]) -> str:
     for part in loc[:-1]:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
+        # an optional section (data.augment: AugmentSection | None) suggests from its section's keys
+        annotation = next((a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)), annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return ""
         model = annotation

@@ -32,6 +32,9 @@ def train(
             f"ok: {checked.family.name} checkpoint, {len(checked.train_samples)} training samples, "
             f"{len(checked.eval_samples)} eval samples, run directory {checked.run_dir}"
         )
+        from ..data.image_augment import describe as describe_augment
+
+        typer.echo(describe_augment(run_config.data.augment))
         if run_config.data.packing:  # the processor (not the model) gives the exact lengths the rows are built from
             from ..errors import VlmkitError
             from ..train.packed import check_packing

@@ -42,6 +42,7 @@ class VlmCollator:
         max_length: int | None = None,
         on_overflow: str = "error",
         media: MediaSettings | None = None,
+        augment: Any = None,
     ):
         if on_overflow not in ("error", "drop"):
             raise VlmkitError(f"on_overflow must be 'error' or 'drop', not '{on_overflow}'")
@@ -51,6 +52,7 @@ class VlmCollator:
         self.max_length = max_length
         self.on_overflow = on_overflow
         self.media = media or MediaSettings()
+        self.augment = augment  # data/augment.Augmenter: applied to training items tagged with their epoch
         self.dropped: list[str] = []
         self._placeholder_ids = {
             self.tokenizer.convert_tokens_to_ids(t) for t in (family.image_token, family.video_token) if t
@@ -172,15 +174,22 @@ class VlmCollator:
         return {"nframes": self.media.nframes, "fps": self.media.fps, "max_frames": self.media.max_frames}
 
     # --- training batches --------------------------------------------------------------------
-    def __call__(self, samples: Sequence[Sample]) -> Any:
-        return self.training_batch(samples)
+    def __call__(self, samples: Sequence[Any]) -> Any:
+        from .image_augment import untag
 
-    def training_batch(self, samples: Sequence[Sample]) -> Any:
+        plain, epoch = untag(samples)  # training items come tagged with their epoch (train/data.py)
+        return self.training_batch(plain, epoch=epoch)
+
+    def training_batch(self, samples: Sequence[Sample], epoch: int | None = None) -> Any:
+        """Labelled, right-padded batch. With `augment` set and an `epoch` given, images and video frames are
+        augmented (data/augment.py) before the processor sees them; otherwise they go in as loaded."""
         import torch
 
         rendered = [self.render_training(s) for s in samples]
         for r, s in zip(rendered, samples):
             r.images, r.videos = self._load_media(s, s.messages)
+            if self.augment is not None and epoch is not None:
+                r.images, r.videos = self._augmented(s.id, r.images, r.videos, epoch)
         batch = self._process(
             [r.text for r in rendered], [r.images for r in rendered], [r.videos for r in rendered], padding_side="right"
         )
@@ -206,9 +215,16 @@ class VlmCollator:
                     f"every sample in the batch is longer than max_length={self.max_length}: "
                     f"{', '.join(r.sample_id for r in rendered)}"
                 )
-            return self.training_batch(kept)
+            return self.training_batch(kept, epoch=epoch)
         batch["labels"] = labels
         return batch
+
+    def _augmented(self, sample_id: str, images: list[Any], videos: list[Any], epoch: int) -> tuple[list, list]:
+        """Each medium keyed by its position in the sample (images first, then videos), so its random state does
+        not depend on the batch it landed in."""
+        images = [self.augment.image(img, epoch, sample_id, k) for k, img in enumerate(images)]
+        videos = [self.augment.video(v, epoch, sample_id, len(images) + k) for k, v in enumerate(videos)]
+        return images, videos
 
     def _overflow_message(self, sample_id: str, ids: Any) -> str:
         media = sum(int((ids == i).sum()) for i in self._media_token_ids())

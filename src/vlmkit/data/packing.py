@@ -187,14 +187,17 @@ class PackingCollator:
     def dropped(self) -> list[str]:
         return self.base.dropped
 
-    def __call__(self, rows: Sequence[Sequence[Sample]]) -> dict[str, Any]:
+    def __call__(self, rows: Sequence[Any]) -> dict[str, Any]:
+        from .image_augment import untag
+
+        rows, epoch = untag(rows)  # training rows come tagged with their epoch (for data.augment)
         # training items are rows (lists of samples); evaluation hands plain samples, one row each
         rows = [[r] if isinstance(r, Sample) else list(r) for r in rows]
         rows = [r for r in rows if r]
         if self.flatten:
             rows = [[s for row in rows for s in row]]
         flat = [s for row in rows for s in row]
-        batch = self.base.training_batch(flat)
+        batch = self.base.training_batch(flat, epoch=epoch)
         if len(batch["input_ids"]) != len(flat):
             raise VlmkitError("a sample of a packed row was dropped for length; the packing plan is stale")
         lengths = batch["attention_mask"].sum(-1).tolist()

@@ -104,3 +104,57 @@ def first_over_length(samples: Sequence[Sample], totals: Sequence[int], max_leng
 def _is_local(part: Any) -> bool:
     source = getattr(part, "image", None) or getattr(part, "video", None)
     return not isinstance(source, str) or not ("://" in source or source.startswith("data:"))
+
+
+class SeededShuffle(Sampler[int]):
+    """A random order drawn from a generator seeded by seed + epoch (the plain order of an augmented run without
+    length grouping, whose keys `EpochKeys` must wrap: accelerate seeds only a bare RandomSampler itself)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
+
+
+class EpochKeys(Sampler[tuple[int, int]]):
+    """Yields (epoch, index) for the indices of `inner`: the sampler runs in the main process and is told the epoch
+    by the Trainer (set_epoch, also when resuming), so the epoch reaches the collator in DataLoader workers too."""
+
+    def __init__(self, inner: Sampler[int]):
+        self.inner = inner
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.inner)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((epoch, index) for index in self.inner)
+
+
+class EpochTagged(Dataset):
+    """Items of `inner` tagged with the epoch that drew them (`data.augment`): indexed by `EpochKeys`' pairs."""
+
+    def __init__(self, inner: Dataset):
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        from ..data.image_augment import EpochItem
+
+        epoch, index = key
+        return EpochItem(self.inner[index], int(epoch))

@@ -44,6 +44,10 @@ def preflight(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
     _check_media(family, train_samples, config.data.train)
     _check_media(family, eval_samples, config.data.eval)
     _check_packages(config)
+    # a flip that would change answers fails here, with the reason
+    from ..data.image_augment_safety import check_augment
+
+    check_augment(config.data.augment, train_samples, config.data.train)
     run_dir = check_output_dir(
         config.run_dir(),
         {

@@ -72,9 +72,11 @@ def train(
     if progress:
         quiet_library_bars()
 
+    from ..data.image_augment import describe as describe_augment
+    from ..data.image_augment import settings_record
     from ..progress import on_terminal
     from .callbacks import PlainProgressLines, ProgressBar, RankRecord, RunLogger, SamplesPerSecond
-    from .data import SampleDataset, estimate_lengths
+    from .data import EpochTagged, SampleDataset, estimate_lengths
     from .guards import TrainingGuard
     from .manifest import base_manifest, now
     from .params import count_parameters
@@ -119,6 +121,10 @@ def train(
                 PackedRows(checked.train_samples, plan),
                 packing_collator(collator, loaded.model),
             )
+        manifest["augment"] = settings_record(config.data.augment, config.train.seed)
+        if collator.augment is not None:  # items carry their epoch to the collator, which seeds each image by it
+            log.info(describe_augment(config.data.augment))
+            train_dataset = EpochTagged(train_dataset)
         if main:
             write_json(run_dir / "manifest.json", manifest)
         log.info(
@@ -229,6 +235,7 @@ def _check_lengths(config: RunConfig, samples: Sequence[Any], totals: Sequence[i
 
 def _collator(config: RunConfig, loaded: Any) -> Any:
     from ..data.collate import VlmCollator
+    from ..data.image_augment import Augmenter
 
     data = config.data
     return VlmCollator(
@@ -237,6 +244,7 @@ def _collator(config: RunConfig, loaded: Any) -> Any:
         max_length=data.max_length,
         on_overflow=data.on_overflow,
         media=media_settings(config),
+        augment=Augmenter.from_config(config),
     )
 
 

@@ -14,7 +14,7 @@ from ..config import RunConfig
 from ..data.packing import PackPlan
 from ..models.base import FamilyAdapter
 from . import checkpoints
-from .data import GroupedByLengthSampler, Lengths
+from .data import EpochKeys, EpochTagged, GroupedByLengthSampler, Lengths, SeededShuffle
 from .loss import answer_only_loss, report_true_mean, supports_answer_only_logits
 from .params import build_optimizer
 
@@ -128,14 +128,21 @@ class VlmTrainer(Trainer):
         self.accelerator.wait_for_everyone()
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        if self.packing is not None:  # rows in a seeded order per epoch, rows of like length batched together
-            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            seed = self.args.data_seed or self.args.seed
-            return GroupedByLengthSampler(self.packing.row_tokens(), group, seed=seed)
-        if not self.grouped:
-            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if isinstance(dataset, EpochTagged):  # data.augment: each index travels with the epoch that drew it
+            return EpochKeys(self._train_order(dataset.inner, seeded=True))
+        return self._train_order(dataset)
+
+    def _train_order(self, dataset: Any, seeded: bool = False) -> Any:
         group = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return GroupedByLengthSampler(self.lengths.prompt(), group, seed=self.args.data_seed or self.args.seed)
+        seed = self.args.data_seed or self.args.seed
+        if self.packing is not None:  # rows in a seeded order per epoch, rows of like length batched together
+            return GroupedByLengthSampler(self.packing.row_tokens(), group, seed=seed)
+        if self.grouped:
+            return GroupedByLengthSampler(self.lengths.prompt(), group, seed=seed)
+        if seeded:  # accelerate seeds a bare RandomSampler per epoch itself, but not one wrapped in EpochKeys
+            return SeededShuffle(len(dataset), seed)
+        return super()._get_train_sampler(dataset)
 
 
 def fsdp_on_cpu(accelerator: Any, plugin_args: dict[str, Any]) -> bool:
