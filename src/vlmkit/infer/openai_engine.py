@@ -87,6 +87,13 @@ class OpenAIEngine:
             "media": asdict(self.media),
         }
 
+    def request_media(self, media: MediaSettings | None) -> MediaSettings:
+        """The media settings applied here, on the client side, before a request is sent."""
+        return media or self.media
+
+    def close(self) -> None:
+        self.client.close()
+
     # --- generation --------------------------------------------------------------------------------
     def generate(
         self, samples: Sequence[Any], params: GenerationParams | None = None, *, media: MediaSettings | None = None
@@ -100,7 +107,7 @@ class OpenAIEngine:
         self, samples: Sequence[Any], params: GenerationParams | None = None, *, media: MediaSettings | None = None
     ) -> Iterator[tuple[int, GenerationResult]]:
         params = params or GenerationParams()
-        settings = media or self.media
+        settings = self.request_media(media)
         options = request_options(params)
         requests = [as_sample(s, i) for i, s in enumerate(samples)]
 
@@ -117,7 +124,7 @@ class OpenAIEngine:
     ) -> TextStream:
         """The whole answer as one piece (a request is short next to a chat turn's reading time)."""
         request = as_sample(sample)
-        messages = chat_messages(request, media or self.media)  # bad input raises here, before any piece
+        messages = chat_messages(request, self.request_media(media))  # bad input raises here, before any piece
         options = request_options(params or GenerationParams())
 
         def pieces() -> Any:
