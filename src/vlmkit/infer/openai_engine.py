@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -135,6 +135,31 @@ class OpenAIEngine:
             return result
 
         return TextStream(pieces())
+
+    # --- from a running event loop (`vlmkit serve` passing requests on) --------------------------------
+    async def agenerate(
+        self, sample: Any, params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> GenerationResult:
+        """One answer, awaited; many may be in flight at once (the endpoint batches them)."""
+        body = await self._abody(sample, params, media)
+        return to_result(await self.client.acomplete(body))
+
+    async def astream(
+        self, sample: Any, params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> AsyncIterator[str | GenerationResult]:
+        """Text pieces as the endpoint streams them, then the GenerationResult. Bad input raises before any."""
+        body = await self._abody(sample, params, media)
+        async for item in self.client.astream(body):
+            yield to_result(item) if isinstance(item, Completion) else item
+
+    async def _abody(self, sample: Any, params: GenerationParams | None, media: MediaSettings | None) -> dict:
+        import asyncio
+
+        request = as_sample(sample)
+        options = request_options(params or GenerationParams())
+        # reading and encoding images takes milliseconds: off the event loop
+        messages = await asyncio.to_thread(chat_messages, request, self.request_media(media))
+        return {"messages": messages, **options}
 
 
 def to_result(completion: Completion) -> GenerationResult:

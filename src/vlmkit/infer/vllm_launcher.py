@@ -423,3 +423,30 @@ def fitted_to_data(options: Any, samples: Sequence[Any], log_file: str | os.Path
         log_file=options.vllm.log_file or (str(log_file) if log_file else None),
     )
     return dataclasses.replace(options, vllm=settings)
+
+
+def for_server(options: Any, model: str, max_tokens: int, media_per_request: int) -> Any:
+    """EngineOptions for `vlmkit serve --engine vllm`: vLLM's context is the server's prompt cap plus its
+    answer cap (no more than the model's own), a prompt holds the server's media limit in images."""
+    import dataclasses
+
+    settings = options.vllm
+    longest = model_max_length(model)
+    max_model_len = settings.max_model_len or (min(max_tokens, longest) if longest else max_tokens)
+    images = settings.images_per_prompt if settings.images_per_prompt is not None else media_per_request
+    settings = dataclasses.replace(settings, max_model_len=max_model_len, images_per_prompt=images)
+    return dataclasses.replace(options, vllm=settings)
+
+
+def model_max_length(model: str) -> int | None:
+    """The context the checkpoint's config allows (`max_position_embeddings`, of its text model when nested)."""
+    config_file = Path(model) / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for section in (config.get("text_config") or {}, config):
+        value = section.get("max_position_embeddings") if isinstance(section, dict) else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
