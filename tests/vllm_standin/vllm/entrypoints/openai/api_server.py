@@ -9,7 +9,7 @@ module names only. $VLLM_STANDIN_MODE picks a behaviour:
     crash   print an error and exit 1          hang    never serve, and ignore SIGTERM (only SIGKILL stops it)
 
 $VLLM_STANDIN_CHILD=1 also starts a child process (as vLLM starts its engine core) whose pid is recorded, so a
-test can check that stopping the server leaves no process behind.
+test can check that stopping the server leaves no process behind; $VLLM_STANDIN_LATENCY delays each answer.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def main() -> None:
 
     names = list(args.served_model_name or [args.model])
     names += [module.split("=", 1)[0] for module in args.lora_modules or []]
-    server = FakeOpenAI(port=args.port, models=tuple(names), model=names[0], version="0.32.0+standin")
+    latency = float(os.environ.get("VLLM_STANDIN_LATENCY", "0"))
+    server = FakeOpenAI(port=args.port, models=tuple(names), model=names[0], version="0.32.0+standin", latency=latency)
     server.start()
     print(f"INFO serving {names} on http://{args.host}:{args.port}", flush=True)
 
