@@ -126,7 +126,7 @@ def test_arguments_carry_the_runs_adapter_media_lengths_and_pass_through_last(tm
     assert parsed.model == str(qwen) and parsed.port == 8123 and parsed.host == "127.0.0.1"
     assert parsed.dtype == "float32" and parsed.enable_lora and parsed.max_lora_rank == 16
     assert parsed.lora_modules == [f"ft={adapter}"] and parsed.served_model_name == ["ft-base"]
-    assert parsed.limit_mm_per_prompt == {"image": 2 + 8}  # a video goes as its 8 sampled frames
+    assert parsed.limit_mm_per_prompt == {"image": 2 + 8, "video": 0}  # a video goes as its 8 sampled frames
     assert parsed.mm_processor_kwargs == {"min_pixels": 3136, "max_pixels": 200_704}
     assert parsed.tensor_parallel_size == 2 and parsed.max_model_len == 4096  # --vllm-arg comes last and wins
 
@@ -134,6 +134,8 @@ def test_arguments_carry_the_runs_adapter_media_lengths_and_pass_through_last(tm
     plain = standin_parser().parse_args(vllm_args(str(llava), served_name="m", port=1, media=media))
     assert plain.mm_processor_kwargs is None and plain.served_model_name == ["m"] and not plain.enable_lora
     assert plain.limit_mm_per_prompt is None and plain.max_model_len is None
+    counted = vllm_args(str(llava), served_name="m", port=1, media=media, images_per_prompt=3, videos_per_prompt=0)
+    assert standin_parser().parse_args(counted).limit_mm_per_prompt == {"image": 3}  # LLaVA takes no video
 
 
 def test_options_refuse_what_vllm_does_not_take():
@@ -252,7 +254,7 @@ def test_eval_records_vllm_in_the_manifest_and_resumes(tmp_path, images, vllm_py
     assert run.returncode == 0, run.stderr
     assert f"its log: {out / 'logs' / 'vllm.log'}" in run.stderr
     parsed = standin_parser().parse_args(json.loads(record.read_text())["argv"])
-    assert parsed.limit_mm_per_prompt == {"image": 3}  # the most images one sample of the data holds
+    assert parsed.limit_mm_per_prompt == {"image": 3, "video": 0}  # the most images one sample of the data holds
     assert parsed.mm_processor_kwargs == {"max_pixels": 50_000} and parsed.max_lora_rank == 32
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["engine"]["vllm"]["version"] == "0.32.0+standin"
@@ -311,7 +313,7 @@ def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, v
         url = line.split(" on ")[1].split()[0]
         parsed = standin_parser().parse_args(json.loads(record.read_text())["argv"])
         assert parsed.max_model_len == 4096 and parsed.served_model_name == ["ft"]  # 8192 + 256 capped by the model
-        assert parsed.limit_mm_per_prompt == {"image": 16}  # the server's media-per-request limit
+        assert parsed.limit_mm_per_prompt == {"image": 16, "video": 0}  # the server's media-per-request limit
 
         client = OpenAI(base_url=f"{url}/v1", api_key="serve-key-123", max_retries=0)
         messages = [{"role": "user", "content": "one two three four"}]

@@ -87,16 +87,23 @@ def vllm_lora_rank(rank: int) -> int:
     raise ConfigError(f"LoRA rank {rank} is above the largest vLLM serves ({LORA_RANKS[-1]}); merge it instead")
 
 
-def resizes_by_pixels(model: str) -> bool | None:
-    """Whether the model's processor takes min/max pixel bounds (the Qwen families), None if unknown."""
-    from ..models.base import FamilyAdapter
+def family_of(model: str) -> Any:
+    """vlmkit's adapter for the model's family, or None (a hub id not in the offline cache, an unknown family:
+    vLLM will know what it serves)."""
     from ..models.registry import detect_family
 
     try:
-        family = detect_family(model)
-    except Exception:  # a hub id that cannot be looked up offline, an unknown family: vLLM will know
+        return detect_family(model)
+    except Exception:
         return None
-    return type(family).processor_kwargs is not FamilyAdapter.processor_kwargs
+
+
+def resizes_by_pixels(model: str) -> bool | None:
+    """Whether the model's processor takes min/max pixel bounds (the Qwen families), None if unknown."""
+    from ..models.base import FamilyAdapter
+
+    family = family_of(model)
+    return None if family is None else type(family).processor_kwargs is not FamilyAdapter.processor_kwargs
 
 
 def mm_processor_kwargs(model: str, media: Any) -> dict[str, Any]:
@@ -137,8 +144,11 @@ def vllm_args(
         args += ["--max-model-len", str(max_model_len)]
     if images_per_prompt is not None or videos_per_prompt is not None:
         frames = (getattr(media, "nframes", None) or getattr(media, "max_frames", 64)) if media is not None else 64
-        images = (images_per_prompt or 0) + (videos_per_prompt or 0) * frames
-        args += ["--limit-mm-per-prompt", json.dumps({"image": max(images, 1)})]
+        limits = {"image": (images_per_prompt or 0) + (videos_per_prompt or 0) * frames}
+        family = family_of(model)
+        if family is not None and family.supports_video:
+            limits["video"] = 0  # nothing is sent as video: vLLM need not reserve memory for it
+        args += ["--limit-mm-per-prompt", json.dumps(limits)]
     kwargs = mm_processor_kwargs(model, media) if media is not None else {}
     if kwargs:
         args += ["--mm-processor-kwargs", json.dumps(kwargs)]
