@@ -158,6 +158,25 @@ def test_no_interpreter_is_a_usage_error_with_the_install_hint(tmp_path, monkeyp
         load(model_folder(tmp_path / "m2"), tmp_path / "missing", tmp_path)
 
 
+def test_under_torchrun_eval_refuses_before_starting_vllm(tmp_path, vllm_python, monkeypatch):
+    from vlmkit.eval.suite import SuiteRun, evaluate_suite
+
+    record = tmp_path / "record.json"
+    monkeypatch.setenv("VLLM_STANDIN_RECORD", str(record))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    data = dataset(tmp_path / "data", 2)
+    options = EngineOptions(engine="vllm", vllm=VllmSettings(python=str(vllm_python)))
+    with pytest.raises(VlmkitError, match="--engine vllm runs no model in this process"):
+        evaluate_suite(
+            str(model_folder(tmp_path / "m")),
+            [SuiteRun(str(data.parent / "echo.yaml"), data)],
+            tmp_path / "run",
+            engine_options=options,
+        )
+    assert not record.exists()  # refused before anything was launched
+
+
 # --- lifecycle -----------------------------------------------------------------------------------
 def test_generate_and_stream_through_the_launched_server_then_stop_it(tmp_path, vllm_python, monkeypatch):
     record = tmp_path / "record.json"
