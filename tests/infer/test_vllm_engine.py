@@ -318,6 +318,23 @@ def test_sigterm_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_p
 
 
 @pytest.mark.slow
+def test_infer_puts_the_log_beside_the_predictions(tmp_path, images, vllm_python):
+    model, data = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 4, images=images[1])
+    out, record = tmp_path / "preds" / "p.jsonl", tmp_path / "record.json"
+    args = [sys.executable, "-m", "vlmkit", "infer", "--engine", "vllm", "--vllm-python", str(vllm_python)]
+    args += ["--model", str(model), "--data", str(data), "--out", str(out), "--no-progress"]
+    run = subprocess.run(args, env={**ENV, "VLLM_STANDIN_RECORD": str(record)}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    log = tmp_path / "preds" / "p.vllm.log"
+    assert f"its log: {log}" in run.stderr and "stand-in vLLM" in log.read_text()
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["prediction"] for r in rows) == [f"echo: q{i}" for i in range(4)]
+    parsed = standin_parser().parse_args(json.loads(record.read_text())["argv"])
+    assert parsed.limit_mm_per_prompt == {"image": 3, "video": 0}
+    assert not alive(json.loads(record.read_text())["pid"])
+
+
+@pytest.mark.slow
 def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, vllm_python):
     from openai import OpenAI
 
