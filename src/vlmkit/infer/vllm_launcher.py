@@ -240,7 +240,7 @@ class VllmServer:
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **self.env},
                     start_new_session=True,  # its own process group: stopped as a whole, untouched by ^C
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=_die_with_parent if _main_thread_on_linux() else None,
                 )
             except OSError as exc:
                 raise VlmkitError(f"cannot start vLLM with {self.python}: {exc.strerror or exc}") from None
@@ -326,6 +326,12 @@ def _signal_group(group: int, sig: int) -> None:
         os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _main_thread_on_linux() -> bool:
+    """The kernel's parent-death signal fires when the *thread* that started the child ends: only the main
+    thread lives as long as the process."""
+    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
 
 
 def _die_with_parent() -> None:
