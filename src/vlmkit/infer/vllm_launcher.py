@@ -349,13 +349,17 @@ _LIVE: list[VllmServer] = []
 _LOCK = threading.Lock()
 
 
+_HOOKED = threading.Event()  # stop_all is registered with atexit (once per process)
+
+
 def _register(server: VllmServer) -> None:
     with _LOCK:
-        first = not _LIVE
         _LIVE.append(server)
+        first = not _HOOKED.is_set()
+        _HOOKED.set()
     if first:
         atexit.register(stop_all)
-        exit_on_sigterm()
+    exit_on_sigterm()
 
 
 def _unregister(server: VllmServer) -> None:
