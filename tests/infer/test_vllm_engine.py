@@ -258,8 +258,11 @@ def _eval(vllm_python, model, data, out, *extra, wait=True, env=None):
         *map(str, extra),
     ]
     env = {**ENV, **(env or {})}
-    if not wait:
-        return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not wait:  # Ctrl-C's default restored (a shell may start background jobs with SIGINT ignored)
+        restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+        return subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=restore
+        )
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -289,7 +292,8 @@ def test_eval_records_vllm_in_the_manifest_and_resumes(tmp_path, images, vllm_py
 
 
 @pytest.mark.slow
-def test_sigterm_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_path, vllm_python):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_a_signal_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_path, vllm_python, sig):
     model, data, out = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 40), tmp_path / "run"
     record = tmp_path / "record.json"
     env = {"VLLM_STANDIN_RECORD": str(record), "VLLM_STANDIN_CHILD": "1", "VLLM_STANDIN_LATENCY": "0.1"}
@@ -301,7 +305,7 @@ def test_sigterm_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_p
         time.sleep(0.05)
     seen = json.loads(record.read_text())
     assert alive(seen["pid"]) and alive(seen["child"])
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     assert process.wait(timeout=60) != 0
     deadline = time.time() + 30  # the group gets SIGTERM at once; SIGKILL follows after the grace period
     while time.time() < deadline and (alive(seen["pid"]) or alive(seen["child"])):
