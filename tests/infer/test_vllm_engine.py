@@ -322,6 +322,23 @@ def test_a_signal_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_
 
 
 @pytest.mark.slow
+def test_vllm_dying_mid_run_ends_eval_with_its_log_and_the_run_resumes(tmp_path, vllm_python):
+    model, data, out = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 20), tmp_path / "run"
+    env = {"VLLM_STANDIN_DIE_AFTER": "6"}  # batches of 4: one is written, the second dies half-way
+    args = ("--concurrency", "1", "--batch-size", "4", "--max-retries", "1")
+    died = _eval(vllm_python, model, data, out, *args, env=env)
+    assert died.returncode == 2 and "vLLM exited with code 3 while answering" in died.stderr
+    assert "the stand-in engine core died" in died.stderr  # the log's tail, in the error
+    assert "failed" not in died.stderr  # not retried sample by sample
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and not any(r.get("error") for r in rows)  # the first batch; none recorded as failed
+    again = _eval(vllm_python, model, data, out)
+    assert again.returncode == 0, again.stderr
+    ids = [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(ids) == [f"s{i:03d}" for i in range(20)]
+
+
+@pytest.mark.slow
 def test_infer_puts_the_log_beside_the_predictions(tmp_path, images, vllm_python):
     model, data = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 4, images=images[1])
     out, record = tmp_path / "preds" / "p.jsonl", tmp_path / "record.json"

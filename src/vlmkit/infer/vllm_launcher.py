@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, VlmkitError
+from ..errors import ConfigError, EngineGone, VlmkitError
 from .options import VLLM_PYTHON_ENV
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -257,11 +257,8 @@ class VllmServer:
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:
-            code = self.process.poll()
-            if code is not None:
-                raise VlmkitError(
-                    f"vLLM exited with code {code} while starting; the end of its log {self.log_file}:\n{self.tail()}"
-                )
+            if self.process.poll() is not None:
+                raise self.exited_error("while starting")
             if _get(f"{self.url}/health", timeout=2.0) is not None:
                 info = _get(f"{self.url}/version", timeout=2.0)
                 try:
@@ -275,6 +272,11 @@ class VllmServer:
                     f"the end of its log {self.log_file}:\n{self.tail()}"
                 )
             time.sleep(0.25)
+
+    def exited_error(self, when: str) -> EngineGone:
+        code = self.process.poll() if self.process is not None else None
+        how = f"with code {code}" if code is not None else "(stopped)"
+        return EngineGone(f"vLLM exited {how} {when}; the end of its log {self.log_file}:\n{self.tail()}")
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
