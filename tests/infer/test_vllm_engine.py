@@ -357,6 +357,7 @@ def test_infer_puts_the_log_beside_the_predictions(tmp_path, images, vllm_python
 
 @pytest.mark.slow
 def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, vllm_python):
+    import httpx
     from openai import OpenAI
 
     model, record = model_folder(tmp_path / "m", max_positions=4096), tmp_path / "record.json"
@@ -393,6 +394,13 @@ def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, v
             )
         with pytest.raises(openai.BadRequestError, match="max_tokens"):
             client.chat.completions.create(model="ft", messages=messages, max_tokens=1000)
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)  # vLLM dies under the server
+        deadline = time.time() + 30
+        while time.time() < deadline and httpx.get(f"{url}/health", timeout=10).status_code == 200:
+            time.sleep(0.1)
+        health = httpx.get(f"{url}/health", timeout=10)
+        assert health.status_code == 503 and health.json()["status"] == "engine down"
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

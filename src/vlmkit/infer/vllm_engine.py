@@ -108,6 +108,11 @@ class VllmEngine(OpenAIEngine):
                 raise self.server.exited_error("while answering")
             yield index, result
 
+    @property
+    def alive(self) -> bool:
+        """Whether vLLM's server is still running (`vlmkit serve`'s /health reports it)."""
+        return self.server.running
+
     def request_media(self, media: MediaSettings | None) -> MediaSettings:
         """Frames are sampled here; images go as stored and vLLM's processor applies the pixel bounds."""
         settings = media or self.media
