@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import FamilyAdapter, MediaTokens
+from .base import TINY_TEXT_HIDDEN, FamilyAdapter, MediaTokens, tiny_text_dims
 
 # llava-hf/llava-1.5 chat template: images first, then text; "USER: ... ASSISTANT:". The assistant turn
 # is left open (no EOS), so the collator appends EOS to answers for training (append_eos_to_answers).
@@ -59,7 +59,7 @@ class LlavaFamily(FamilyAdapter):
             "pad_token_id": ids["<pad>"],
         }
 
-    def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
         from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
         vision = CLIPVisionConfig(
@@ -72,13 +72,7 @@ class LlavaFamily(FamilyAdapter):
             projection_dim=32,
         )
         text = LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
+            **tiny_text_dims(vocab_size, text_hidden, max_positions=2048),
             bos_token_id=ids["bos_token_id"],
             eos_token_id=ids["eos_token_id"],
             pad_token_id=ids["pad_token_id"],
