@@ -146,6 +146,11 @@ class FamilyAdapter:
     def supports_video(self) -> bool:
         return self.video_token is not None
 
+    # --- saved checkpoints -----------------------------------------------------------------
+    # (regex, replacement) renames of saved weight keys into the family's released layout, which vLLM loads and
+    # transformers maps back on load; applied by `models.interop.write_released_layout` to what vlmkit saves.
+    saved_key_renames: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     # --- packing ---------------------------------------------------------------------------
     # Keys of a processed batch whose first dimension is the sample (not the token, the image or the patch):
     # the packer regroups them by row. Empty where media tensors are flat over all images (Qwen, LLaVA).

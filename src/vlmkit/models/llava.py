@@ -6,7 +6,7 @@ Media: every image is resized and centre-cropped to the vision tower's input siz
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import TINY_TEXT_HIDDEN, FamilyAdapter, MediaTokens, tiny_text_dims
 
@@ -28,6 +28,13 @@ TINY_PATCH = 8
 
 
 class LlavaFamily(FamilyAdapter):
+    # transformers 5 saves a LLaVA built from a config with the CLIP tower's `vision_model.` level dropped
+    # (`vision_tower.embeddings.*`); the llava-hf releases and vLLM have it (`vision_tower.vision_model.*`), and
+    # transformers' CLIPVisionModel strips it again on load.
+    saved_key_renames: ClassVar[tuple[tuple[str, str], ...]] = (
+        (r"^((?:model\.)?vision_tower\.)(?!vision_model\.)", r"\1vision_model."),
+    )
+
     def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
         image_processor = processor.image_processor
         crop, size = image_processor.crop_size or {}, image_processor.size or {}

@@ -2,6 +2,7 @@
 
 Each is a real `save_pretrained` folder (config, safetensors, tokenizer, processor, chat template) that the
 ordinary `from_pretrained(path)` path loads with HF_HUB_OFFLINE=1; users point the same code at real weights.
+Weights are saved in the family's released key layout, so vLLM loads them as well.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .base import TINY_TEXT_HIDDEN
+from .interop import write_released_layout
 from .registry import get_family
 
 
@@ -52,5 +54,6 @@ def build_tiny(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
+    write_released_layout(out, adapter)  # the key layout vLLM loads too
     processor.save_pretrained(out)
     return out
