@@ -13,6 +13,10 @@ list of what successive attempts for that key get ("ok" once the list is used up
     "hang"    no answer for `hang_s` seconds (past a timeout)   "broken"       200 with a body that is not JSON
     "400"     a permanent 400 with an OpenAI-style error body   "empty"        200 JSON without choices
     "401"     401 quoting the key it was sent (as some APIs do)
+
+A request with `"stream": true` gets the answer as server-sent events, one chunk per word (and a usage chunk
+when `stream_options.include_usage` asks). GET /health and /version answer as vLLM's server does. `port`
+picks the port (default: any free one); `models` (when given) are the only model ids accepted (404 otherwise).
 """
 
 from __future__ import annotations
@@ -53,7 +57,11 @@ class FakeOpenAI:
         model: str = "fake-model",
         system_fingerprint: str | None = "fp_fake_1",
         usage: Callable[[dict[str, Any], str], tuple[int, int]] | None = None,
+        port: int = 0,
+        models: tuple[str, ...] | None = None,
+        version: str = "0.0.0+fake",
     ):
+        self.port, self.models, self.version = port, models, version
         self.faults = {k: list(v) for k, v in (faults or {}).items()}
         self.answer, self.latency, self.latency_for, self.hang_s = answer, latency, latency_for, hang_s
         self.retry_after, self.model, self.system_fingerprint = retry_after, model, system_fingerprint
@@ -75,7 +83,7 @@ class FakeOpenAI:
 
     def start(self) -> FakeOpenAI:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -143,8 +151,33 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
         self._send(status, json.dumps(body).encode(), **headers)
 
-    def do_GET(self) -> None:  # /v1/models
-        self._send(200, json.dumps({"object": "list", "data": [{"id": self.fake.model, "object": "model"}]}).encode())
+    def do_GET(self) -> None:  # /v1/models, /health, /version
+        if self.path == "/health":
+            return self._send(200, b"")
+        if self.path == "/version":
+            return self._send(200, json.dumps({"version": self.fake.version}).encode())
+        names = self.fake.models or (self.fake.model,)
+        self._send(200, json.dumps({"object": "list", "data": [{"id": n, "object": "model"} for n in names]}).encode())
+
+    def _stream(self, completion: dict[str, Any], include_usage: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        text = completion["choices"][0]["message"]["content"]
+        words = text.split(" ")
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        base = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+        events += [{**base, "choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if include_usage:
+            events.append({**base, "choices": [], "usage": completion["usage"]})
+        for event in [*(f"data: {json.dumps(e)}\n\n" for e in events), "data: [DONE]\n\n"]:
+            data = event.encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def do_POST(self) -> None:
         fake = self.fake
@@ -162,7 +195,11 @@ class _Handler(BaseHTTPRequestHandler):
             delay = fake.latency_for(key) if fake.latency_for else fake.latency
             if delay:
                 time.sleep(delay)
-            if action == "ok":
+            if fake.models is not None and body.get("model") not in fake.models:
+                self._error(404, f"The model `{body.get('model')}` does not exist.")
+            elif action == "ok" and body.get("stream"):
+                self._stream(fake.completion(body), bool((body.get("stream_options") or {}).get("include_usage")))
+            elif action == "ok":
                 self._send(200, json.dumps(fake.completion(body)).encode())
             elif action == "429":
                 self._error(429, "Rate limit reached, slow down", Retry_After=fake.retry_after)

@@ -71,13 +71,14 @@ def _options_of(verb: str) -> dict[str, tuple]:
 
 def test_the_engine_flags_are_declared_once_and_identical_in_every_verb():
     shared = ["dtype", "device", "quantization", "min_pixels", "max_pixels", "nframes", "fps", "max_frames", "config"]
-    remote = ["engine", "base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_input"]
+    shared += ["engine", "vllm_python", "vllm_arg", "vllm_start_timeout"]  # serve runs hf or a launched vLLM
+    remote = ["base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_input"]
     verbs = {verb: _options_of(verb) for verb in ("infer", "chat", "eval", "serve")}
     for name in shared + ["model", "adapter"]:
         assert len({verbs[v][name] for v in verbs}) == 1, name
     for name in remote:
         assert len({verbs[v][name] for v in ("infer", "chat", "eval")}) == 1, name
-        assert name not in verbs["serve"]  # serve runs the model itself
+        assert name not in verbs["serve"]  # serve talks to no endpoint of the user's
     generation = ["do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed"]
     for name in generation:
         assert verbs["infer"][name] == verbs["chat"][name], name

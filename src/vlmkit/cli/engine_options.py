@@ -82,7 +82,9 @@ _REMOTE = [
             "hf",
             "--engine",
             help="hf: run the model in this process with transformers. openai: send each request to an "
-            "OpenAI-compatible endpoint (an API model, vLLM, SGLang, `vlmkit serve`); see docs/engines.md.",
+            "OpenAI-compatible endpoint (an API model, vLLM, SGLang, `vlmkit serve`). vllm: start vLLM's server "
+            "for this model (and adapter) from vLLM's own environment (--vllm-python), use it, stop it at the end; "
+            "see docs/engines.md.",
         ),
     ),
     (
@@ -129,6 +131,41 @@ _REMOTE = [
         typer.Option(None, "--price-output", help="--engine openai: USD per 1M completion tokens."),
     ),
 ]
+_VLLM = [
+    (
+        "vllm_python",
+        str | None,
+        typer.Option(
+            None,
+            "--vllm-python",
+            envvar="VLMKIT_VLLM_PYTHON",
+            show_envvar=True,
+            help="--engine vllm: the Python interpreter of the environment vLLM is installed in "
+            "(vLLM pins its own torch; it runs as `PYTHON -m vllm.entrypoints.openai.api_server`).",
+        ),
+    ),
+    (
+        "vllm_arg",
+        list[str] | None,
+        typer.Option(
+            None,
+            "--vllm-arg",
+            help="--engine vllm: one more argument for vLLM's server, as is (repeatable; write options with a value "
+            "as one, e.g. --vllm-arg=--tensor-parallel-size=2 --vllm-arg=--gpu-memory-utilization=0.8 "
+            "--vllm-arg=--quantization=fp8). Given last, so it overrides what vlmkit sets.",
+        ),
+    ),
+    (
+        "vllm_start_timeout",
+        float,
+        typer.Option(
+            900.0,
+            "--vllm-start-timeout",
+            help="--engine vllm: seconds to wait for the server's /health before giving up (loading a large model "
+            "or compiling CUDA graphs takes minutes).",
+        ),
+    ),
+]
 
 _GENERATION = [
     ("do_sample", bool, typer.Option(False, "--sample/--greedy", help="Sample (temperature/top-p/top-k) or greedy.")),
@@ -158,13 +195,17 @@ def build_engine_options(
     fps: float | None = None,
     max_frames: int | None = None,
     config: Path | None = None,
+    vllm_python: str | None = None,
+    vllm_arg: list[str] | None = None,
+    vllm_start_timeout: float = 900.0,
     **endpoint: Any,
 ) -> Any:
     """EngineOptions from flag values: the run config's media settings (when given) overridden by the flags."""
     from ..data.media_settings import MediaSettings
-    from ..infer.options import EndpointSettings, EngineOptions
+    from ..infer.options import EndpointSettings, EngineOptions, VllmSettings
 
     base = MediaSettings.from_config(config) if config is not None else MediaSettings()
+    vllm = VllmSettings(python=vllm_python, args=tuple(vllm_arg or ()), start_timeout=vllm_start_timeout)
     media = base.override(min_pixels=min_pixels, max_pixels=max_pixels, nframes=nframes, fps=fps, max_frames=max_frames)
     return EngineOptions(
         engine=engine,
@@ -173,13 +214,14 @@ def build_engine_options(
         quantization=quantization,
         media=media,
         endpoint=EndpointSettings(**endpoint),
+        vllm=vllm,
     )
 
 
 def with_engine_options(*, remote: bool = True) -> Callable[[Callable], Callable]:
     """Add the engine flags to a command whose body takes `engine_options: EngineOptions`.
-    `remote=False` (serve) leaves out --engine and the endpoint flags."""
-    declared = [*(_REMOTE[:1] if remote else []), *_LOCAL, *_MEDIA, *(_REMOTE[1:] if remote else [])]
+    `remote=False` (serve) leaves out the endpoint flags."""
+    declared = [_REMOTE[0], *_LOCAL, *_MEDIA, *(_REMOTE[1:] if remote else []), *_VLLM]
     return _adding(declared, "engine_options", lambda values: build_engine_options(**values))
 
 

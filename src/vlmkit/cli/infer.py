@@ -41,6 +41,7 @@ def infer(
     from ..errors import ConfigError, VlmkitError
     from ..infer.predict import PredictionRun, single_question
     from ..infer.terminal import for_terminal
+    from ..infer.vllm_launcher import fitted_to_data
 
     if data is None:
         if out is not None or slice_spec is not None or save_samples is not None:
@@ -49,6 +50,7 @@ def infer(
             raise ConfigError("give --question (with --image/--video), or --data DIR --out FILE for a dataset")
         request = single_question(image or (), video or (), question)
         _check_local_media(image or ())
+        engine_options = fitted_to_data(engine_options, [request])  # --engine vllm: images per prompt
         engine = engine_options.load(model, adapter, batch_size=1)
         result = engine.generate([request], params)[0]
         if result.error:
@@ -75,6 +77,8 @@ def infer(
     if not run.todo:
         typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
         return
+    # --engine vllm: images per prompt from the data, its log beside the predictions (preds.jsonl -> preds.vllm.log)
+    engine_options = fitted_to_data(engine_options, run.todo, out.with_suffix(".vllm.log"))
     engine = engine_options.load(model, adapter, batch_size=batch_size)
     summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
     typer.echo(

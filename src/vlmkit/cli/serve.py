@@ -33,7 +33,12 @@ def serve(
         "behind a proxy. Default: loopback names when --host is "
         "loopback (guards against DNS rebinding), any otherwise.",
     ),
-    max_batch: int = typer.Option(8, min=1, help="Most requests the engine runs together in one batch."),
+    max_batch: int = typer.Option(
+        8,
+        min=1,
+        help="Most requests the engine runs together in one batch (--engine vllm: requests in flight to vLLM, "
+        "which batches them continuously).",
+    ),
     batch_wait_ms: float = typer.Option(
         15.0, min=0.0, help="How long the first request of a batch waits for others to join."
     ),
@@ -103,12 +108,23 @@ def serve(
         allowed_hosts=hosts,
     )
 
+    if engine_options.engine == "openai":
+        raise ConfigError("vlmkit serve runs --engine hf or --engine vllm (for an endpoint, use it directly)")
+    extra: dict = {"max_prompt_tokens": max_prompt_tokens}
+    if engine_options.launched:  # vLLM gets the server's caps; requests for `name` go to the adapter, if any
+        from ..infer.vllm_launcher import for_server
+
+        engine_options = for_server(engine_options, model, max_prompt_tokens + max_tokens, policy.max_media_per_request)
+        extra = {"served_name": name}
     typer.echo(f"loading {model}" + (f" with adapter {adapter}" if adapter else "") + " …", err=True)
-    engine = engine_options.load(model, adapter, batch_size=max_batch, max_prompt_tokens=max_prompt_tokens)
+    engine = engine_options.load(model, adapter, batch_size=max_batch, **extra)
     try:
         run(engine, settings, host=host, port=port, log_level=log_level, announce=lambda line: typer.echo(line))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; for a server it is the normal way out
         pass
+    finally:
+        if hasattr(engine, "close"):
+            engine.close()  # --engine vllm: its server goes too
     typer.echo("server stopped", err=True)
 
 

@@ -82,7 +82,8 @@ def load_predict_fn(
     elif legacy_options:
         raise TypeError("give engine_options or its fields as keywords, not both")
     engine = engine_options.load(model, adapter, batch_size=batch_size)
-    facts = {**engine_facts(engine), **model_facts(model, adapter, remote=engine_options.remote)}
+    local_weights = not engine_options.remote or engine_options.launched
+    facts = {**engine_facts(engine), **model_facts(model, adapter, remote=not local_weights)}
     return engine_predict_fn(engine), facts
 
 

@@ -92,6 +92,11 @@ def evaluate_suite(
     resolved_slice = parse_slice(slice)
     if predictor is None:
         engine_options = _per_rank(engine_options)
+        if engine_options is not None and engine_options.launched:  # vLLM is told what the data holds
+            from ..infer.vllm_launcher import fitted_to_data
+
+            log_file = Path(out) / "logs" / "vllm.log" if out is not None else None
+            engine_options = fitted_to_data(engine_options, [s for d in datasets for s in d], log_file)
     predict, facts = predictor or _load(model, adapter, batch_size, engine_options)
     if engine_options is not None and engine_options.remote:
         # a batch is what the runner hands over at once; an endpoint needs enough to keep `concurrency` busy

@@ -182,6 +182,7 @@ class Engine(Protocol):
 BACKENDS: dict[str, str] = {
     "hf": "vlmkit.infer.hf_engine:HFEngine",
     "openai": "vlmkit.infer.openai_engine:OpenAIEngine",
+    "vllm": "vlmkit.infer.vllm_engine:VllmEngine",
 }
 
 

@@ -25,7 +25,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,6 @@ class ChatClient:
 
     async def _attempt(self, client: Any, body: Mapping[str, Any]) -> Completion:
         import httpx
-        import openai
 
         try:
             # the body as built (no client-side re-validation of every message part: it costs milliseconds
@@ -203,17 +202,87 @@ class ChatClient:
             response = await client.post(
                 "/chat/completions", body={"model": self.model, **body}, cast_to=httpx.Response
             )
-        except openai.APITimeoutError:
-            raise _Fault(f"no answer within {self.settings.request_timeout:g} s") from None
-        except openai.APIConnectionError as exc:
-            raise _Fault(f"connection failed: {_reason(exc)}") from None
-        except openai.APIStatusError as exc:
+        except Exception as exc:
+            raise self._classified(exc) from None
+        return parse_completion(response.text)
+
+    def _classified(self, exc: Exception) -> Exception:
+        """An openai exception as a retryable _Fault or a final _Refusal (anything else as it is)."""
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return _Fault(f"no answer within {self.settings.request_timeout:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            return _Fault(f"connection failed: {_reason(exc)}")
+        if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             message = f"HTTP {status}: {_endpoint_message(exc)}"
             if status in RETRY_STATUS or status >= 500:
-                raise _Fault(message, retry_after(exc.response.headers)) from None
-            raise _Refusal(message) from None
-        return parse_completion(response.text)
+                return _Fault(message, retry_after(exc.response.headers))
+            return _Refusal(message)
+        return exc
+
+    # --- from a running event loop (a server passing requests on) --------------------------------------
+    def _loop_client(self) -> Any:
+        """An AsyncOpenAI client of the running event loop (one per loop, made on first use)."""
+        loop = asyncio.get_running_loop()
+        clients = self.__dict__.setdefault("_loop_clients", weakref.WeakKeyDictionary())
+        if loop not in clients:
+            clients[loop] = self._client()
+        return clients[loop]
+
+    async def acomplete(self, body: Mapping[str, Any]) -> Completion:
+        """One request (with retries) from async code; many may run at once (no concurrency bound here)."""
+        return await self._complete(self._loop_client(), body)
+
+    async def astream(self, body: Mapping[str, Any]) -> AsyncIterator[str | Completion]:
+        """One request streamed: its text pieces as they arrive, then its Completion (token counts, finish
+        reason, or `error`). Faults are retried until the first piece; after that a fault ends the stream with
+        an error (the pieces already sent cannot be taken back)."""
+        client = self._loop_client()
+        started = time.perf_counter()
+        attempts, text, finish, usage = 0, [], None, None
+        extra = {k: v for k, v in body.items() if k != "messages"}
+        while True:
+            attempts += 1
+            try:
+                stream = await client.chat.completions.create(
+                    model=self.model,
+                    messages=body["messages"],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_body=extra,
+                )
+                async for chunk in stream:
+                    usage = chunk.usage or usage
+                    for choice in chunk.choices or []:
+                        finish = choice.finish_reason or finish
+                        if choice.delta and choice.delta.content:
+                            text.append(choice.delta.content)
+                            yield choice.delta.content
+                break
+            except Exception as exc:
+                problem = self._classified(exc)
+                if isinstance(problem, _Fault) and not text and attempts <= self.settings.max_retries:
+                    await asyncio.sleep(backoff_delay(attempts, problem.wait))
+                    continue
+                if not isinstance(problem, (_Fault, _Refusal)):
+                    raise
+                yield Completion(
+                    text="".join(text),
+                    error=self._scrub(str(problem)),
+                    attempts=attempts,
+                    latency_s=time.perf_counter() - started,
+                )
+                return
+        yield Completion(
+            text="".join(text),
+            finish_reason=finish,
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", None)),
+            attempts=attempts,
+            latency_s=time.perf_counter() - started,
+        )
 
 
 def _shut(loop: asyncio.AbstractEventLoop, client: Any) -> None:

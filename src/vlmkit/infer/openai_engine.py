@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -87,6 +87,13 @@ class OpenAIEngine:
             "media": asdict(self.media),
         }
 
+    def request_media(self, media: MediaSettings | None) -> MediaSettings:
+        """The media settings applied here, on the client side, before a request is sent."""
+        return media or self.media
+
+    def close(self) -> None:
+        self.client.close()
+
     # --- generation --------------------------------------------------------------------------------
     def generate(
         self, samples: Sequence[Any], params: GenerationParams | None = None, *, media: MediaSettings | None = None
@@ -100,7 +107,7 @@ class OpenAIEngine:
         self, samples: Sequence[Any], params: GenerationParams | None = None, *, media: MediaSettings | None = None
     ) -> Iterator[tuple[int, GenerationResult]]:
         params = params or GenerationParams()
-        settings = media or self.media
+        settings = self.request_media(media)
         options = request_options(params)
         requests = [as_sample(s, i) for i, s in enumerate(samples)]
 
@@ -117,7 +124,7 @@ class OpenAIEngine:
     ) -> TextStream:
         """The whole answer as one piece (a request is short next to a chat turn's reading time)."""
         request = as_sample(sample)
-        messages = chat_messages(request, media or self.media)  # bad input raises here, before any piece
+        messages = chat_messages(request, self.request_media(media))  # bad input raises here, before any piece
         options = request_options(params or GenerationParams())
 
         def pieces() -> Any:
@@ -128,6 +135,31 @@ class OpenAIEngine:
             return result
 
         return TextStream(pieces())
+
+    # --- from a running event loop (`vlmkit serve` passing requests on) --------------------------------
+    async def agenerate(
+        self, sample: Any, params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> GenerationResult:
+        """One answer, awaited; many may be in flight at once (the endpoint batches them)."""
+        body = await self._abody(sample, params, media)
+        return to_result(await self.client.acomplete(body))
+
+    async def astream(
+        self, sample: Any, params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> AsyncIterator[str | GenerationResult]:
+        """Text pieces as the endpoint streams them, then the GenerationResult. Bad input raises before any."""
+        body = await self._abody(sample, params, media)
+        async for item in self.client.astream(body):
+            yield to_result(item) if isinstance(item, Completion) else item
+
+    async def _abody(self, sample: Any, params: GenerationParams | None, media: MediaSettings | None) -> dict:
+        import asyncio
+
+        request = as_sample(sample)
+        options = request_options(params or GenerationParams())
+        # reading and encoding images takes milliseconds: off the event loop
+        messages = await asyncio.to_thread(chat_messages, request, self.request_media(media))
+        return {"messages": messages, **options}
 
 
 def to_result(completion: Completion) -> GenerationResult:

@@ -2,8 +2,8 @@
 
 One typed value travels from the command line (declared once in `cli/engine_options.py`), a script or a
 sweep to `load_engine`: the backend (`engine`), precision and placement for in-process backends, the media
-settings, and the endpoint settings of remote backends. A new backend adds its settings here and one line in
-`BACKENDS`; no verb changes.
+settings, the endpoint settings of remote backends, and how vlmkit launches vLLM (`--engine vllm`). A new
+backend adds its settings here and one line in `BACKENDS`; no verb changes.
 """
 
 from __future__ import annotations
@@ -59,6 +59,45 @@ class EndpointSettings:
         return self.price_input is not None or self.price_output is not None
 
 
+VLLM_PYTHON_ENV = "VLMKIT_VLLM_PYTHON"
+
+
+@dataclass(frozen=True)
+class VllmSettings:
+    """How `--engine vllm` starts vLLM's OpenAI server in its own environment (see `vllm_launcher`).
+
+    `images_per_prompt` / `videos_per_prompt` / `max_model_len` are what the caller knows about the work (the
+    task's data, the server's caps); None leaves vLLM's defaults. `args` go to vLLM last, so they win."""
+
+    python: str | None = None  # vLLM's interpreter; None: $VLMKIT_VLLM_PYTHON
+    args: tuple[str, ...] = ()  # passed through: --tensor-parallel-size 2, --gpu-memory-utilization 0.8, ...
+    start_timeout: float = 900.0  # seconds until /health answers
+    port: int | None = None  # None: a free loopback port
+    log_file: str | None = None  # None: a temporary file (its path is printed and recorded)
+    max_model_len: int | None = None
+    images_per_prompt: int | None = None
+    videos_per_prompt: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", tuple(self.args or ()))
+        problems = []
+        if not _positive(self.start_timeout):
+            problems.append(f"start timeout must be a positive number of seconds, not {self.start_timeout!r}")
+        if self.port is not None and not (isinstance(self.port, int) and 0 < self.port < 65536):
+            problems.append(f"port must be 1-65535, not {self.port!r}")
+        for name in ("max_model_len", "images_per_prompt", "videos_per_prompt"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                problems.append(f"{name} must be an integer >= 0, not {value!r}")
+        if problems:
+            raise ConfigError("vLLM settings: " + "; ".join(problems))
+
+    @property
+    def customised(self) -> bool:
+        """True when the user set something only `--engine vllm` reads."""
+        return (self.python, self.args, self.start_timeout) != (None, (), 900.0)
+
+
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
@@ -73,6 +112,7 @@ class EngineOptions:
     quantization: str | None = None  # "4bit" | "8bit" (bitsandbytes), in-process backends only
     media: MediaSettings = field(default_factory=MediaSettings)
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    vllm: VllmSettings = field(default_factory=VllmSettings)
 
     def __post_init__(self) -> None:
         from .engine import BACKENDS
@@ -83,7 +123,19 @@ class EngineOptions:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not '{self.dtype}'")
         if self.quantization is not None and self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not '{self.quantization}'")
-        if self.remote:
+        if self.vllm.customised and self.engine != "vllm":
+            raise ConfigError("--vllm-python, --vllm-arg and --vllm-start-timeout are for --engine vllm")
+        if self.engine == "vllm":
+            local = [f"--{f}" for f in ("device", "quantization") if getattr(self, f) is not None]
+            if local:
+                raise ConfigError(
+                    f"{', '.join(local)}: with --engine vllm, vLLM places and quantises the model; pass its own "
+                    "options with --vllm-arg (e.g. --vllm-arg=--quantization=fp8)"
+                )
+            outside = [flag for flag, on in _ENDPOINT_ONLY.items() if on(self.endpoint)]
+            if outside:
+                raise ConfigError(f"{', '.join(outside)}: --engine vllm talks to the vLLM server it starts itself")
+        elif self.remote:
             local = [f"--{f}" for f in ("device", "quantization") if getattr(self, f) is not None]
             local += ["--dtype"] if self.dtype != "auto" else []
             if local:
@@ -95,12 +147,19 @@ class EngineOptions:
             )
 
     @property
+    def launched(self) -> bool:
+        """True when vlmkit starts the model's server itself (`--engine vllm`): the weights are local files."""
+        return self.engine == "vllm"
+
+    @property
     def remote(self) -> bool:
         """True when the model runs behind an HTTP endpoint rather than in this process."""
         return self.engine != "hf"
 
     def backend_options(self) -> dict[str, Any]:
         """The keyword arguments this backend's `load` takes besides model, adapter, dtype, batch size, media."""
+        if self.launched:
+            return {"endpoint": self.endpoint, "vllm": self.vllm}
         if self.remote:
             return {"endpoint": self.endpoint}
         return {"device": self.device, "quantization": self.quantization}
@@ -122,9 +181,12 @@ class EngineOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for manifests (no secrets: the endpoint holds only the key's variable name)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("media", "endpoint")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("media", "endpoint", "vllm")}
         out["media"] = {f.name: getattr(self.media, f.name) for f in fields(self.media)}
-        if self.remote:
+        if self.launched:
+            out["vllm"] = {f.name: getattr(self.vllm, f.name) for f in fields(self.vllm)}
+            out["vllm"]["args"] = list(self.vllm.args)
+        if self.remote and not self.launched:
             endpoint = {f.name: getattr(self.endpoint, f.name) for f in fields(self.endpoint)}
             out["endpoint"] = {**endpoint, "base_url": public_url(self.endpoint.base_url)}
         return out
@@ -145,5 +207,15 @@ def public_url(url: str | None) -> str | None:
 
 
 def engine_identity(options: EngineOptions) -> dict[str, Any]:
-    """What makes a remote engine's answers comparable on resume: backend and endpoint (no credentials)."""
+    """What makes a remote engine's answers comparable on resume: backend and endpoint (no credentials). A
+    launched vLLM gets a new port each time: its identity is the model, checked like the in-process engine's."""
+    if options.launched:
+        return {"engine": options.engine, "base_url": None}
     return {"engine": options.engine, "base_url": public_url(options.endpoint.base_url)}
+
+
+_ENDPOINT_ONLY = {
+    "--base-url": lambda e: e.base_url is not None,
+    "--api-key-env": lambda e: e.api_key_env != DEFAULT_API_KEY_ENV,
+    "--price-input/--price-output": lambda e: e.priced,
+}

@@ -3,7 +3,8 @@
 Every error leaves as `{"error": {"message", "type", "code", "param"}}` with a 4xx status (5xx only for our own
 bugs, with a generic message; the traceback goes to the server log, never to the client), and the server keeps
 serving. Request bodies are capped before FastAPI reads them; media are checked in a worker thread before a
-request is queued; the engine runs in the batcher's single thread.
+request is queued; the engine runs in the batcher's single thread, or, for a model in another server
+(`--engine vllm`), each request is passed on at once (`passthrough`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .openai_schema import (
     new_completion_id,
     now,
 )
+from .passthrough import PassThrough
 from .settings import ServeSettings
 
 log = logging.getLogger("vlmkit.serve")
@@ -56,9 +58,12 @@ PAGE_CSP = (
 
 
 def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
-    batcher = DynamicBatcher(
-        engine, max_batch=settings.max_batch, max_wait_s=settings.batch_wait_ms / 1000, max_queue=settings.max_queue
-    )
+    if hasattr(engine, "astream"):  # the model runs in another server that batches by itself (vLLM)
+        batcher: Any = PassThrough(engine, max_in_flight=settings.max_batch, max_queue=settings.max_queue)
+    else:
+        batcher = DynamicBatcher(
+            engine, max_batch=settings.max_batch, max_wait_s=settings.batch_wait_ms / 1000, max_queue=settings.max_queue
+        )
     created = now()
 
     @asynccontextmanager
