@@ -403,11 +403,11 @@ def test_serve_engine_vllm_streams_the_greedy_answer(tiny, samples, work):
         start_s = time.monotonic() - started
         url = line.split(" on ")[1].split()[0]
         client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
-        text_only = [
-            s for s in samples if all(isinstance(c, dict) and c["type"] == "text" for c in s.messages[0]["content"])
-        ]
-        sample = text_only[0]
-        messages = [{"role": "user", "content": sample.messages[0]["content"][-1]["text"]}]
+        from vlmkit.data.media_settings import MediaSettings
+        from vlmkit.infer.openai_engine import chat_messages
+
+        sample = samples[0]  # an image and a question, sent as `--engine openai` sends them
+        messages = chat_messages(sample, MediaSettings())
         chunks = list(
             client.chat.completions.create(
                 model="tiny", messages=messages, stream=True, max_tokens=MAX_NEW_TOKENS, temperature=0
