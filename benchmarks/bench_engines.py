@@ -143,6 +143,8 @@ def main() -> None:
     machine = report["hardware"]["gpu"] or f"CPU, {report['hardware']['cpu_cores']} cores"
     print(f"{report['model']}, {args.samples} image samples, {args.max_new_tokens} new tokens, {args.dtype}, {machine}")
     print("\n".join(md_table(["engine", "samples/s", "vs hf", "wall s", "vLLM start"], table)))
+    if args.vllm_python and not report["hardware"]["gpu"]:
+        print("on a CPU with a small model vLLM's per-step overhead dominates; it is expected ahead on a GPU only")
     print(json.dumps(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

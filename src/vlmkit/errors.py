@@ -38,6 +38,11 @@ class ConfigError(VlmkitError):
     """A run configuration is invalid; the message names the key."""
 
 
+class EngineGone(VlmkitError):
+    """The engine can answer nothing more (the server it started has exited): a run stops here, keeping what
+    it has written, instead of recording every remaining sample as failed."""
+
+
 def _short(source: object, limit: int = 120) -> str:
     text = str(source)
     return text if len(text) <= limit else text[:limit] + "…"

@@ -126,7 +126,7 @@ def test_arguments_carry_the_runs_adapter_media_lengths_and_pass_through_last(tm
     assert parsed.model == str(qwen) and parsed.port == 8123 and parsed.host == "127.0.0.1"
     assert parsed.dtype == "float32" and parsed.enable_lora and parsed.max_lora_rank == 16
     assert parsed.lora_modules == [f"ft={adapter}"] and parsed.served_model_name == ["ft-base"]
-    assert parsed.limit_mm_per_prompt == {"image": 2 + 8}  # a video goes as its 8 sampled frames
+    assert parsed.limit_mm_per_prompt == {"image": 2 + 8, "video": 0}  # a video goes as its 8 sampled frames
     assert parsed.mm_processor_kwargs == {"min_pixels": 3136, "max_pixels": 200_704}
     assert parsed.tensor_parallel_size == 2 and parsed.max_model_len == 4096  # --vllm-arg comes last and wins
 
@@ -134,6 +134,8 @@ def test_arguments_carry_the_runs_adapter_media_lengths_and_pass_through_last(tm
     plain = standin_parser().parse_args(vllm_args(str(llava), served_name="m", port=1, media=media))
     assert plain.mm_processor_kwargs is None and plain.served_model_name == ["m"] and not plain.enable_lora
     assert plain.limit_mm_per_prompt is None and plain.max_model_len is None
+    counted = vllm_args(str(llava), served_name="m", port=1, media=media, images_per_prompt=3, videos_per_prompt=0)
+    assert standin_parser().parse_args(counted).limit_mm_per_prompt == {"image": 3}  # LLaVA takes no video
 
 
 def test_options_refuse_what_vllm_does_not_take():
@@ -154,6 +156,25 @@ def test_no_interpreter_is_a_usage_error_with_the_install_hint(tmp_path, monkeyp
         load(model_folder(tmp_path / "m"), None, tmp_path)
     with pytest.raises(ConfigError, match="not an executable"):
         load(model_folder(tmp_path / "m2"), tmp_path / "missing", tmp_path)
+
+
+def test_under_torchrun_eval_refuses_before_starting_vllm(tmp_path, vllm_python, monkeypatch):
+    from vlmkit.eval.suite import SuiteRun, evaluate_suite
+
+    record = tmp_path / "record.json"
+    monkeypatch.setenv("VLLM_STANDIN_RECORD", str(record))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    data = dataset(tmp_path / "data", 2)
+    options = EngineOptions(engine="vllm", vllm=VllmSettings(python=str(vllm_python)))
+    with pytest.raises(VlmkitError, match="--engine vllm runs no model in this process"):
+        evaluate_suite(
+            str(model_folder(tmp_path / "m")),
+            [SuiteRun(str(data.parent / "echo.yaml"), data)],
+            tmp_path / "run",
+            engine_options=options,
+        )
+    assert not record.exists()  # refused before anything was launched
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
@@ -237,8 +258,11 @@ def _eval(vllm_python, model, data, out, *extra, wait=True, env=None):
         *map(str, extra),
     ]
     env = {**ENV, **(env or {})}
-    if not wait:
-        return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not wait:  # Ctrl-C's default restored (a shell may start background jobs with SIGINT ignored)
+        restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+        return subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=restore
+        )
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -252,7 +276,7 @@ def test_eval_records_vllm_in_the_manifest_and_resumes(tmp_path, images, vllm_py
     assert run.returncode == 0, run.stderr
     assert f"its log: {out / 'logs' / 'vllm.log'}" in run.stderr
     parsed = standin_parser().parse_args(json.loads(record.read_text())["argv"])
-    assert parsed.limit_mm_per_prompt == {"image": 3}  # the most images one sample of the data holds
+    assert parsed.limit_mm_per_prompt == {"image": 3, "video": 0}  # the most images one sample of the data holds
     assert parsed.mm_processor_kwargs == {"max_pixels": 50_000} and parsed.max_lora_rank == 32
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["engine"]["vllm"]["version"] == "0.32.0+standin"
@@ -268,7 +292,8 @@ def test_eval_records_vllm_in_the_manifest_and_resumes(tmp_path, images, vllm_py
 
 
 @pytest.mark.slow
-def test_sigterm_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_path, vllm_python):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_a_signal_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_path, vllm_python, sig):
     model, data, out = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 40), tmp_path / "run"
     record = tmp_path / "record.json"
     env = {"VLLM_STANDIN_RECORD": str(record), "VLLM_STANDIN_CHILD": "1", "VLLM_STANDIN_LATENCY": "0.1"}
@@ -280,7 +305,7 @@ def test_sigterm_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_p
         time.sleep(0.05)
     seen = json.loads(record.read_text())
     assert alive(seen["pid"]) and alive(seen["child"])
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     assert process.wait(timeout=60) != 0
     deadline = time.time() + 30  # the group gets SIGTERM at once; SIGKILL follows after the grace period
     while time.time() < deadline and (alive(seen["pid"]) or alive(seen["child"])):
@@ -297,7 +322,42 @@ def test_sigterm_to_vlmkit_eval_leaves_no_vllm_process_and_the_run_resumes(tmp_p
 
 
 @pytest.mark.slow
+def test_vllm_dying_mid_run_ends_eval_with_its_log_and_the_run_resumes(tmp_path, vllm_python):
+    model, data, out = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 20), tmp_path / "run"
+    env = {"VLLM_STANDIN_DIE_AFTER": "6"}  # batches of 4: one is written, the second dies half-way
+    args = ("--concurrency", "1", "--batch-size", "4", "--max-retries", "1")
+    died = _eval(vllm_python, model, data, out, *args, env=env)
+    assert died.returncode == 2 and "vLLM exited with code 3 while answering" in died.stderr
+    assert "the stand-in engine core died" in died.stderr  # the log's tail, in the error
+    assert "failed" not in died.stderr  # not retried sample by sample
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and not any(r.get("error") for r in rows)  # the first batch; none recorded as failed
+    again = _eval(vllm_python, model, data, out)
+    assert again.returncode == 0, again.stderr
+    ids = [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(ids) == [f"s{i:03d}" for i in range(20)]
+
+
+@pytest.mark.slow
+def test_infer_puts_the_log_beside_the_predictions(tmp_path, images, vllm_python):
+    model, data = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 4, images=images[1])
+    out, record = tmp_path / "preds" / "p.jsonl", tmp_path / "record.json"
+    args = [sys.executable, "-m", "vlmkit", "infer", "--engine", "vllm", "--vllm-python", str(vllm_python)]
+    args += ["--model", str(model), "--data", str(data), "--out", str(out), "--no-progress"]
+    run = subprocess.run(args, env={**ENV, "VLLM_STANDIN_RECORD": str(record)}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    log = tmp_path / "preds" / "p.vllm.log"
+    assert f"its log: {log}" in run.stderr and "stand-in vLLM" in log.read_text()
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["prediction"] for r in rows) == [f"echo: q{i}" for i in range(4)]
+    parsed = standin_parser().parse_args(json.loads(record.read_text())["argv"])
+    assert parsed.limit_mm_per_prompt == {"image": 3, "video": 0}
+    assert not alive(json.loads(record.read_text())["pid"])
+
+
+@pytest.mark.slow
 def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, vllm_python):
+    import httpx
     from openai import OpenAI
 
     model, record = model_folder(tmp_path / "m", max_positions=4096), tmp_path / "record.json"
@@ -311,7 +371,7 @@ def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, v
         url = line.split(" on ")[1].split()[0]
         parsed = standin_parser().parse_args(json.loads(record.read_text())["argv"])
         assert parsed.max_model_len == 4096 and parsed.served_model_name == ["ft"]  # 8192 + 256 capped by the model
-        assert parsed.limit_mm_per_prompt == {"image": 16}  # the server's media-per-request limit
+        assert parsed.limit_mm_per_prompt == {"image": 16, "video": 0}  # the server's media-per-request limit
 
         client = OpenAI(base_url=f"{url}/v1", api_key="serve-key-123", max_retries=0)
         messages = [{"role": "user", "content": "one two three four"}]
@@ -334,6 +394,13 @@ def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, v
             )
         with pytest.raises(openai.BadRequestError, match="max_tokens"):
             client.chat.completions.create(model="ft", messages=messages, max_tokens=1000)
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)  # vLLM dies under the server
+        deadline = time.time() + 30
+        while time.time() < deadline and httpx.get(f"{url}/health", timeout=10).status_code == 200:
+            time.sleep(0.1)
+        health = httpx.get(f"{url}/health", timeout=10)
+        assert health.status_code == 503 and health.json()["status"] == "engine down"
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

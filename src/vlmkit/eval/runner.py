@@ -26,7 +26,7 @@ from typing import Any
 
 from ..data.schema import Sample, read_samples
 from ..data.slicing import select_slice, slice_bounds, slice_text
-from ..errors import DataError, VlmkitError
+from ..errors import DataError, EngineGone, VlmkitError
 from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
 from .distributed import current_world, fold_parts, job_group, part_files, part_path, sample_cost, shard
 from .manifest import MANIFEST_FILE, build_manifest, resume_mismatch
@@ -161,7 +161,7 @@ def _predict_batch(predict: PredictFn, requests: list[EvalRequest]) -> list[Any]
         if len(outputs) != len(requests):
             raise VlmkitError(f"predict returned {len(outputs)} outputs for {len(requests)} requests")
         return outputs
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, EngineGone):  # no sample can be answered: stop, resume later
         raise
     except Exception as exc:
         if len(requests) == 1:

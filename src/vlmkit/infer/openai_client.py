@@ -253,13 +253,14 @@ class ChatClient:
                     stream_options={"include_usage": True},
                     extra_body=extra,
                 )
-                async for chunk in stream:
-                    usage = chunk.usage or usage
-                    for choice in chunk.choices or []:
-                        finish = choice.finish_reason or finish
-                        if choice.delta and choice.delta.content:
-                            text.append(choice.delta.content)
-                            yield choice.delta.content
+                async with stream:  # closed (the request abandoned) however the reader stops
+                    async for chunk in stream:
+                        usage = chunk.usage or usage
+                        for choice in chunk.choices or []:
+                            finish = choice.finish_reason or finish
+                            if choice.delta and choice.delta.content:
+                                text.append(choice.delta.content)
+                                yield choice.delta.content
                 break
             except Exception as exc:
                 problem = self._classified(exc)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..data.media_settings import MediaSettings
+from .engine import GenerationParams, GenerationResult
 from .openai_engine import EndpointFamily, OpenAIEngine
 from .options import EndpointSettings, VllmSettings
 from .vllm_launcher import VllmServer, launch, resizes_by_pixels
@@ -95,6 +97,21 @@ class VllmEngine(OpenAIEngine):
         except BaseException:
             server.stop()
             raise
+
+    def iter_generate(
+        self, samples: Sequence[Any], params: GenerationParams | None = None, *, media: MediaSettings | None = None
+    ) -> Iterator[tuple[int, GenerationResult]]:
+        """As OpenAIEngine's; a failed request whose cause is that vLLM has exited raises EngineGone with vLLM's
+        log, so a run stops instead of recording every remaining sample as failed (resume finishes it)."""
+        for index, result in super().iter_generate(samples, params, media=media):
+            if result.error and not self.server.running:
+                raise self.server.exited_error("while answering")
+            yield index, result
+
+    @property
+    def alive(self) -> bool:
+        """Whether vLLM's server is still running (`vlmkit serve`'s /health reports it)."""
+        return self.server.running
 
     def request_media(self, media: MediaSettings | None) -> MediaSettings:
         """Frames are sampled here; images go as stored and vLLM's processor applies the pixel bounds."""

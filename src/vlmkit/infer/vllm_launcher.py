@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, VlmkitError
+from ..errors import ConfigError, EngineGone, VlmkitError
 from .options import VLLM_PYTHON_ENV
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -87,16 +87,23 @@ def vllm_lora_rank(rank: int) -> int:
     raise ConfigError(f"LoRA rank {rank} is above the largest vLLM serves ({LORA_RANKS[-1]}); merge it instead")
 
 
-def resizes_by_pixels(model: str) -> bool | None:
-    """Whether the model's processor takes min/max pixel bounds (the Qwen families), None if unknown."""
-    from ..models.base import FamilyAdapter
+def family_of(model: str) -> Any:
+    """vlmkit's adapter for the model's family, or None (a hub id not in the offline cache, an unknown family:
+    vLLM will know what it serves)."""
     from ..models.registry import detect_family
 
     try:
-        family = detect_family(model)
-    except Exception:  # a hub id that cannot be looked up offline, an unknown family: vLLM will know
+        return detect_family(model)
+    except Exception:
         return None
-    return type(family).processor_kwargs is not FamilyAdapter.processor_kwargs
+
+
+def resizes_by_pixels(model: str) -> bool | None:
+    """Whether the model's processor takes min/max pixel bounds (the Qwen families), None if unknown."""
+    from ..models.base import FamilyAdapter
+
+    family = family_of(model)
+    return None if family is None else type(family).processor_kwargs is not FamilyAdapter.processor_kwargs
 
 
 def mm_processor_kwargs(model: str, media: Any) -> dict[str, Any]:
@@ -137,8 +144,11 @@ def vllm_args(
         args += ["--max-model-len", str(max_model_len)]
     if images_per_prompt is not None or videos_per_prompt is not None:
         frames = (getattr(media, "nframes", None) or getattr(media, "max_frames", 64)) if media is not None else 64
-        images = (images_per_prompt or 0) + (videos_per_prompt or 0) * frames
-        args += ["--limit-mm-per-prompt", json.dumps({"image": max(images, 1)})]
+        limits = {"image": (images_per_prompt or 0) + (videos_per_prompt or 0) * frames}
+        family = family_of(model)
+        if family is not None and family.supports_video:
+            limits["video"] = 0  # nothing is sent as video: vLLM need not reserve memory for it
+        args += ["--limit-mm-per-prompt", json.dumps(limits)]
     kwargs = mm_processor_kwargs(model, media) if media is not None else {}
     if kwargs:
         args += ["--mm-processor-kwargs", json.dumps(kwargs)]
@@ -230,7 +240,7 @@ class VllmServer:
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **self.env},
                     start_new_session=True,  # its own process group: stopped as a whole, untouched by ^C
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=_die_with_parent if _main_thread_on_linux() else None,
                 )
             except OSError as exc:
                 raise VlmkitError(f"cannot start vLLM with {self.python}: {exc.strerror or exc}") from None
@@ -247,11 +257,8 @@ class VllmServer:
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:
-            code = self.process.poll()
-            if code is not None:
-                raise VlmkitError(
-                    f"vLLM exited with code {code} while starting; the end of its log {self.log_file}:\n{self.tail()}"
-                )
+            if self.process.poll() is not None:
+                raise self.exited_error("while starting")
             if _get(f"{self.url}/health", timeout=2.0) is not None:
                 info = _get(f"{self.url}/version", timeout=2.0)
                 try:
@@ -265,6 +272,11 @@ class VllmServer:
                     f"the end of its log {self.log_file}:\n{self.tail()}"
                 )
             time.sleep(0.25)
+
+    def exited_error(self, when: str) -> EngineGone:
+        code = self.process.poll() if self.process is not None else None
+        how = f"with code {code}" if code is not None else "(stopped)"
+        return EngineGone(f"vLLM exited {how} {when}; the end of its log {self.log_file}:\n{self.tail()}")
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
@@ -318,6 +330,12 @@ def _signal_group(group: int, sig: int) -> None:
         pass
 
 
+def _main_thread_on_linux() -> bool:
+    """The kernel's parent-death signal fires when the *thread* that started the child ends: only the main
+    thread lives as long as the process."""
+    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
+
+
 def _die_with_parent() -> None:
     """In the child before exec: the kernel sends it SIGTERM if vlmkit dies without stopping it (kill -9)."""
     try:
@@ -333,13 +351,17 @@ _LIVE: list[VllmServer] = []
 _LOCK = threading.Lock()
 
 
+_HOOKED = threading.Event()  # stop_all is registered with atexit (once per process)
+
+
 def _register(server: VllmServer) -> None:
     with _LOCK:
-        first = not _LIVE
         _LIVE.append(server)
+        first = not _HOOKED.is_set()
+        _HOOKED.set()
     if first:
         atexit.register(stop_all)
-        exit_on_sigterm()
+    exit_on_sigterm()
 
 
 def _unregister(server: VllmServer) -> None:

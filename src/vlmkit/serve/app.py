@@ -95,7 +95,9 @@ def create_app(engine: Any, settings: ServeSettings) -> FastAPI:
     app.state.engine_limits = prompt_limits.as_dict() if prompt_limits is not None else {}
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health() -> Any:
+        if not getattr(engine, "alive", True):  # the model's own server (vLLM) has exited: not ready, say so
+            return JSONResponse({"status": "engine down", "auth_required": settings.api_key is not None}, 503)
         return {"status": "ok", "auth_required": settings.api_key is not None}
 
     @app.get("/v1/models", dependencies=api)

@@ -9,7 +9,8 @@ module names only. $VLLM_STANDIN_MODE picks a behaviour:
     crash   print an error and exit 1          hang    never serve, and ignore SIGTERM (only SIGKILL stops it)
 
 $VLLM_STANDIN_CHILD=1 also starts a child process (as vLLM starts its engine core) whose pid is recorded, so a
-test can check that stopping the server leaves no process behind; $VLLM_STANDIN_LATENCY delays each answer.
+test can check that stopping the server leaves no process behind; $VLLM_STANDIN_LATENCY delays each answer;
+$VLLM_STANDIN_DIE_AFTER=N makes the server exit (code 3) when asked for answer N + 1.
 """
 
 from __future__ import annotations
@@ -66,12 +67,24 @@ def main() -> None:
     if mode == "slow":
         time.sleep(float(os.environ.get("VLLM_STANDIN_DELAY", "60")))
 
-    from fake_openai import FakeOpenAI
+    from fake_openai import FakeOpenAI, echo
 
     names = list(args.served_model_name or [args.model])
     names += [module.split("=", 1)[0] for module in args.lora_modules or []]
+    die_after = int(os.environ.get("VLLM_STANDIN_DIE_AFTER", "0"))
+    answered = []
+
+    def answer(body: dict) -> str:  # echo, or a crash of the whole server after `die_after` answers
+        if die_after and len(answered) >= die_after:
+            print("RuntimeError: the stand-in engine core died", file=sys.stderr, flush=True)
+            os._exit(3)
+        answered.append(1)
+        return echo(body)
+
     latency = float(os.environ.get("VLLM_STANDIN_LATENCY", "0"))
-    server = FakeOpenAI(port=args.port, models=tuple(names), model=names[0], version="0.32.0+standin", latency=latency)
+    server = FakeOpenAI(
+        port=args.port, models=tuple(names), model=names[0], version="0.32.0+standin", latency=latency, answer=answer
+    )
     server.start()
     print(f"INFO serving {names} on http://{args.host}:{args.port}", flush=True)
 
