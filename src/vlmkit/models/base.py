@@ -25,6 +25,26 @@ if TYPE_CHECKING:  # keep `import vlmkit.models` free of torch for a fast CLI
 LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GROUPS = ("vision", "projector", "language_model")
 
+TINY_TEXT_HIDDEN = 64  # the default tiny language model's width: head size 16
+TINY_TEXT_HEADS = 4
+
+
+def tiny_text_dims(vocab_size: int, hidden: int = TINY_TEXT_HIDDEN, *, max_positions: int = 4096) -> dict[str, Any]:
+    """The language-model sizes every family's tiny checkpoint shares: 2 layers, 4 query and 2 key-value heads
+    (head size hidden / 4), MLP 2x wide. vLLM's CPU attention needs a head size of at least 32, so a tiny checkpoint
+    meant for vLLM takes hidden >= 128 (`vlmkit models tiny --text-hidden 128`)."""
+    if hidden % (2 * TINY_TEXT_HEADS):
+        raise ValueError(f"tiny text hidden size {hidden} must be a multiple of {2 * TINY_TEXT_HEADS}")
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=2,
+        num_attention_heads=TINY_TEXT_HEADS,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+    )
+
 
 @dataclass(frozen=True)
 class MediaTokens:
@@ -126,6 +146,11 @@ class FamilyAdapter:
     def supports_video(self) -> bool:
         return self.video_token is not None
 
+    # --- saved checkpoints -----------------------------------------------------------------
+    # (regex, replacement) renames of saved weight keys into the family's released layout, which vLLM loads and
+    # transformers maps back on load; applied by `models.interop.write_released_layout` to what vlmkit saves.
+    saved_key_renames: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     # --- packing ---------------------------------------------------------------------------
     # Keys of a processed batch whose first dimension is the sample (not the token, the image or the patch):
     # the packer regroups them by row. Empty where media tensors are flat over all images (Qwen, LLaVA).
@@ -138,7 +163,9 @@ class FamilyAdapter:
         return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
     # --- tiny checkpoints (implemented per family) -----------------------------------------
-    def tiny_config(self, vocab_size: int, special_ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, special_ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
+        """The tiny checkpoint's config, its language model `text_hidden` wide (`tiny_text_dims`); wherever the
+        vision side outputs the text width (projector, merger), it follows."""
         raise NotImplementedError
 
     def tiny_special_tokens(self) -> list[str]:
@@ -152,21 +179,12 @@ class FamilyAdapter:
         """The embedding rows of a tiny checkpoint: the tokenizer's size rounded up to a multiple of 64."""
         return (len(tokenizer) + 63) // 64 * 64
 
-    def widen_tiny_config(
-        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
-    ) -> None:
-        """Set the language model's width (MLP 2x, heads kept) and/or the vision tower's, in place; families whose
-        configs name these differently, or whose projector output is configured separately, override it."""
-        if text_hidden:
-            text = config.get_text_config()
-            text.hidden_size, text.intermediate_size = text_hidden, text_hidden * 2
-            if getattr(text, "head_dim", None):
-                text.head_dim = text_hidden // text.num_attention_heads
-        if vision_width:
-            vision = config.vision_config
-            vision.hidden_size = vision_width
-            if hasattr(vision, "intermediate_size"):
-                vision.intermediate_size = vision_width * 2
+    def widen_tiny_config(self, config: Any, vision_width: int) -> None:
+        """Set the vision tower's width (MLP 2x), in place; families whose configs name it differently override it."""
+        vision = config.vision_config
+        vision.hidden_size = vision_width
+        if hasattr(vision, "intermediate_size"):
+            vision.intermediate_size = vision_width * 2
 
     chat_template: str = ""
 

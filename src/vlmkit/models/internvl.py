@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import FamilyAdapter, MediaTokens
+from .base import TINY_TEXT_HIDDEN, FamilyAdapter, MediaTokens, tiny_text_dims
 
 # ChatML as in OpenGVLab/InternVL3-*-hf (no default system prompt); an image is its placeholder and a newline.
 INTERNVL_TEMPLATE = (
@@ -59,17 +59,11 @@ class InternVLFamily(FamilyAdapter):
             "pad_token_id": get("<|endoftext|>"),
         }
 
-    def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
         from transformers import InternVLConfig, Qwen2Config
 
         text = Qwen2Config(
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
+            **tiny_text_dims(vocab_size, text_hidden),
             bos_token_id=ids["bos_token_id"],
             eos_token_id=ids["eos_token_id"],
             pad_token_id=ids["pad_token_id"],

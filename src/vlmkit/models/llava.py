@@ -6,9 +6,9 @@ Media: every image is resized and centre-cropped to the vision tower's input siz
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from .base import FamilyAdapter, MediaTokens
+from .base import TINY_TEXT_HIDDEN, FamilyAdapter, MediaTokens, tiny_text_dims
 
 # llava-hf/llava-1.5 chat template: images first, then text; "USER: ... ASSISTANT:". The assistant turn
 # is left open (no EOS), so the collator appends EOS to answers for training (append_eos_to_answers).
@@ -28,6 +28,13 @@ TINY_PATCH = 8
 
 
 class LlavaFamily(FamilyAdapter):
+    # transformers 5 saves a LLaVA built from a config with the CLIP tower's `vision_model.` level dropped
+    # (`vision_tower.embeddings.*`); the llava-hf releases and vLLM have it (`vision_tower.vision_model.*`), and
+    # transformers' CLIPVisionModel strips it again on load.
+    saved_key_renames: ClassVar[tuple[tuple[str, str], ...]] = (
+        (r"^((?:model\.)?vision_tower\.)(?!vision_model\.)", r"\1vision_model."),
+    )
+
     def image_tokens(self, processor: Any, width: int, height: int, media: Any = None) -> MediaTokens:
         image_processor = processor.image_processor
         crop, size = image_processor.crop_size or {}, image_processor.size or {}
@@ -59,7 +66,7 @@ class LlavaFamily(FamilyAdapter):
             "pad_token_id": ids["<pad>"],
         }
 
-    def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
         from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
         vision = CLIPVisionConfig(
@@ -72,13 +79,7 @@ class LlavaFamily(FamilyAdapter):
             projection_dim=32,
         )
         text = LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
+            **tiny_text_dims(vocab_size, text_hidden, max_positions=2048),
             bos_token_id=ids["bos_token_id"],
             eos_token_id=ids["eos_token_id"],
             pad_token_id=ids["pad_token_id"],

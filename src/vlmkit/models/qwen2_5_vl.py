@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .base import TINY_TEXT_HIDDEN, tiny_text_dims
 from .qwen_common import (
     QWEN2_VL_TEMPLATE,
     QWEN_LAYOUT,
@@ -12,7 +13,6 @@ from .qwen_common import (
     QwenFamily,
     mrope,
     text_token_ids,
-    tiny_text_dims,
     vision_token_ids,
 )
 
@@ -20,10 +20,10 @@ from .qwen_common import (
 class Qwen25VLFamily(QwenFamily):
     rope_model_class = "Qwen2_5_VLModel"
 
-    def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
         from transformers import Qwen2_5_VLConfig
 
-        text = tiny_text_dims(vocab_size)
+        text = tiny_text_dims(vocab_size, text_hidden)
         text["rope_parameters"] = mrope(text["hidden_size"] // text["num_attention_heads"])
         vision = dict(
             depth=2,

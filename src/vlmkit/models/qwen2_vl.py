@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .base import TINY_TEXT_HIDDEN, tiny_text_dims
 from .qwen_common import (
     QWEN2_VL_TEMPLATE,
     QWEN_LAYOUT,
@@ -12,7 +13,6 @@ from .qwen_common import (
     QwenFamily,
     mrope,
     text_token_ids,
-    tiny_text_dims,
     vision_token_ids,
 )
 
@@ -20,10 +20,10 @@ from .qwen_common import (
 class Qwen2VLFamily(QwenFamily):
     rope_model_class = "Qwen2VLModel"
 
-    def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
         from transformers import Qwen2VLConfig
 
-        text = tiny_text_dims(vocab_size)
+        text = tiny_text_dims(vocab_size, text_hidden)
         text["rope_parameters"] = mrope(text["hidden_size"] // text["num_attention_heads"])
         vision = dict(
             depth=2,
@@ -37,15 +37,9 @@ class Qwen2VLFamily(QwenFamily):
         )
         return Qwen2VLConfig(text_config={**text, **text_token_ids(ids)}, vision_config=vision, **vision_token_ids(ids))
 
-    def widen_tiny_config(
-        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
-    ) -> None:
-        """Qwen2-VL names its vision width embed_dim, and its merger's output (the text width) hidden_size."""
-        super().widen_tiny_config(config, text_hidden=text_hidden)  # text width, M-RoPE; out_hidden_size unused
-        if text_hidden:
-            config.vision_config.hidden_size = text_hidden
-        if vision_width:
-            config.vision_config.embed_dim = vision_width
+    def widen_tiny_config(self, config: Any, vision_width: int) -> None:
+        """Qwen2-VL names its vision width embed_dim (its hidden_size is the merger's output, the text width)."""
+        config.vision_config.embed_dim = vision_width
 
     def build_processor(self, tokenizer: Any, config: Any) -> Any:
         from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import MediaTokens
+from .base import TINY_TEXT_HIDDEN, MediaTokens, tiny_text_dims
 from .qwen_common import (
     QWEN3_VL_TEMPLATE,
     QWEN_LAYOUT,
     QwenFamily,
     mrope,
     text_token_ids,
-    tiny_text_dims,
     vision_token_ids,
 )
 
@@ -24,10 +23,10 @@ TINY3_MAX_PIXELS = 32 * 32 * 64
 class Qwen3VLFamily(QwenFamily):
     rope_model_class = "Qwen3VLModel"
 
-    def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
         from transformers import Qwen3VLConfig
 
-        text = tiny_text_dims(vocab_size)
+        text = tiny_text_dims(vocab_size, text_hidden)
         text["head_dim"] = text["hidden_size"] // text["num_attention_heads"]
         text["rope_parameters"] = mrope(text["head_dim"], theta=5_000_000.0, mrope_interleaved=True)
         vision = dict(

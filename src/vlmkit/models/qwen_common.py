@@ -149,20 +149,6 @@ class QwenFamily(FamilyAdapter):
         """The released checkpoints' 151,936 rows with the real vocabulary, so ids and shapes match them."""
         return 151936 if vocab == "qwen" else super().tiny_vocab_size(tokenizer, vocab)
 
-    def widen_tiny_config(
-        self, config: Any, *, text_hidden: int | None = None, vision_width: int | None = None
-    ) -> None:
-        """M-RoPE sections follow the new head size, and the vision merger's output the new text width."""
-        super().widen_tiny_config(config, text_hidden=text_hidden, vision_width=vision_width)
-        if text_hidden:
-            text = config.get_text_config()
-            rope = dict(getattr(text, "rope_parameters", None) or {})
-            if "mrope_section" in rope:  # the sections must sum to head_dim / 2
-                head_dim = text_hidden // text.num_attention_heads
-                text.rope_parameters = {**rope, "mrope_section": mrope(head_dim)["mrope_section"]}
-            if hasattr(config.vision_config, "out_hidden_size"):  # Qwen2-VL names it hidden_size (its override)
-                config.vision_config.out_hidden_size = text_hidden
-
     # --- packing ---------------------------------------------------------------------------
     rope_model_class: ClassVar[str] = ""  # the transformers class whose get_rope_index computes M-RoPE ids
 
@@ -216,20 +202,6 @@ def _rope_indexer(class_name: str, model_config: Any) -> Any:
     shell.config = model_config
     shell.rope_deltas = None
     return shell
-
-
-def tiny_text_dims(
-    vocab_size: int, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2
-) -> dict[str, Any]:
-    return dict(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=4096,
-    )
 
 
 def mrope(head_dim: int, theta: float = 1_000_000.0, **extra: Any) -> dict[str, Any]:

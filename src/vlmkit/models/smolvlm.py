@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import FamilyAdapter, MediaTokens
+from .base import TINY_TEXT_HIDDEN, FamilyAdapter, MediaTokens, tiny_text_dims
 
 # SmolVLM-Instruct's chat template:
 # "<|im_start|>User:<image>question<end_of_utterance>\nAssistant: answer<end_of_utterance>\n".
@@ -76,17 +76,11 @@ class SmolVLMFamily(FamilyAdapter):
             "pad_token_id": get("<|endoftext|>"),
         }
 
-    def tiny_config(self, vocab_size: int, ids: dict[str, int]) -> Any:
+    def tiny_config(self, vocab_size: int, ids: dict[str, int], text_hidden: int = TINY_TEXT_HIDDEN) -> Any:
         from transformers import LlamaConfig, SmolVLMConfig
 
         text = LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
+            **tiny_text_dims(vocab_size, text_hidden),
             bos_token_id=ids["bos_token_id"],
             eos_token_id=ids["eos_token_id"],
             pad_token_id=ids["pad_token_id"],

@@ -2,6 +2,7 @@
 
 Each is a real `save_pretrained` folder (config, safetensors, tokenizer, processor, chat template) that the
 ordinary `from_pretrained(path)` path loads with HF_HUB_OFFLINE=1; users point the same code at real weights.
+Weights are saved in the family's released key layout, so vLLM loads them as well.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .base import TINY_TEXT_HIDDEN
+from .interop import write_released_layout
 from .registry import get_family
 
 
@@ -27,6 +30,8 @@ def build_tiny(
 
     vocab: "small" trains a ~1k-token byte-level BPE (fast); "qwen" uses the real Qwen vocabulary so
     special-token ids match the released checkpoints (<|image_pad|> = 151655).
+    text_hidden: the language model's width (default 64, head size 16; vLLM's CPU attention needs 128 or more);
+    vision_width: the vision tower's.
     """
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
@@ -36,9 +41,9 @@ def build_tiny(
     adapter = get_family(family)
     tokenizer = build_tokenizer(vocab, adapter.tiny_special_tokens(), corpus=corpus, **adapter.tiny_tokenizer_kwargs())
     ids = adapter.tiny_token_ids(tokenizer)
-    config = adapter.tiny_config(adapter.tiny_vocab_size(tokenizer, vocab), ids)
-    if text_hidden or vision_width:
-        adapter.widen_tiny_config(config, text_hidden=text_hidden, vision_width=vision_width)
+    config = adapter.tiny_config(adapter.tiny_vocab_size(tokenizer, vocab), ids, text_hidden or TINY_TEXT_HIDDEN)
+    if vision_width:
+        adapter.widen_tiny_config(config, vision_width)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     processor = adapter.build_processor(tokenizer, config)
@@ -49,5 +54,6 @@ def build_tiny(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
+    write_released_layout(out, adapter)  # the key layout vLLM loads too
     processor.save_pretrained(out)
     return out

@@ -1,7 +1,8 @@
 """`export_merged`: fold a run's LoRA adapter into its base weights and save a plain checkpoint.
 
 The output loads with `AutoModelForImageTextToText.from_pretrained(DIR)` and `AutoProcessor.from_pretrained(DIR)`
-(processor and chat template included). A QLoRA run is merged into the base loaded in full precision, never
+(processor and chat template included), and in vLLM as saved: the weights take the family's released key layout
+(`models.interop`). A QLoRA run is merged into the base loaded in full precision, never
 into 4-bit weights: merging into NF4 would round the adapter's update away.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..errors import VlmkitError
 from ..io import check_output_dir, write_json
+from ..models.interop import write_released_layout
 
 EXPORT_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -47,8 +49,8 @@ def export_merged(
         check_output_dir(out_dir, {"the run's base model": source})
         _refuse_quantized_base(source)
     dtype = dtype or _stored_dtype(source)
-    model, processor = _merge(source, adapter, dtype)
-    _save_atomically(out_dir, model, processor)
+    model, processor, family = _merge(source, adapter, dtype)
+    _save_atomically(out_dir, model, processor, family)
     write_json(
         out_dir / "export.json",
         {
@@ -93,7 +95,7 @@ def _stored_dtype(model_dir: Path) -> str:
     return "float32"
 
 
-def _merge(source: Path, adapter: Path | None, dtype: str) -> tuple[Any, Any]:
+def _merge(source: Path, adapter: Path | None, dtype: str) -> tuple[Any, Any, Any]:
     from ..models.loading import load_model, load_processor
 
     loaded = load_model(source, dtype=dtype)  # never quantized: merging needs real weights
@@ -106,7 +108,7 @@ def _merge(source: Path, adapter: Path | None, dtype: str) -> tuple[Any, Any]:
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         if untied:
             _retie_if_equal(model)
-    return model, load_processor(processor_source)
+    return model, load_processor(processor_source), loaded.family
 
 
 def _untie_adapted_embeddings(model: Any, adapter: Path) -> bool:
@@ -148,12 +150,13 @@ def _set_tied(model: Any, tied: bool) -> None:
             config.tie_word_embeddings = tied
 
 
-def _save_atomically(out_dir: Path, model: Any, processor: Any) -> None:
+def _save_atomically(out_dir: Path, model: Any, processor: Any, family: Any) -> None:
     """Write into a sibling temp folder and rename, so OUT_DIR is either complete or absent."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         model.save_pretrained(tmp)
+        write_released_layout(tmp, family)  # e.g. LLaVA's vision_tower.vision_model.*, which vLLM expects
         processor.save_pretrained(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
