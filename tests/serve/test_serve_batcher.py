@@ -166,3 +166,30 @@ def test_abandoned_requests_are_skipped(engine):
     batcher = DynamicBatcher(engine, max_batch=8, max_wait_s=0.01)
     assert asyncio.run(scenario(batcher)).ok
     assert batcher.stats.requests == 1
+
+
+@pytest.mark.parametrize("interval_s", [0.0, 30.0])
+def test_streamed_pieces_coalesce_without_losing_text_or_waiting(engine, interval_s):
+    """The engine's text reaches the streams at most once per stream_interval_s (the first piece at once); the
+    last pieces arrive with the answers, never an interval later, and every stream's text is whole."""
+    samples = [sample(k, "Describe it " + "in detail " * k) for k in range(3)]
+    params = GenerationParams(max_new_tokens=8)
+
+    async def scenario(batcher):
+        streams = [batcher.stream(s, params) for s in samples]
+        batcher.start()
+
+        async def read(stream):
+            return [piece async for piece in stream]
+
+        outcomes = await asyncio.wait_for(asyncio.gather(*(read(s) for s in streams)), timeout=20)
+        await batcher.stop()
+        return outcomes
+
+    batcher = DynamicBatcher(engine, max_batch=8, max_wait_s=0.01, stream_interval_s=interval_s)
+    outcomes = asyncio.run(scenario(batcher))
+    assert ["".join(pieces) for pieces in outcomes] == [r.text for r in engine.generate(samples, params)]
+    if interval_s:
+        assert all(len(pieces) <= 2 for pieces in outcomes), outcomes  # the first flush, then the rest at the end
+    else:
+        assert max(len(pieces) for pieces in outcomes) > 2, outcomes  # every step flushed: text as it comes
