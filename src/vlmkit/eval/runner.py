@@ -71,6 +71,12 @@ def tqdm_progress(bar: Any) -> Callable[[int, int], None]:
     starts the count at what a resumed run has already done, so the rate and time left stay true."""
 
     def progress(done: int, total: int) -> None:
+        if hasattr(bar, "start"):  # a DeferredProgress: drawn from the first call on, with the right numbers
+            if bar.total != total:
+                bar.start(total, done)
+            else:
+                bar.update(done - bar.n)
+            return
         if bar.total != total:
             bar.reset(total)
             bar.initial = bar.n = done

@@ -71,6 +71,7 @@ class EngineOptions:
     dtype: str = "auto"
     device: str | None = None
     quantization: str | None = None  # "4bit" | "8bit" (bitsandbytes), in-process backends only
+    max_prompt_tokens: int | None = None  # in-process backends: longer prompts fail per sample (None: the default)
     media: MediaSettings = field(default_factory=MediaSettings)
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
 
@@ -85,6 +86,7 @@ class EngineOptions:
             raise ConfigError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not '{self.quantization}'")
         if self.remote:
             local = [f"--{f}" for f in ("device", "quantization") if getattr(self, f) is not None]
+            local += ["--max-prompt-tokens"] if self.max_prompt_tokens is not None else []
             local += ["--dtype"] if self.dtype != "auto" else []
             if local:
                 raise ConfigError(f"{', '.join(local)} set how a local model loads; --engine {self.engine} runs none")
@@ -103,7 +105,10 @@ class EngineOptions:
         """The keyword arguments this backend's `load` takes besides model, adapter, dtype, batch size, media."""
         if self.remote:
             return {"endpoint": self.endpoint}
-        return {"device": self.device, "quantization": self.quantization}
+        options = {"device": self.device, "quantization": self.quantization}
+        if self.max_prompt_tokens is not None:
+            options["max_prompt_tokens"] = self.max_prompt_tokens
+        return options
 
     def load(self, model: str, adapter: str | None = None, *, batch_size: int = 16, **extra: Any) -> Engine:
         """Load the engine; `extra` goes to the backend as is (e.g. serve's max_prompt_tokens)."""
