@@ -193,3 +193,43 @@ def test_streamed_pieces_coalesce_without_losing_text_or_waiting(engine, interva
         assert all(len(pieces) <= 2 for pieces in outcomes), outcomes  # the first flush, then the rest at the end
     else:
         assert max(len(pieces) for pieces in outcomes) > 2, outcomes  # every step flushed: text as it comes
+
+
+class _FailsAfterStreamingABatch:
+    """The real engine, except that a batch call raises after its text has streamed (a device lost at the end)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def generate(self, samples, params, *, cancel=None, on_text=None):
+        results = self.engine.generate(samples, params, cancel=cancel, on_text=on_text)
+        if len(samples) > 1:
+            raise RuntimeError("device lost after the batch")
+        return results
+
+
+def test_a_failed_batch_retries_only_requests_whose_stream_has_not_begun(engine):
+    """Requests of a failed batch are retried one by one, but a stream that has already shown text fails instead:
+    a retry would stream its answer a second time after the first pieces."""
+
+    async def scenario(batcher):
+        plain = asyncio.ensure_future(batcher.generate(sample(0), GREEDY))
+        await asyncio.sleep(0)
+        stream = batcher.stream(sample(1, "Describe it in detail"), GREEDY)
+        batcher.start()
+        pieces, error = [], None
+        try:
+            async for piece in stream:
+                pieces.append(piece)
+        except Exception as exc:
+            error = exc
+        answer = await plain
+        await batcher.stop()
+        return pieces, error, answer
+
+    batcher = DynamicBatcher(_FailsAfterStreamingABatch(engine), max_batch=8, max_wait_s=0.01)
+    pieces, error, answer = asyncio.run(scenario(batcher))
+    expected = engine.generate([sample(1, "Describe it in detail")], GREEDY)[0].text
+    assert answer.ok and answer.text == engine.generate([sample(0)], GREEDY)[0].text  # retried alone
+    assert "".join(pieces) and expected.startswith("".join(pieces))  # never the answer twice
+    assert isinstance(error, RuntimeError) and "device lost" in str(error)

@@ -4,7 +4,8 @@ One worker thread owns the engine, so the model is never used by two requests at
 the first waiting request, then gathers more for at most `max_wait_s` or until `max_batch` are in hand
 (requests that queued while the previous batch ran are taken at once, without waiting). Requests in a batch
 are grouped by generation parameters, one `engine.generate` call per group. If a batch call fails, its requests
-are retried one by one so a single bad request cannot fail its neighbours. Streaming requests join batches like
+are retried one by one so a single bad request cannot fail its neighbours (a stream that has shown text fails
+instead: a retry would repeat it). Streaming requests join batches like
 plain ones when the engine streams a batch (`generate(..., on_text=...)`: each row's text goes to its stream as it
 is generated); with other engines they run alone through `engine.stream`, in their turn in the queue. Work of
 clients that left is dropped: queued requests are skipped, and a batch stops once all its clients are gone.
@@ -203,13 +204,18 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         for jobs in groups.values():
             relay = self._relay(jobs, loop)
+            failure: Exception | None = None
             try:
                 results = await loop.run_in_executor(self._executor, self._generate, jobs, relay)
-            except Exception:
-                results = [await self._generate_alone(job) for job in jobs]
-            finally:
-                if relay is not None:
-                    relay.flush()  # the last pieces reach their streams before the answers end them
+            except Exception as exc:
+                failure = exc
+            if relay is not None:
+                relay.flush()  # the last pieces reach their streams before the answers end them
+            if failure is not None:  # one by one, but a stream that has shown text would repeat it: it fails
+                results = [
+                    failure if relay is not None and relay.began(job.pieces) else await self._generate_alone(job)
+                    for job in jobs
+                ]
             for job, result in zip(jobs, results, strict=True):  # a short answer list must not hang anyone
                 self.stats.requests += 1
                 self.stats.streams += job.pieces is not None
@@ -297,11 +303,16 @@ class _PieceRelay:
         self.scheduled = False
         self.last_flush = float("-inf")
         self.timer: asyncio.TimerHandle | None = None
+        self.streams_begun: set[int] = set()  # ids of the queues that got text
+
+    def began(self, pieces: asyncio.Queue | None) -> bool:
+        return pieces is not None and id(pieces) in self.streams_begun
 
     def send(self, pieces: asyncio.Queue, text: str) -> None:
         """Engine thread."""
         with self.lock:
             self.pending.append((pieces, text))
+            self.streams_begun.add(id(pieces))
             if self.scheduled:
                 return
             self.scheduled = True
