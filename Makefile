@@ -9,14 +9,27 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: demo tour test bench install clean lint
+.PHONY: demo tour test bench install clean lint lock
 
-$(STAMP): pyproject.toml requirements/ci.txt
+# requirements/lock.txt pins every package of the tested stack (the dev extra) with its sha256 hashes;
+# vlmkit itself then goes in without resolving anything again.
+$(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/ci.txt
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Refresh the lock after changing dependencies in pyproject.toml or requirements/ci.txt: keeps the current pins
+# where they still fit; `make lock UPGRADE=1` moves everything to the newest allowed releases.
+UV_VERSION := 0.13.9
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
+lock:
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements/ci.txt $(LOCK_TARGET) \
+	  --generate-hashes --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade) -o requirements/lock.txt
 
 install: $(STAMP)
 

@@ -214,6 +214,9 @@ class TrackingSection(Section):
     backends: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=lambda: ["tensorboard"])
     project: str | None = None
     run_name: str | None = None
+    log_model: bool = Field(
+        True, description="Upload the final adapter/ or model/ folder to W&B / MLflow as an artifact at the end."
+    )
 
 
 class DistributedSection(Section):

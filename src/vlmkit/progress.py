@@ -36,10 +36,10 @@ def eta(done: float, total: float | None, rate: float | None) -> str | None:
 class PlainProgress:
     """The part of tqdm's interface the loops use (update, set_postfix, close), printing plain lines."""
 
-    def __init__(self, total: int | None, desc: str, unit: str, stream: IO | None = None):
+    def __init__(self, total: int | None, desc: str, unit: str, stream: IO | None = None, initial: int = 0):
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream or sys.stderr
-        self.n = 0
+        self.n = self.initial = initial  # a resumed run starts at what it already has; the rate counts new work
         self.postfix: dict[str, Any] = {}
         self.started = self.last = time.monotonic()
         self.closed = False
@@ -56,7 +56,7 @@ class PlainProgress:
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.n / elapsed
+        rate = (self.n - self.initial) / elapsed
         count = f"{self.n:,}/{self.total:,} {self.unit} ({self.n / self.total:.0%})" if self.total else f"{self.n:,}"
         parts = [f"{self.desc}: {count}" + ("" if self.total else f" {self.unit}"), f"{rate:,.1f} {self.unit}/s"]
         left = eta(self.n, self.total, rate)
@@ -71,7 +71,7 @@ class PlainProgress:
         print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
-        if not self.closed and self.n:
+        if not self.closed and self.n > self.initial:
             self._print()
         self.closed = True
 
@@ -82,15 +82,49 @@ class PlainProgress:
         self.close()
 
 
-def progress(total: int | None, desc: str, unit: str, enabled: bool | None = None) -> Any:
+def progress(total: int | None, desc: str, unit: str, enabled: bool | None = None, initial: int = 0) -> Any:
     """A tqdm bar on a terminal, plain lines elsewhere; enabled=False: silent (tests, library use)."""
     from tqdm.auto import tqdm
 
     if enabled is False:
-        return tqdm(total=total, disable=True)
+        return tqdm(total=total, initial=initial, disable=True)
     if on_terminal():
-        return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
-    return PlainProgress(total, desc, unit)
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)
+    return PlainProgress(total, desc, unit, initial=initial)
+
+
+class DeferredProgress:
+    """A bar for work whose size is known only once it starts (eval learns it after working out what a resumed run
+    already has): nothing is drawn until `start(total, done)`, so no empty "0sample" bar comes first."""
+
+    def __init__(self, desc: str, unit: str, enabled: bool | None = None):
+        self.desc, self.unit, self.enabled = desc, unit, enabled
+        self.bar: Any = None
+
+    @property
+    def n(self) -> int:
+        return self.bar.n if self.bar is not None else 0
+
+    @property
+    def total(self) -> int | None:
+        return self.bar.total if self.bar is not None else None
+
+    def start(self, total: int, done: int = 0) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = progress(total, self.desc, self.unit, self.enabled, initial=done)
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(*args, **kwargs)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def discard(bar: Any) -> None:

@@ -50,3 +50,55 @@ def test_the_cap_never_exceeds_the_model_context(tiny_model):
 def test_a_bad_cap_is_a_clear_error(tiny_model):
     with pytest.raises(VlmkitError, match="max_prompt_tokens must be a positive integer"):
         load_engine(str(tiny_model("qwen2_vl")), max_prompt_tokens=0)
+
+
+def _cli(*args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "vlmkit", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def _long_and_short(folder):
+    import json
+
+    from vlmkit.data.schema import Sample
+
+    folder.mkdir(parents=True)
+    samples = [
+        Sample(id=sample_id, messages=[{"role": "user", "content": text}, {"role": "assistant", "content": "7"}])
+        for sample_id, text in [("a", "What is 3+4?"), ("long", "tell me more " * 30), ("b", "And 5+2?")]
+    ]
+    rows = [dict(sample.to_json(), answers=["7"]) for sample in samples]
+    (folder / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_infer_and_eval_take_max_prompt_tokens_as_a_per_sample_cap(tiny_model, tmp_path):
+    import json
+
+    model, data = str(tiny_model("qwen2_vl")), _long_and_short(tmp_path / "data")
+    out = tmp_path / "pred.jsonl"
+    run = _cli("infer", "--model", model, "--data", str(data), "--out", str(out), "--max-prompt-tokens", "64")
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = {row["id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert "error" not in rows["a"] and "error" not in rows["b"]
+    assert "over the limit of 64 tokens" in rows["long"]["error"]
+    assert "2 predicted" in run.stderr and "1 failed" in run.stderr
+
+    evaluated = _cli(
+        "eval", "--model", model, "--task", "docvqa", "--data", str(data), "--out", str(tmp_path / "eval"),
+        "--max-prompt-tokens", "64", "--no-plots", "--max-new-tokens", "2",
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    failed = {row["id"]: row["error"] for row in predictions if row.get("error")}
+    assert list(failed) == ["long"] and "over the limit of 64 tokens" in failed["long"]
+
+
+def test_max_prompt_tokens_is_for_a_model_run_here():
+    run = _cli("infer", "--model", "m", "--engine", "openai", "--max-prompt-tokens", "64", "-q", "Hi?")
+    assert run.returncode == 2 and "--max-prompt-tokens" in run.stderr and "Traceback" not in run.stderr

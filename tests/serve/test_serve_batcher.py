@@ -166,3 +166,70 @@ def test_abandoned_requests_are_skipped(engine):
     batcher = DynamicBatcher(engine, max_batch=8, max_wait_s=0.01)
     assert asyncio.run(scenario(batcher)).ok
     assert batcher.stats.requests == 1
+
+
+@pytest.mark.parametrize("interval_s", [0.0, 30.0])
+def test_streamed_pieces_coalesce_without_losing_text_or_waiting(engine, interval_s):
+    """The engine's text reaches the streams at most once per stream_interval_s (the first piece at once); the
+    last pieces arrive with the answers, never an interval later, and every stream's text is whole."""
+    samples = [sample(k, "Describe it " + "in detail " * k) for k in range(3)]
+    params = GenerationParams(max_new_tokens=8)
+
+    async def scenario(batcher):
+        streams = [batcher.stream(s, params) for s in samples]
+        batcher.start()
+
+        async def read(stream):
+            return [piece async for piece in stream]
+
+        outcomes = await asyncio.wait_for(asyncio.gather(*(read(s) for s in streams)), timeout=20)
+        await batcher.stop()
+        return outcomes
+
+    batcher = DynamicBatcher(engine, max_batch=8, max_wait_s=0.01, stream_interval_s=interval_s)
+    outcomes = asyncio.run(scenario(batcher))
+    assert ["".join(pieces) for pieces in outcomes] == [r.text for r in engine.generate(samples, params)]
+    if interval_s:
+        assert all(len(pieces) <= 2 for pieces in outcomes), outcomes  # the first flush, then the rest at the end
+    else:
+        assert max(len(pieces) for pieces in outcomes) > 2, outcomes  # every step flushed: text as it comes
+
+
+class _FailsAfterStreamingABatch:
+    """The real engine, except that a batch call raises after its text has streamed (a device lost at the end)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def generate(self, samples, params, *, cancel=None, on_text=None):
+        results = self.engine.generate(samples, params, cancel=cancel, on_text=on_text)
+        if len(samples) > 1:
+            raise RuntimeError("device lost after the batch")
+        return results
+
+
+def test_a_failed_batch_retries_only_requests_whose_stream_has_not_begun(engine):
+    """Requests of a failed batch are retried one by one, but a stream that has already shown text fails instead:
+    a retry would stream its answer a second time after the first pieces."""
+
+    async def scenario(batcher):
+        plain = asyncio.ensure_future(batcher.generate(sample(0), GREEDY))
+        await asyncio.sleep(0)
+        stream = batcher.stream(sample(1, "Describe it in detail"), GREEDY)
+        batcher.start()
+        pieces, error = [], None
+        try:
+            async for piece in stream:
+                pieces.append(piece)
+        except Exception as exc:
+            error = exc
+        answer = await plain
+        await batcher.stop()
+        return pieces, error, answer
+
+    batcher = DynamicBatcher(_FailsAfterStreamingABatch(engine), max_batch=8, max_wait_s=0.01)
+    pieces, error, answer = asyncio.run(scenario(batcher))
+    expected = engine.generate([sample(1, "Describe it in detail")], GREEDY)[0].text
+    assert answer.ok and answer.text == engine.generate([sample(0)], GREEDY)[0].text  # retried alone
+    assert "".join(pieces) and expected.startswith("".join(pieces))  # never the answer twice
+    assert isinstance(error, RuntimeError) and "device lost" in str(error)

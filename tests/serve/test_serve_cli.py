@@ -88,3 +88,38 @@ def test_bad_options_are_one_line_errors(args, env, message):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2 and stderr.startswith("error: ") and message in stderr
     assert "Traceback" not in stderr
+
+
+def test_header_and_body_timeouts_are_set_from_the_command_line(tiny_model):
+    """--header-timeout / --body-timeout reach the server: a client that stops mid-headers is disconnected, one that
+    stops mid-body gets 408 naming the deadline (the defaults, 10 s and 60 s, would outlast the reads below)."""
+    import socket
+
+    model = tiny_model("qwen2_vl")
+    process = vlmkit("serve", "--model", str(model), "--port", "0", "--header-timeout", "0.5", "--body-timeout", "0.5")
+    try:
+        url = first_line_with(process.stdout, "serving").split(" on ", 1)[1].split()[0]
+        host, port = url.removeprefix("http://").split(":")
+
+        def read_until_closed(sock: socket.socket) -> bytes:
+            sock.settimeout(8)  # below both defaults: only the flags can close the connection in time
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and no more headers
+            read_until_closed(sock)
+        with socket.create_connection((host, int(port))) as sock:
+            head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            sock.sendall(f"{head}Content-Length: 1000\r\n\r\n".encode() + b'{"model": ')
+            reply = read_until_closed(sock)
+        assert reply.startswith(b"HTTP/1.1 408") and b"not received within 0.5 s" in reply, reply[:300]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise

@@ -74,6 +74,20 @@ _MEDIA = [
         ),
     ),
 ]
+# serve declares its own --max-prompt-tokens (with its 400 answer); infer, chat and eval take this one.
+_PROMPT = [
+    (
+        "max_prompt_tokens",
+        int | None,
+        typer.Option(
+            None,
+            "--max-prompt-tokens",
+            min=1,
+            help="Longest prompt in tokens, text and media (default 8192, never above the model's context); a "
+            "longer sample fails alone with its error recorded (--engine hf).",
+        ),
+    ),
+]
 _REMOTE = [
     (
         "engine",
@@ -198,6 +212,7 @@ def build_engine_options(
     vllm_python: str | None = None,
     vllm_arg: list[str] | None = None,
     vllm_start_timeout: float = 900.0,
+    max_prompt_tokens: int | None = None,
     **endpoint: Any,
 ) -> Any:
     """EngineOptions from flag values: the run config's media settings (when given) overridden by the flags."""
@@ -212,6 +227,7 @@ def build_engine_options(
         dtype=dtype,
         device=device,
         quantization=quantization,
+        max_prompt_tokens=max_prompt_tokens,
         media=media,
         endpoint=EndpointSettings(**endpoint),
         vllm=vllm,
@@ -220,8 +236,8 @@ def build_engine_options(
 
 def with_engine_options(*, remote: bool = True) -> Callable[[Callable], Callable]:
     """Add the engine flags to a command whose body takes `engine_options: EngineOptions`.
-    `remote=False` (serve) leaves out the endpoint flags."""
-    declared = [_REMOTE[0], *_LOCAL, *_MEDIA, *(_REMOTE[1:] if remote else []), *_VLLM]
+    `remote=False` (serve) leaves out the endpoint flags and --max-prompt-tokens (serve has its own)."""
+    declared = [_REMOTE[0], *_LOCAL, *(_PROMPT if remote else []), *_MEDIA, *(_REMOTE[1:] if remote else []), *_VLLM]
     return _adding(declared, "engine_options", lambda values: build_engine_options(**values))
 
 

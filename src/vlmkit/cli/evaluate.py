@@ -238,10 +238,9 @@ def eval_cmd(
 
     Pass the training run's config (--config RUN_DIR/config.yaml) or --max-pixels / --nframes so images and
     videos are prepared as in training; the settings are recorded in manifest.json and checked on resume."""
-    from tqdm.auto import tqdm
-
     from ..errors import VlmkitError
     from ..eval.suite import SuiteRun, evaluate_suite
+    from ..progress import DeferredProgress
 
     if len(task) != len(data):
         raise VlmkitError(f"{len(task)} --task but {len(data)} --data: give one dataset per task, in order")
@@ -275,7 +274,7 @@ def eval_cmd(
         retry_errors=retry_errors,
         overwrite=overwrite,
         make_plots=not no_plots,
-        progress=lambda label: tqdm(total=0, desc=label, unit="sample", disable=not main or no_progress),
+        progress=lambda label: DeferredProgress(label, "sample", enabled=main and not no_progress),
         on_result=report,
     )
     if suite.summary_file is not None:

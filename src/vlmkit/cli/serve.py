@@ -61,6 +61,16 @@ def serve(
         8192, min=1, help="Longest prompt in tokens, text and media (never above the model's context); 400 beyond."
     ),
     max_queue: int = typer.Option(256, min=1, help="Requests waiting beyond this are answered 429."),
+    header_timeout: float = typer.Option(
+        10.0,
+        min=0.1,
+        help="Seconds a connection has to send its request line and headers (from opening, or from the previous "
+        "response); slower clients are disconnected.",
+    ),
+    body_timeout: float = typer.Option(
+        60.0, min=0.1, help="Seconds a request has to send its whole body once its headers arrived; 408 beyond."
+    ),
+    keep_alive: float = typer.Option(5.0, min=0.1, help="Seconds an idle keep-alive connection stays open."),
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = typer.Option(
         "info", help="uvicorn's log level: info logs one access line per request, warning only problems."
     ),
@@ -102,6 +112,9 @@ def serve(
         batch_wait_ms=batch_wait_ms,
         max_queue=max_queue,
         max_body_bytes=int(max_body_mb * MiB),
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        keep_alive_s=keep_alive,
         max_tokens_cap=max_tokens,
         default_max_tokens=min(default_max_tokens, max_tokens),
         media=policy,

@@ -70,7 +70,15 @@ def tqdm_progress(bar: Any) -> Callable[[int, int], None]:
     """The runner's progress(done, total) callback drawn on a tqdm bar. The first call sets the total and
     starts the count at what a resumed run has already done, so the rate and time left stay true."""
 
+    from ..progress import DeferredProgress
+
     def progress(done: int, total: int) -> None:
+        if isinstance(bar, DeferredProgress):  # drawn from the first call on, with the right numbers
+            if bar.total != total:
+                bar.start(total, done)
+            else:
+                bar.update(done - bar.n)
+            return
         if bar.total != total:
             bar.reset(total)
             bar.initial = bar.n = done

@@ -110,6 +110,7 @@ class EngineOptions:
     dtype: str = "auto"
     device: str | None = None
     quantization: str | None = None  # "4bit" | "8bit" (bitsandbytes), in-process backends only
+    max_prompt_tokens: int | None = None  # in-process backends: longer prompts fail per sample (None: the default)
     media: MediaSettings = field(default_factory=MediaSettings)
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     vllm: VllmSettings = field(default_factory=VllmSettings)
@@ -132,11 +133,17 @@ class EngineOptions:
                     f"{', '.join(local)}: with --engine vllm, vLLM places and quantises the model; pass its own "
                     "options with --vllm-arg (e.g. --vllm-arg=--quantization=fp8)"
                 )
+            if self.max_prompt_tokens is not None:
+                raise ConfigError(
+                    "--max-prompt-tokens: with --engine vllm, vLLM caps prompts at its max model length "
+                    "(pass --vllm-arg=--max-model-len=N)"
+                )
             outside = [flag for flag, on in _ENDPOINT_ONLY.items() if on(self.endpoint)]
             if outside:
                 raise ConfigError(f"{', '.join(outside)}: --engine vllm talks to the vLLM server it starts itself")
         elif self.remote:
             local = [f"--{f}" for f in ("device", "quantization") if getattr(self, f) is not None]
+            local += ["--max-prompt-tokens"] if self.max_prompt_tokens is not None else []
             local += ["--dtype"] if self.dtype != "auto" else []
             if local:
                 raise ConfigError(f"{', '.join(local)} set how a local model loads; --engine {self.engine} runs none")
@@ -162,7 +169,10 @@ class EngineOptions:
             return {"endpoint": self.endpoint, "vllm": self.vllm}
         if self.remote:
             return {"endpoint": self.endpoint}
-        return {"device": self.device, "quantization": self.quantization}
+        options = {"device": self.device, "quantization": self.quantization}
+        if self.max_prompt_tokens is not None:
+            options["max_prompt_tokens"] = self.max_prompt_tokens
+        return options
 
     def load(self, model: str, adapter: str | None = None, *, batch_size: int = 16, **extra: Any) -> Engine:
         """Load the engine; `extra` goes to the backend as is (e.g. serve's max_prompt_tokens)."""

@@ -121,7 +121,7 @@ class PredictionRun:
     def execute(
         self, engine: Engine, *, save_samples: str | os.PathLike | None = None, progress: bool = True
     ) -> PredictionSummary:
-        from tqdm.auto import tqdm
+        from ..progress import progress as progress_bar
 
         summary = PredictionSummary(
             self.out,
@@ -142,7 +142,7 @@ class PredictionRun:
         }
         write_json(summary.manifest, manifest)
         started = time.perf_counter()
-        bar = tqdm(total=len(self.todo), unit="sample", desc="infer", disable=not progress, dynamic_ncols=True)
+        bar = progress_bar(len(self.todo), "infer", "sample", enabled=progress)  # plain lines off a terminal
         try:
             with JsonlAppender(self.out) as writer:
                 for index, result in engine.iter_generate(self.todo, self.params):

@@ -4,7 +4,8 @@ One worker thread owns the engine, so the model is never used by two requests at
 the first waiting request, then gathers more for at most `max_wait_s` or until `max_batch` are in hand
 (requests that queued while the previous batch ran are taken at once, without waiting). Requests in a batch
 are grouped by generation parameters, one `engine.generate` call per group. If a batch call fails, its requests
-are retried one by one so a single bad request cannot fail its neighbours. Streaming requests join batches like
+are retried one by one so a single bad request cannot fail its neighbours (a stream that has shown text fails
+instead: a retry would repeat it). Streaming requests join batches like
 plain ones when the engine streams a batch (`generate(..., on_text=...)`: each row's text goes to its stream as it
 is generated); with other engines they run alone through `engine.stream`, in their turn in the queue. Work of
 clients that left is dropped: queued requests are skipped, and a batch stops once all its clients are gone.
@@ -71,10 +72,19 @@ class _AllStopped:
 
 
 class DynamicBatcher:
-    def __init__(self, engine: Any, *, max_batch: int = 8, max_wait_s: float = 0.015, max_queue: int = 256):
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        max_batch: int = 8,
+        max_wait_s: float = 0.015,
+        max_queue: int = 256,
+        stream_interval_s: float = 0.02,
+    ):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.engine = engine
+        self.stream_interval_s = stream_interval_s  # at most one event per stream per interval (tokens coalesce)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s if max_batch > 1 else 0.0  # nothing to wait for with batches of one
         self.max_queue = max_queue
@@ -193,10 +203,19 @@ class DynamicBatcher:
             groups.setdefault(repr(job.params), []).append(job)
         loop = asyncio.get_running_loop()
         for jobs in groups.values():
+            relay = self._relay(jobs, loop)
+            failure: Exception | None = None
             try:
-                results = await loop.run_in_executor(self._executor, self._generate, jobs, loop)
-            except Exception:
-                results = [await self._generate_alone(job) for job in jobs]
+                results = await loop.run_in_executor(self._executor, self._generate, jobs, relay)
+            except Exception as exc:
+                failure = exc
+            if relay is not None:
+                relay.flush()  # the last pieces reach their streams before the answers end them
+            if failure is not None:  # one by one, but a stream that has shown text would repeat it: it fails
+                results = [
+                    failure if relay is not None and relay.began(job.pieces) else await self._generate_alone(job)
+                    for job in jobs
+                ]
             for job, result in zip(jobs, results, strict=True):  # a short answer list must not hang anyone
                 self.stats.requests += 1
                 self.stats.streams += job.pieces is not None
@@ -205,27 +224,36 @@ class DynamicBatcher:
                     continue
                 _deliver(job, result)
 
-    def _generate(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop | None = None) -> list[Any]:
+    def _relay(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop) -> _PieceRelay | None:
+        if any(job.pieces is not None for job in jobs):
+            return _PieceRelay(loop, self.stream_interval_s)
+        return None
+
+    def _generate(self, jobs: list[_Job], relay: _PieceRelay | None = None) -> list[Any]:
         samples = [job.sample for job in jobs]
         options: dict[str, Any] = {}
         if self._cancellable:
             options["cancel"] = _AllStopped(jobs)
-        if loop is not None and any(job.pieces is not None for job in jobs):
+        if relay is not None:
 
             def on_text(index: int, text: str) -> None:
                 job = jobs[index]
                 if job.pieces is not None and not job.stop.is_set():
-                    loop.call_soon_threadsafe(job.pieces.put_nowait, ("piece", text))
+                    relay.send(job.pieces, text)
 
             options["on_text"] = on_text
         return self.engine.generate(samples, jobs[0].params, **options)
 
     async def _generate_alone(self, job: _Job) -> Any:
+        loop = asyncio.get_running_loop()
+        relay = self._relay([job], loop)
         try:
-            loop = asyncio.get_running_loop()
-            return (await loop.run_in_executor(self._executor, self._generate, [job], loop))[0]
+            return (await loop.run_in_executor(self._executor, self._generate, [job], relay))[0]
         except Exception as exc:
             return exc
+        finally:
+            if relay is not None:
+                relay.flush()
 
     async def _run_stream(self, job: _Job) -> None:
         self.stats.streams += 1
@@ -255,6 +283,58 @@ class DynamicBatcher:
                     pieces.close()
 
         await loop.run_in_executor(self._executor, produce)
+
+
+class _PieceRelay:
+    """Carries streamed text from the engine thread to the requests' queues, waking the event loop at most once per
+    `interval_s` (the first piece at once).
+
+    Each `call_soon_threadsafe` writes to the loop's wake-up pipe and hands the GIL to the loop, which then writes an
+    SSE event per stream; once per row per token, that was the streamed path's largest cost. Pieces sent while a
+    flush is pending ride along with it, so a fast engine sends several tokens per event and a slow one (a step
+    longer than the interval, as on a GPU with a large model) still sends every token as it comes. A request's
+    pieces keep their order; the batcher calls `flush()` on the loop once the engine call returns, before the
+    answers end the streams."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float):
+        self.loop, self.interval_s = loop, interval_s
+        self.lock = threading.Lock()
+        self.pending: list[tuple[asyncio.Queue, str]] = []
+        self.scheduled = False
+        self.last_flush = float("-inf")
+        self.timer: asyncio.TimerHandle | None = None
+        self.streams_begun: set[int] = set()  # ids of the queues that got text
+
+    def began(self, pieces: asyncio.Queue | None) -> bool:
+        return pieces is not None and id(pieces) in self.streams_begun
+
+    def send(self, pieces: asyncio.Queue, text: str) -> None:
+        """Engine thread."""
+        with self.lock:
+            self.pending.append((pieces, text))
+            self.streams_begun.add(id(pieces))
+            if self.scheduled:
+                return
+            self.scheduled = True
+        self.loop.call_soon_threadsafe(self._arm)
+
+    def _arm(self) -> None:
+        wait = self.last_flush + self.interval_s - self.loop.time()
+        if wait <= 0:
+            self.flush()
+        elif self.timer is None:
+            self.timer = self.loop.call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        """Event loop: hand every pending piece to its queue."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        with self.lock:
+            pending, self.pending, self.scheduled = self.pending, [], False
+        self.last_flush = self.loop.time()
+        for pieces, text in pending:
+            pieces.put_nowait(("piece", text))
 
 
 def _deliver(job: _Job, result: Any) -> None:

@@ -81,12 +81,14 @@ def train(
     from .manifest import base_manifest, now
     from .params import count_parameters
     from .prepare import load_for_training, make_trainable
+    from .tracking import Trackers
     from .trainer import VlmTrainer, training_arguments
 
     args = training_arguments(config, run_dir, has_eval=bool(checked.eval_samples))  # starts the process group
     main = args.process_index == 0
     handler = _start_run_dir(config, run_dir, resume, overwrite) if main else None
     bar = None
+    trackers = None
     try:
         transformers.set_seed(config.train.seed)  # before LoRA init, so equal seeds give equal runs
         loaded = load_for_training(config)
@@ -142,6 +144,7 @@ def train(
         throughput = SamplesPerSecond(
             args.per_device_train_batch_size * config.train.grad_accum * args.world_size * per_item
         )
+        trackers = Trackers(config, run_dir, main)
         trainer = VlmTrainer(
             model=model,
             args=args,
@@ -150,10 +153,9 @@ def train(
             train_dataset=train_dataset,
             eval_dataset=SampleDataset(checked.eval_samples) if checked.eval_samples else None,
             callbacks=[
-                TrainingGuard(Path(args.output_dir), config.train.stall_steps),  # before anything logs a NaN
                 RunLogger(run_dir, throughput),
                 RankRecord(run_dir),
-                *_tracking(config, run_dir),
+                *trackers.callbacks(),
                 *callbacks,
             ],
             run_config=config,
@@ -161,6 +163,8 @@ def train(
             lengths=lengths,
             packing=plan,
         )
+        # the guard sees each log first, before the report_to integrations (W&B, MLflow) could record a NaN
+        trainer.callback_handler.callbacks.insert(0, TrainingGuard(Path(args.output_dir), config.train.stall_steps))
         trainer.remove_callback(ProgressCallback)
         if progress and on_terminal():
             bar = ProgressBar(throughput)
@@ -169,6 +173,7 @@ def train(
             trainer.add_callback(PlainProgressLines(throughput))
 
         trainer.train(resume_from_checkpoint=checked.resume_from)
+        trackers.finish_training()
         eval_loss = None
         if checked.eval_samples:
             eval_loss = trainer.evaluate().get("eval_loss")
@@ -202,12 +207,15 @@ def train(
             )
             write_json(run_dir / "manifest.json", manifest)
             log.info("finished: step %d, loss %s, saved to %s", result.global_step, result.final_loss, final_dir)
+        trackers.publish(final_dir)
         return result
     except BaseException as exc:
         if bar is not None and bar.training_bar is not None:
             bar.training_bar.close()  # before the error line, not after it
         if main:
             _mark_failed(run_dir, exc)
+        if trackers is not None:
+            trackers.fail()
         full = as_disk_full(exc)
         if full is not None:
             raise full from exc
@@ -312,22 +320,6 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     for key, value in data.items():
         out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
     return out
-
-
-def _tracking(config: RunConfig, run_dir: Path) -> list[Any]:
-    """TensorBoard goes to RUN_DIR/logs/tensorboard; W&B and MLflow are Trainer integrations (report_to)."""
-    if config.tracking.project:
-        if "wandb" in config.tracking.backends:
-            os.environ.setdefault("WANDB_PROJECT", config.tracking.project)  # WandbCallback reads only this
-        if "mlflow" in config.tracking.backends:
-            os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", config.tracking.project)
-    if "tensorboard" not in config.tracking.backends:
-        return []
-    from transformers.integrations import TensorBoardCallback
-
-    callback = TensorBoardCallback()
-    callback.logging_dir = str(run_dir / "logs" / "tensorboard")
-    return [callback]
 
 
 def _last(history: list[dict[str, Any]], key: str) -> float | None:
