@@ -5,7 +5,7 @@ Reports samples/s of both (and the ratio), the final loss of both (each trained 
 the same samples, plus the mean of the last logged training losses), and the achieved training FLOP/s as a
 fraction of this machine's measured fp32 matmul FLOP/s. Prints a table and one JSON line.
 
-    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py [--samples 128] [--epochs 2] [--batch 4] [--repeats 3]
+    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py [--samples 128] [--epochs 2] [--batch 4] [--seeds 3]
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --hidden 512 --vision-width 256 --samples 64
 
 Both tools run in this process with the same torch thread count (1 by default). Differences by design: vlmkit
@@ -274,7 +274,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each tool, seeds 0..N-1, rotating order")
+    parser.add_argument(
+        "--seeds",
+        "--repeats",
+        dest="seeds",
+        type=int,
+        default=3,
+        help="runs of each contender, seeds 0..N-1 in rotating order; the final loss is reported as mean +- std "
+        "over them",
+    )
     parser.add_argument("--hidden", type=int, default=None, help="language-model width (default: the tiny 64)")
     parser.add_argument("--vision-width", type=int, default=None, help="vision-tower width (default: the tiny one)")
     parser.add_argument("--max-length", type=int, default=None, help="vlmkit data.max_length (packing row capacity)")
@@ -302,7 +310,7 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
     # always runs on a warmer or quieter machine.
     names = ["vlmkit", "vlmkit_unpacked", "trl"]
     runs = {name: [] for name in names}
-    for r in range(opts.repeats):
+    for r in range(opts.seeds):
         opts.seed = r
         for name in names[r % 3 :] + names[: r % 3]:
             out = work / f"{name}-{r}"
@@ -325,6 +333,7 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
         report[name] = {
             "samples_per_s": statistics.median(speeds),
             "eval_loss": statistics.mean(a["eval_loss"] for a in attempts),  # mean over seeds
+            "eval_loss_std": statistics.stdev([a["eval_loss"] for a in attempts]) if len(attempts) > 1 else 0.0,
             "last_train_loss": statistics.mean(statistics.mean(a["losses"][-4:]) for a in attempts),
             "padding_fraction": 1 - median.tokens / max(1, median.padded),
             "flops_per_s": flops / median.seconds,
@@ -340,21 +349,24 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
         f"\nvlmkit train vs TRL SFTTrainer: tiny {opts.family} ({shape}), {opts.samples} samples x {opts.epochs:g} "
         "epochs, "
         f"batch {opts.batch}, LoRA r{opts.rank} on the language model, lr {opts.lr:g} cosine, "
-        f"{opts.repeats} seeds, torch threads {torch.get_num_threads()}, activation checkpointing off for both"
+        f"{opts.seeds} seeds, torch threads {torch.get_num_threads()}, activation checkpointing off for both"
     )
     print(f"machine fp32 matmul: {peak / 1e9:.1f} GFLOP/s\n")
     header = (
-        f"{'':<16} {'samples/s':>10} {'eval loss':>10} {'train loss':>11} {'padding':>8} {'GFLOP/s':>8} {'of peak':>8}"
+        f"{'':<16} {'samples/s':>10} {'eval loss (mean +- std)':>23} {'train loss':>11} {'padding':>8} "
+        f"{'GFLOP/s':>8} {'of peak':>8}"
     )
     print(header)
     print("-" * len(header))
     for name, row in report.items():
         print(
-            f"{name:<16} {row['samples_per_s']:>10.2f} {row['eval_loss']:>10.4f} {row['last_train_loss']:>11.4f} "
+            f"{name:<16} {row['samples_per_s']:>10.2f} {row['eval_loss']:>14.4f} +- {row['eval_loss_std']:.4f} "
+            f"{row['last_train_loss']:>11.4f} "
             f"{row['padding_fraction']:>7.1%} {row['flops_per_s'] / 1e9:>8.3f} {row['fraction_of_matmul_peak']:>8.2%}"
         )
-    print("\nsamples/s: median over seeds; eval loss: each trained adapter on all training samples (token mean),")
-    print("averaged over seeds; train loss: mean of the last 4 logged steps; GFLOP/s: useful model FLOPs (no padding).")
+    print("\nsamples/s: median over seeds; eval loss: each trained adapter on all training samples (token mean, the")
+    print("same unpacked batches for every adapter), mean +- std over seeds: the final loss compared; train loss: mean")
+    print("of the last 4 logged steps (a packed step is a row, so not comparable); GFLOP/s: useful model FLOPs.")
     print(f"speed ratio vlmkit / trl: {ratio:.2f}x (target >= 1.5x at equal or lower loss)")
     print(f"packing: vlmkit / vlmkit_unpacked {packing_speedup:.2f}x samples/s")
     print(
@@ -370,7 +382,7 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
                 "batch": opts.batch,
                 "rank": opts.rank,
                 "lr": opts.lr,
-                "seeds": opts.repeats,
+                "seeds": opts.seeds,
                 "threads": torch.get_num_threads(),
                 "matmul_flops_per_s": peak,
                 "ratio": ratio,

@@ -95,7 +95,7 @@ class DataSection(Section):
     max_length: int | None = Field(None, ge=8, description="Longest sequence in tokens, media included.")
     on_overflow: Literal["error", "drop"] = "error"
     packing: bool = Field(
-        False,  # opt-in until packed runs match unpacked loss (docs/training.md, Packing)
+        True,  # padded, length-grouped batches with false (docs/training.md, Packing)
         description="Pack whole samples end to end, each attending only to itself, into rows of up to max_length "
         "tokens (default: room for train.batch_size samples of mean length); a micro-batch takes as many rows as "
         "hold train.batch_size samples on average.",

@@ -7,7 +7,7 @@ from families import FAMILIES
 from synthetic_media import make_image, write_video
 
 from vlmkit.data.collate import IGNORE_INDEX, VlmCollator
-from vlmkit.data.packing import PackingCollator, PackPlan, exact_lengths, first_fit_decreasing, plan_packing
+from vlmkit.data.packing import PackingCollator, PackPlan, exact_lengths, first_fit, plan_packing
 from vlmkit.data.schema import Sample
 from vlmkit.errors import VlmkitError
 from vlmkit.models.loading import load_model
@@ -123,17 +123,28 @@ def test_packed_gradients_equal_the_sum_over_samples_unpacked(family, loaded, me
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
 
 
-def test_first_fit_decreasing_fills_rows_and_is_a_function_of_the_seed():
+def test_first_fit_fills_rows_and_is_a_function_of_the_seed():
     lengths = [70, 30, 50, 50, 20, 90, 10, 40, 60, 30]
-    rows = first_fit_decreasing(lengths, 100, seed=3)
+    rows = first_fit(lengths, 100, seed=3)
     assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
     assert all(sum(lengths[i] for i in r) <= 100 for r in rows)
-    assert len(rows) == 5  # 450 tokens: the optimum
-    assert rows == first_fit_decreasing(lengths, 100, seed=3)
-    assert rows[0][0] == 5  # the longest goes first
-    # tied lengths are visited in the seed's order
-    ties = [10] * 8
-    assert first_fit_decreasing(ties, 25, seed=0) != first_fit_decreasing(ties, 25, seed=1)
+    assert len(rows) <= 6  # 450 tokens: 5 rows at best
+    assert rows == first_fit(lengths, 100, seed=3)
+    assert first_fit(lengths, 100, seed=3) != first_fit(lengths, 100, seed=4)
+    with pytest.raises(ValueError):
+        first_fit([120], 100)
+
+
+def test_rows_mix_long_and_short_answers():
+    """Samples alike but for their answer length (same image, same question) must not be packed long with long and
+    short with short: a row is one optimiser step, and rows sorted by length trained worse than unpacked batches
+    (bench_train.py at hidden 512: token-mean loss 5.54 vs 5.29 over 3 seeds). Visiting samples in a seeded
+    random order mixes them as random batches do; first-fit-decreasing made every row single-kind here."""
+    lengths = [52, 70] * 12  # prompt 50 tokens, answers of 2 or 20
+    for seed in range(5):
+        rows = first_fit(lengths, 244, seed=seed)
+        mixed = [row for row in rows if len({lengths[i] for i in row}) == 2]
+        assert len(mixed) >= len(rows) / 2, (seed, [[lengths[i] for i in row] for row in rows])
 
 
 def test_plan_uses_exact_lengths_and_reports_overflow(loaded, media):

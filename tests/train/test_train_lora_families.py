@@ -74,4 +74,6 @@ def test_lora_trains_only_adapters_and_reloads(family, tiny_model, image_data, t
     with torch.no_grad():
         expected = keep.model(**batch).logits
         got = reloaded.model(**batch).logits
-    assert torch.allclose(expected, got, atol=1e-5)
+    # the trained model computes patch embeddings as matmuls (models/patch_matmul.py), the reloaded one as the stock
+    # convolution: the same values up to float rounding (~1e-5 on these logits)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

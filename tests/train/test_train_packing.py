@@ -57,9 +57,8 @@ def test_packed_lora_run_feeds_rows_and_records_packing(tiny_model, image_data, 
 
 
 def test_check_reports_rows_and_efficiency(tiny_model, image_data, tmp_path, capsys):
-    config = base_config(
-        tiny_model("qwen2_vl"), image_data, tmp_path / "run", data={"packing": True, "max_length": 160}
-    )
+    # no data.packing in the config: packing is the default
+    config = base_config(tiny_model("qwen2_vl"), image_data, tmp_path / "run", data={"max_length": 160})
     path = write_config(tmp_path / "run.yaml", config)
     main(["train", str(path), "--check"])
     out = capsys.readouterr().out

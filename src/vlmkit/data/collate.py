@@ -86,7 +86,8 @@ class VlmCollator:
             if message.role != "assistant":
                 continue
             prefix = self.render(self._messages(sample, k), add_generation_prompt=True)
-            upto = self.render(self._messages(sample, k + 1), add_generation_prompt=False)
+            last = k + 1 == len(sample.messages)  # the conversation so far is the whole one: no second rendering
+            upto = full if last else self.render(self._messages(sample, k + 1), add_generation_prompt=False)
             if not (upto.startswith(prefix) and full.startswith(upto)):
                 raise VlmkitError(
                     f"sample '{sample.id}': the chat template of {self.family.name} does not render "

@@ -1,8 +1,12 @@
 """Padding-free packing: whole samples laid end to end in rows of up to `capacity` tokens, isolated from each other.
 
 Planning: every sample's exact token count (the processor's own expansion of its media, so a row can never
-overflow) goes into first-fit-decreasing bin packing; ties in length are broken by a permutation drawn from the
-seed, so the rows are a pure function of (data, seed) and a resumed run sees the same rows.
+overflow) goes into first-fit bin packing, the samples visited in an order drawn from the seed, so the rows are a
+pure function of (data, seed) and a resumed run sees the same rows. Not first-fit-*decreasing*: a row is one
+optimiser step, and sorting by length puts samples that differ only in answer length (or are identical in shape)
+into the same rows, long answers with long ones, which trained measurably worse than random unpacked batches
+(benchmarks/bench_train.py, docs/training.md). A random order mixes rows as random batches are mixed and still fills
+them to 90-99 % on VQA-like length mixes.
 
 Batching (`PackingCollator`): the samples of a micro-batch are processed in one processor call, in row order, so the
 flat media tensors (Qwen's patches and grids, LLaVA's images) are already in the order the model consumes them.
@@ -63,16 +67,16 @@ class PackPlan:
         }
 
 
-def first_fit_decreasing(lengths: Sequence[int], capacity: int, seed: int = 0) -> list[list[int]]:
-    """Bins of indices whose lengths sum to at most `capacity`: longest first, each into the first bin with room.
+def first_fit(lengths: Sequence[int], capacity: int, seed: int = 0) -> list[list[int]]:
+    """Bins of indices whose lengths sum to at most `capacity`: indices visited in an order drawn from `seed`, each
+    into the first bin with room (not sorted by length: see the module docstring).
 
-    Equal lengths are visited in an order drawn from `seed`. A max-segment-tree over the bins' free space finds the
-    first bin with room in O(log bins), so a million samples pack in seconds.
+    A max-segment-tree over the bins' free space finds the first bin with room in O(log bins), so a million samples
+    pack in seconds.
     """
     if any(n > capacity for n in lengths):
         raise ValueError("a length exceeds the capacity")
     order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
-    order.sort(key=lambda i: -lengths[i])  # stable: ties keep the seeded order
     size = 1
     while size < max(1, len(lengths)):
         size *= 2
@@ -122,7 +126,7 @@ def plan_packing(
     on_overflow: str = "error",
     lengths: Sequence[int] | None = None,
 ) -> PackPlan:
-    """Exact lengths, over-long samples dropped or reported (per `on_overflow`), then first-fit-decreasing rows."""
+    """Exact lengths, over-long samples dropped or reported (per `on_overflow`), then first-fit rows (seeded order)."""
     lengths = list(lengths) if lengths is not None else exact_lengths(samples, collator)
     keep, dropped = [], []
     for i, n in enumerate(lengths):
@@ -138,7 +142,7 @@ def plan_packing(
             )
     if not keep:
         raise VlmkitError(f"every sample is longer than the packing row capacity of {capacity} tokens")
-    rows = first_fit_decreasing([lengths[i] for i in keep], capacity, seed)
+    rows = first_fit([lengths[i] for i in keep], capacity, seed)
     return PackPlan([[keep[j] for j in row] for row in rows], lengths, capacity, dropped)
 
 

@@ -18,7 +18,7 @@ from ..data.schema import Sample
 
 def plan_for_run(config: RunConfig, samples: Sequence[Sample], collator: VlmCollator) -> PackPlan:
     """Rows for the training samples: exact token counts, capacity data.max_length (else train.batch_size samples
-    of mean length), first-fit-decreasing with ties ordered by train.seed."""
+    of mean length), first-fit with samples visited in an order drawn from train.seed."""
     lengths = exact_lengths(samples, collator)
     capacity = default_capacity(lengths, config.data.max_length, config.train.batch_size)
     return plan_packing(

@@ -17,6 +17,10 @@ from .lora import lora_config
 
 
 def load_for_training(config: RunConfig) -> LoadedModel:
+    """The base model, with patch embeddings computed as matmuls (models/patch_matmul.py: same values, several times
+    faster than torch's convolution on the Qwen vision towers)."""
+    from ..models.patch_matmul import patches_as_matmul
+
     quantization = "4bit" if config.method == "qlora" else None
     loaded = load_model(
         config.model.path,
@@ -24,6 +28,7 @@ def load_for_training(config: RunConfig) -> LoadedModel:
         attn_implementation=config.model.attn_implementation,
         quantization=quantization,
     )
+    patches_as_matmul(loaded.model)
     if config.model.processor:
         from ..models.loading import load_processor
 
