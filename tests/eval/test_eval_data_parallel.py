@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eval_helpers import make_sample, write_dataset
 
-from vlmkit.eval.distributed import fold_parts, shard
+from vlmkit.distributed import fold_parts, shard
 
 WORKER = Path(__file__).with_name("dp_worker.py")
 
@@ -89,7 +89,7 @@ def test_fold_parts_survives_a_torn_line_and_duplicates(tmp_path):
     (tmp_path / "predictions.part-1-of-2.jsonl").write_text(
         '{"id": "c", "prediction": "2"}\n{"id": "b", "prediction": "9"}\n'
     )
-    assert fold_parts(tmp_path, tmp_path / "predictions.jsonl", {"a": 0, "b": 1, "c": 2}) == 3
+    assert fold_parts(tmp_path / "predictions.jsonl", {"a": 0, "b": 1, "c": 2}) == 3
     rows = _rows(tmp_path)
     assert [(r["id"], r["prediction"]) for r in rows] == [("a", "0"), ("b", "1"), ("c", "2")]
 
