@@ -61,6 +61,9 @@ def infer(
         )
     if out is None:
         raise ConfigError("--data needs --out FILE (predictions.jsonl)")
+    from ..distributed import per_rank_engine
+
+    engine_options = per_rank_engine(engine_options)  # under torchrun: this rank's device; a remote engine refused
     # dataset, slice and resume are checked before the model loads
     run = PredictionRun(
         data,
@@ -72,11 +75,15 @@ def infer(
         slice_spec=slice_spec,
         retry_errors=retry_errors,
     )
+    main = run.parallel.main  # under torchrun only rank 0 reports, for the whole job
     if not run.todo:
-        typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
+        if main:
+            typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
         return
     engine = engine_options.load(model, adapter, batch_size=batch_size)
     summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
+    if not main:
+        return
     typer.echo(
         f"{summary.predicted} predicted ({summary.samples_per_s:.2f} samples/s), {summary.already_done} "
         f"already done, {len(summary.errors)} failed"

@@ -1,0 +1,133 @@
+"""`vlmkit infer --data` over 2 CPU processes (torchrun, gloo), the scheme `vlmkit eval` uses (vlmkit.distributed):
+the same predictions as one process, merged into the --out file in dataset order by rank 0, the whole job counted
+once; a job killed with SIGKILL mid-run finished by one process with every sample exactly once; a hung rank fails
+the job with a clear message; a remote engine is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from infer_helpers import write_dataset
+
+WORKER = Path(__file__).with_name("dp_infer_worker.py")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
+
+
+def _env(**extra: str) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "VLMKIT_DIST_TIMEOUT_S": "60", "HF_HUB_OFFLINE": "1", **extra}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _without_latency(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "latency_s"} for row in rows]
+
+
+def _infer_cli(nproc: int, model: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = ["-m", "vlmkit", "infer", "--model", str(model), "--data", str(data), "--out", str(out)]
+    args += ["--max-new-tokens", "4", "--batch-size", "3", "--no-progress", *extra]
+    return subprocess.run(
+        [*TORCHRUN, str(nproc), *args], env=_env(NO_COLOR="1"), capture_output=True, text=True, timeout=600
+    )
+
+
+def test_infer_cli_under_torchrun_matches_one_process(tiny_model, images, tmp_path):
+    data = write_dataset(tmp_path / "data", images, n=11, bad_ids={"q4"})
+    model = tiny_model("qwen2_vl")
+    one = _infer_cli(1, model, data, tmp_path / "one.jsonl")
+    two = _infer_cli(2, model, data, tmp_path / "two.jsonl")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    ids = [f"q{k}" for k in range(11)]
+    rows = _rows(tmp_path / "two.jsonl")
+    assert [r["id"] for r in rows] == ids  # merged once, in dataset order
+    by_id = {r["id"]: r for r in _without_latency(_rows(tmp_path / "one.jsonl"))}
+    assert _without_latency(rows) == [by_id[i] for i in ids]  # greedy: what one process predicts
+    assert "file not found" in rows[4]["error"]
+    assert not list(tmp_path.glob("two.part-*"))
+    # rank 0 reports the whole job once: both ranks' predictions and the failure
+    assert two.stderr.count("10 predicted") == 1 and "1 failed" in two.stderr
+    manifest = json.loads((tmp_path / "two.jsonl.manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["status"] == "done"
+    assert manifest["counts"] == {"selected": 11, "already_done": 0, "predicted": 10, "errors": 1}
+    again = _infer_cli(2, model, data, tmp_path / "two.jsonl")
+    assert again.returncode == 0 and again.stderr.count("nothing to do") == 1
+
+
+def test_remote_engine_is_refused_under_torchrun(tiny_model, images, tmp_path):
+    data = write_dataset(tmp_path / "data", images, n=2)
+    proc = _infer_cli(
+        2,
+        tiny_model("qwen2_vl"),
+        data,
+        tmp_path / "out.jsonl",
+        "--engine",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    )
+    assert proc.returncode != 0
+    # each rank exits 2 with the one-line error (the traceback after it is torchrun's own report)
+    assert "error: --engine openai runs no model in this process" in proc.stderr
+    assert "raise --concurrency" in proc.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def _worker(nproc: int, model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [*TORCHRUN, str(nproc), str(WORKER), str(model), str(data), str(out), *extra]
+
+
+def test_sigkill_mid_run_then_one_process_finishes_exactly_once(tiny_model, images, tmp_path):
+    data, model = write_dataset(tmp_path / "data", images, n=16), tiny_model("qwen2_vl")
+    out = tmp_path / "run" / "preds.jsonl"
+    out.parent.mkdir()
+    job = subprocess.Popen(
+        _worker(2, model, data, out, "--delay", "0.5"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill once both ranks have written part of their share
+        parts = list(out.parent.glob("preds.part-*-of-2.jsonl"))
+        if len(parts) == 2 and all(p.stat().st_size > 0 for p in parts):
+            break
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGKILL)  # the launcher and both ranks at once
+    job.wait(timeout=30)
+    assert len(list(out.parent.glob("preds.part-*-of-2.jsonl"))) == 2
+    resumed = subprocess.run(_worker(1, model, data, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = _rows(out)
+    assert [r["id"] for r in rows] == [f"q{k}" for k in range(16)]  # each once, in dataset order
+    assert not list(out.parent.glob("preds.part-*"))
+    fresh = subprocess.run(
+        _worker(1, model, data, tmp_path / "fresh.jsonl"), env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    by_id = {r["id"]: r for r in _without_latency(_rows(tmp_path / "fresh.jsonl"))}
+    assert _without_latency(rows) == [by_id[r["id"]] for r in rows]
+
+
+def test_a_hung_rank_fails_the_job_with_a_clear_message(tiny_model, images, tmp_path):
+    data = write_dataset(tmp_path / "data", images, n=4)
+    proc = subprocess.run(
+        _worker(2, tiny_model("qwen2_vl"), data, tmp_path / "preds.jsonl", "--hang-rank", "1"),
+        env=_env(VLMKIT_DIST_TIMEOUT_S="10"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "another process of the job died or stopped answering" in proc.stderr
+    assert "rerun the same command" in proc.stderr
+    manifest = json.loads((tmp_path / "preds.jsonl.manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
