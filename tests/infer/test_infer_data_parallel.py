@@ -61,6 +61,22 @@ def test_infer_cli_under_torchrun_matches_one_process(tiny_model, images, tmp_pa
     assert again.returncode == 0 and again.stderr.count("nothing to do") == 1
 
 
+def test_infer_cli_under_accelerate_launch_runs_two_processes(tiny_model, images, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` starts 2 processes on a CPU-only machine (`--cpu` would
+    start one); the manifest records the job's world size."""
+    data = write_dataset(tmp_path / "data", images, n=6)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+    args = ["-m", "vlmkit", "infer", "--model", str(tiny_model("qwen2_vl")), "--data", str(data)]
+    args += ["--out", str(tmp_path / "preds.jsonl"), "--max-new-tokens", "3", "--no-progress"]
+    proc = subprocess.run([*launch, *args], env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("6 predicted") == 1
+    assert [r["id"] for r in _rows(tmp_path / "preds.jsonl")] == [f"q{k}" for k in range(6)]
+    manifest = json.loads((tmp_path / "preds.jsonl.manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["counts"]["predicted"] == 6
+
+
 def test_remote_engine_is_refused_under_torchrun(tiny_model, images, tmp_path):
     data = write_dataset(tmp_path / "data", images, n=2)
     proc = _infer_cli(
