@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -238,6 +239,7 @@ class DataParallel:
         self.predictions = Path(predictions)
         self.world = world or current_world()
         self.group = job_group(self.world)
+        self.waited_s = self.merged_s = 0.0  # set by gather: the wait for the other ranks, rank 0's merge
 
     @property
     def main(self) -> bool:
@@ -279,8 +281,12 @@ class DataParallel:
         dataset order. True on the process that goes on with the merged file (rank 0, or the only process)."""
         if self.group is None:
             return True
+        started = time.perf_counter()
         self.group.barrier("predicting its share")
+        self.waited_s = time.perf_counter() - started  # for the slowest share
         if not self.main:
             return False
+        started = time.perf_counter()
         fold_parts(self.predictions, order)
+        self.merged_s = time.perf_counter() - started
         return True

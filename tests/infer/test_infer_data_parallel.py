@@ -57,6 +57,7 @@ def test_infer_cli_under_torchrun_matches_one_process(tiny_model, images, tmp_pa
     manifest = json.loads((tmp_path / "two.jsonl.manifest.json").read_text())
     assert manifest["world_size"] == 2 and manifest["status"] == "done"
     assert manifest["counts"] == {"selected": 11, "already_done": 0, "predicted": 10, "errors": 1}
+    assert 0 <= manifest["merge_s"] <= manifest["elapsed_s"]
     again = _infer_cli(2, model, data, tmp_path / "two.jsonl")
     assert again.returncode == 0 and again.stderr.count("nothing to do") == 1
 

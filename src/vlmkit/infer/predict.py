@@ -174,6 +174,7 @@ class PredictionRun:
                     bar.update(1)
             if parallel.gather(self.order) and parallel.distributed:
                 self._count_job(summary)
+                manifest["merge_s"] = round(parallel.merged_s, 4)  # rank 0 merging the parts, in elapsed_s
         finally:
             bar.close()
             summary.elapsed_s = time.perf_counter() - started
