@@ -6,9 +6,11 @@ each), same tiny model and data, in one run.
 
 Each row: the job's samples/s (all samples over the time the processes predicted side by side, as the report
 states it), the speed-up over 1 process of the same verb measured in this run, and the overhead as a share of the
-run's wall time: for eval the merge / scoring / report (scores.json timing.outside_model_share), for infer rank 0's
-merge of the part files (manifest merge_s over elapsed_s; 0 for one process, which writes no parts). Prints a table,
-then one JSON line. With 2 cores shared by other work the speed-up is bounded by the free cores.
+run's wall time: rank 0's merge of the part files plus, for eval, the scoring and report (scores.json timing merge_s
+and score_s over wall_s; the infer manifest's merge_s over elapsed_s; one process writes no parts). For eval the
+share of the wall time outside the model is shown too (timing.outside_model_share: also data loading and, in a job,
+waiting for the slower rank to start). Prints a table, then one JSON line. With 2 cores shared by other work the
+speed-up is bounded by the free cores.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def run(nproc: int, model: Path, data: Path, out: Path, max_new_tokens: int) -> 
         "samples": timing["predicted"],
         "samples_per_s": timing["predicted"] / timing["model_s"],
         "wall_s": timing["wall_s"],
-        "overhead_share": timing["outside_model_share"],
+        "overhead_share": (timing["merge_s"] + timing["score_s"]) / timing["wall_s"],
+        "outside_model_share": timing["outside_model_share"],
     }
 
 
@@ -71,6 +74,7 @@ def run_infer(nproc: int, model: Path, data: Path, out: Path, max_new_tokens: in
         "samples_per_s": manifest["samples_per_s"],
         "wall_s": manifest["elapsed_s"],
         "overhead_share": manifest.get("merge_s", 0.0) / manifest["elapsed_s"],
+        "outside_model_share": None,
     }
 
 
@@ -91,12 +95,14 @@ def main() -> None:
         rows = [run(p, model, data, root / f"out{p}", args.max_new_tokens) for p in (1, 2)]
         rows += [run_infer(p, model, data, root / f"infer{p}.jsonl", args.max_new_tokens) for p in (1, 2)]
     base = {row["verb"]: row["samples_per_s"] for row in rows if row["processes"] == 1}
-    print(f"{'verb':>5} {'processes':>9} {'samples':>8} {'samples/s':>10} {'speed-up':>9} {'overhead':>9}")
+    header = f"{'verb':>5} {'processes':>9} {'samples':>8} {'samples/s':>10} {'speed-up':>9}"
+    print(f"{header} {'merge+score':>12} {'outside model':>14}")
     for row in rows:
         row["speed_up"] = row["samples_per_s"] / base[row["verb"]]
+        outside = "" if row["outside_model_share"] is None else f"{100 * row['outside_model_share']:.1f}%"
         print(
             f"{row['verb']:>5} {row['processes']:>9} {row['samples']:>8} {row['samples_per_s']:>10.2f} "
-            f"{row['speed_up']:>8.2f}x {100 * row['overhead_share']:>8.1f}%"
+            f"{row['speed_up']:>8.2f}x {100 * row['overhead_share']:>11.1f}% {outside:>14}"
         )
     print(json.dumps({"benchmark": "eval_dp", "rows": rows}))
 

@@ -56,6 +56,10 @@ def test_two_processes_match_one(tmp_path):
     assert manifest["world_size"] == 2 and manifest["status"] == "complete"
     scores = json.loads((tmp_path / "two" / "scores.json").read_text())
     assert scores["counts"]["predictions"] == 24
+    timing = scores["timing"]  # rank 0's merge and scoring, apart from the model's time
+    assert timing["merge_s"] > 0 and timing["score_s"] > 0
+    assert timing["model_s"] + timing["merge_s"] + timing["score_s"] <= timing["wall_s"]
+    assert json.loads((tmp_path / "one" / "scores.json").read_text())["timing"]["merge_s"] == 0
 
 
 def test_sigkill_mid_run_then_one_process_finishes_exactly_once(tmp_path):

@@ -245,11 +245,12 @@ def evaluate(
     if not parallel.gather({s.id: i for i, s in enumerate(samples)}):
         return EvalResult(out_dir=out, predicted=len(mine), total=len(samples), summary=None, files={})
     if parallel.distributed:
-        # the job's rate: every rank's samples over the time the ranks ran side by side
-        model_s = time.perf_counter() - parallel_started
+        # the job's rate: every rank's samples over the time the ranks ran side by side (the merge not included)
+        model_s = time.perf_counter() - parallel_started - parallel.merged_s
         with JsonlAppender(timing_path) as timing:
             timing.write({"n": len(pending), "model_s": model_s, "world_size": parallel.world.size})
 
+    scoring_started = time.perf_counter()
     records = {r.id: r for r in _existing(pred_path)}
     ordered = [records[s.id] for s in samples if s.id in records]
     if len(ordered) != len(samples):  # cannot happen unless the file was edited while we ran
@@ -270,9 +271,9 @@ def evaluate(
             timing=read_timing(out),
             token_prices=token_prices(new_manifest),
         )
-        summary["timing"] = _timing(started, model_s, predicted)
+        summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)
         files.update(write_scores(out, summary, rows, ordered, manifest=final_manifest, make_plots=make_plots))
-        summary["timing"] = _timing(started, model_s, predicted)  # again, now including the report
+        summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)  # with the report
         write_json(out / SCORES_FILE, summary)
     write_json(manifest_path, final_manifest)
     return EvalResult(out_dir=out, predicted=predicted, total=len(samples), summary=summary, files=files)
@@ -319,11 +320,16 @@ def _prepare(
     return [i for i, s in enumerate(samples) if s.id not in done], len(done), created
 
 
-def _timing(started: float, model_s: float, predicted: int) -> dict[str, float]:
-    wall = time.perf_counter() - started
+def _timing(started: float, model_s: float, predicted: int, merge_s: float, scoring_started: float) -> dict[str, float]:
+    """Where the run's time went; merge_s is rank 0 merging a data-parallel job's part files, score_s the scoring
+    and report after it (outside_model_share also holds loading data and, in a job, waiting for the other ranks)."""
+    now = time.perf_counter()
+    wall = now - started
     return {
         "wall_s": wall,
         "model_s": model_s,
+        "merge_s": merge_s,
+        "score_s": now - scoring_started,
         "predicted": predicted,
         "outside_model_share": (wall - model_s) / wall if wall > 0 else 0.0,
     }
