@@ -1,10 +1,11 @@
-"""DeepSpeed ZeRO-2 and ZeRO-3 runs on 2 CPU processes (DS_ACCELERATOR=cpu, gloo), against DDP with the same
-global batch: LoRA follows DDP's loss curve and saves one gathered adapter that loads with PeftModel; ZeRO-3 full
-fine-tuning saves real (gathered) weights that load with from_pretrained.
+"""DeepSpeed ZeRO-2, ZeRO-3 and ZeRO-3 + CPU offload runs on 2 CPU processes (DS_ACCELERATOR=cpu, gloo), against DDP
+with the same global batch: LoRA follows DDP's loss curve and saves one gathered adapter that loads with PeftModel;
+ZeRO-3 full fine-tuning saves real (gathered) weights that load with from_pretrained.
 
 Opt-in: skipped without deepspeed (not in the dev extras), and slow. The first run on a machine compiles DeepSpeed's
-CPU communication op (deepspeed_shm_comm) with ninja into ~/.cache/torch_extensions, about 1.5 to 3 minutes on 2
-busy cores; later runs load it. Tolerance as for FSDP: a relative 1e-4 on the losses (float32 reduction order)."""
+CPU communication op (deepspeed_shm_comm; with offload also its CPU Adam) with ninja into ~/.cache/torch_extensions,
+about 1.5 to 3 minutes each on 2 busy cores; later runs load them. Tolerance as for FSDP: a relative 1e-4 on the
+losses (float32 reduction order)."""
 
 from __future__ import annotations
 
@@ -62,25 +63,31 @@ def _close(a: dict, b: dict, atol: float = 1e-6) -> bool:
 
 @pytest.fixture(scope="module")
 def lora_runs(tiny_model, image_data, tmp_path_factory):
-    tmp, model = tmp_path_factory.mktemp("deepspeed-lora"), tiny_model("qwen2_vl")
-    runs = {"model": model, "ddp": _run(tmp, "ddp", model, image_data, method="lora", deepspeed=None)}
-    for stage in ("zero2", "zero3"):
-        runs[stage] = _run(tmp, stage, model, image_data, method="lora", deepspeed=f"{stage}.json")
-    return runs
+    """Factory: lora_runs(name) -> the run folder of a LoRA run with that DeepSpeed config (None: DDP), run once."""
+    tmp, model, done = tmp_path_factory.mktemp("deepspeed-lora"), tiny_model("qwen2_vl"), {}
+
+    def run(config: str | None) -> Path:
+        if config not in done:
+            name = config.removesuffix(".json") if config else "ddp"
+            done[config] = _run(tmp, name, model, image_data, method="lora", deepspeed=config)
+        return done[config]
+
+    run.model = model
+    return run
 
 
-@pytest.mark.parametrize("stage", ["zero2", "zero3"])
-def test_zero_lora_follows_ddp_and_saves_one_gathered_adapter(lora_runs, stage):
+@pytest.mark.parametrize("config", ["zero2.json", "zero3.json", "zero3_offload.json"])
+def test_zero_lora_follows_ddp_and_saves_one_gathered_adapter(lora_runs, config):
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
-    run, ddp = lora_runs[stage], lora_runs["ddp"]
+    run, ddp = lora_runs(config), lora_runs(None)
     assert len(_losses(run)) == 4
     assert _losses(run) == pytest.approx(_losses(ddp), rel=TOLERANCE)
     assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
     trained = load_file(run / "adapter" / "adapter_model.safetensors")
     assert trained and _close(trained, load_file(ddp / "adapter" / "adapter_model.safetensors"))  # full tensors
-    base = AutoModelForImageTextToText.from_pretrained(lora_runs["model"])
+    base = AutoModelForImageTextToText.from_pretrained(lora_runs.model)
     loaded = {k: v for k, v in PeftModel.from_pretrained(base, run / "adapter").state_dict().items() if "lora_" in k}
     assert len(loaded) == len(trained) and any(v.abs().sum() > 0 for k, v in loaded.items() if "lora_B" in k)
 
