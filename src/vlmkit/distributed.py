@@ -16,6 +16,7 @@ hangs fails the others with a message that says so, instead of leaving them wait
 from __future__ import annotations
 
 import datetime
+import glob
 import os
 import re
 import time
@@ -135,11 +136,7 @@ def part_files(predictions: Path) -> list[Path]:
     name = re.compile(rf"^{re.escape(predictions.stem)}\.part-\d+-of-\d+{re.escape(predictions.suffix)}$")
     if not predictions.parent.is_dir():
         return []
-    return sorted(p for p in predictions.parent.glob(f"{glob_escape(predictions.stem)}.part-*") if name.match(p.name))
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?[])", r"[\1]", text)
+    return sorted(p for p in predictions.parent.glob(f"{glob.escape(predictions.stem)}.part-*") if name.match(p.name))
 
 
 def shard(sizes: Sequence[float], world_size: int) -> list[list[int]]:

@@ -31,6 +31,19 @@ def _without_latency(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "latency_s"} for row in rows]
 
 
+def test_part_files_are_named_after_the_predictions_file(tmp_path):
+    from vlmkit.distributed import World, part_files, part_path
+
+    out = tmp_path / "run[1].jsonl"  # glob characters in the name are taken literally
+    assert part_path(out, World(rank=1, size=3)).name == "run[1].part-1-of-3.jsonl"
+    for name in ("run[1].part-0-of-2.jsonl", "run[1].part-1-of-3.jsonl", "run1.part-0-of-2.jsonl"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "run[1].jsonl.manifest.json").write_text("{}")
+    (tmp_path / "run[1].part-x-of-2.jsonl").write_text("")
+    assert [p.name for p in part_files(out)] == ["run[1].part-0-of-2.jsonl", "run[1].part-1-of-3.jsonl"]
+    assert part_files(tmp_path / "missing" / "preds.jsonl") == []
+
+
 def _infer_cli(nproc: int, model: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     args = ["-m", "vlmkit", "infer", "--model", str(model), "--data", str(data), "--out", str(out)]
     args += ["--max-new-tokens", "4", "--batch-size", "3", "--no-progress", *extra]
