@@ -57,15 +57,28 @@ class World:
         return f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
 
 
+# torchrun's variables first, then MPI's (accelerate's multi-CPU launch runs under mpirun), as accelerate reads them
+_RANK = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+_SIZE = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_LOCAL = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
+
+
+def _env_int(names: Sequence[str], default: int) -> int:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            try:
+                return int(value)
+            except ValueError:
+                raise VlmkitError(f"{name} must be an integer (got '{value}')") from None
+    return default
+
+
 def current_world() -> World:
-    """From the environment torchrun and accelerate launch set (RANK, WORLD_SIZE, LOCAL_RANK)."""
-    try:
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError as exc:
-        raise VlmkitError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({exc})") from None
-    return World(rank=rank, size=max(size, 1), local_rank=local)
+    """From the environment the launcher set: torchrun and `accelerate launch` (RANK, WORLD_SIZE, LOCAL_RANK), or
+    MPI (PMI_* / OMPI_COMM_WORLD_* / MV2_COMM_WORLD_*)."""
+    rank = _env_int(_RANK, 0)
+    return World(rank=rank, size=max(_env_int(_SIZE, 1), 1), local_rank=_env_int(_LOCAL, rank))
 
 
 def timeout_s() -> float:
@@ -86,6 +99,12 @@ class Group:
         self.timeout = timeout_s()
         self._dist = dist
         if not dist.is_initialized():
+            missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+            if missing:  # torchrun and accelerate set them; a bare mpirun does not
+                raise VlmkitError(
+                    f"started as rank {world.rank} of {world.size} but {' and '.join(missing)} "
+                    "not set: launch with torchrun or accelerate launch, or export MASTER_ADDR and MASTER_PORT"
+                )
             dist.init_process_group(
                 "gloo", rank=world.rank, world_size=world.size, timeout=datetime.timedelta(seconds=self.timeout)
             )

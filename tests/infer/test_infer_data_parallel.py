@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from infer_helpers import write_dataset
 
 WORKER = Path(__file__).with_name("dp_infer_worker.py")
@@ -42,6 +43,28 @@ def test_part_files_are_named_after_the_predictions_file(tmp_path):
     (tmp_path / "run[1].part-x-of-2.jsonl").write_text("")
     assert [p.name for p in part_files(out)] == ["run[1].part-0-of-2.jsonl", "run[1].part-1-of-3.jsonl"]
     assert part_files(tmp_path / "missing" / "preds.jsonl") == []
+
+
+def test_world_from_torchrun_or_mpi_variables(monkeypatch):
+    from vlmkit.distributed import current_world, job_group
+    from vlmkit.errors import VlmkitError
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert (current_world().rank, current_world().size) == (0, 1)
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "1")  # what mpirun sets (accelerate's multi-CPU launch)
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+    assert current_world() == current_world().__class__(rank=1, size=2, local_rank=1)
+    monkeypatch.setenv("RANK", "0")  # torchrun's win
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert (current_world().rank, current_world().size) == (0, 4)
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(VlmkitError, match="WORLD_SIZE must be an integer"):
+        current_world()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(VlmkitError, match="MASTER_ADDR and MASTER_PORT not set"):  # before any collective hangs
+        job_group(current_world())
 
 
 def _infer_cli(nproc: int, model: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
