@@ -133,6 +133,19 @@ def test_remote_engine_is_refused_under_torchrun(tiny_model, images, tmp_path):
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_one_question_is_refused_under_torchrun(tiny_model, images, tmp_path):
+    proc = subprocess.run(
+        [*TORCHRUN, "2", "-m", "vlmkit", "infer", "--model", str(tiny_model("qwen2_vl")), "--image", str(images[0])]
+        + ["--question", "What colour?"],
+        env=_env(NO_COLOR="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "error: one --question runs in one process" in proc.stderr
+
+
 def _worker(nproc: int, model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return [*TORCHRUN, str(nproc), str(WORKER), str(model), str(data), str(out), *extra]
 

@@ -47,6 +47,10 @@ def infer(
             raise ConfigError("--out, --slice and --save-samples go with --data")
         if question is None:
             raise ConfigError("give --question (with --image/--video), or --data DIR --out FILE for a dataset")
+        from ..distributed import current_world
+
+        if current_world().distributed:  # every process would load the model and print the same answer
+            raise ConfigError("one --question runs in one process: start it without torchrun / accelerate launch")
         request = single_question(image or (), video or (), question)
         _check_local_media(image or ())
         engine = engine_options.load(model, adapter, batch_size=1)
