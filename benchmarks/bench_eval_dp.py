@@ -1,13 +1,16 @@
-"""Benchmark: data-parallel `vlmkit eval` on 1 vs 2 processes (torchrun, one torch thread each), same tiny model and
-data, in one run.
+"""Benchmark: data-parallel `vlmkit eval` and `vlmkit infer --data` on 1 vs 2 processes (torchrun, one torch thread
+each), same tiny model and data, in one run.
 
     python benchmarks/bench_eval_dp.py                 # tiny qwen2_vl, 48 image questions, 8 new tokens
     python benchmarks/bench_eval_dp.py --n 96 --max-new-tokens 16
 
 Each row: the job's samples/s (all samples over the time the processes predicted side by side, as the report
-states it), the speed-up over 1 process measured in this run, and the merge / scoring / report overhead as a share
-of the run's wall time (scores.json timing.outside_model_share). Prints a table, then one JSON line. With 2 cores
-shared by other work the speed-up is bounded by the free cores.
+states it), the speed-up over 1 process of the same verb measured in this run, and the overhead as a share of the
+run's wall time: rank 0's merge of the part files plus, for eval, the scoring and report (scores.json timing merge_s
+and score_s over wall_s; the infer manifest's merge_s over elapsed_s; one process writes no parts). For eval the
+share of the wall time outside the model is shown too (timing.outside_model_share: also data loading and, in a job,
+waiting for the slower rank to start). Prints a table, then one JSON line. With 2 cores shared by other work the
+speed-up is bounded by the free cores.
 """
 
 from __future__ import annotations
@@ -47,11 +50,31 @@ def run(nproc: int, model: Path, data: Path, out: Path, max_new_tokens: int) -> 
     scores = json.loads((out / "scores.json").read_text(encoding="utf-8"))
     timing = scores["timing"]
     return {
+        "verb": "eval",
         "processes": nproc,
         "samples": timing["predicted"],
         "samples_per_s": timing["predicted"] / timing["model_s"],
         "wall_s": timing["wall_s"],
-        "overhead_share": timing["outside_model_share"],
+        "overhead_share": (timing["merge_s"] + timing["score_s"]) / timing["wall_s"],
+        "outside_model_share": timing["outside_model_share"],
+    }
+
+
+def run_infer(nproc: int, model: Path, data: Path, out: Path, max_new_tokens: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    cmd += ["-m", "vlmkit", "infer", "--model", str(model), "--data", str(data), "--out", str(out)]
+    cmd += ["--max-new-tokens", str(max_new_tokens), "--batch-size", "4", "--no-progress"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text(encoding="utf-8"))
+    return {
+        "verb": "infer",
+        "processes": nproc,
+        "samples": manifest["counts"]["predicted"] + manifest["counts"]["errors"],
+        "samples_per_s": manifest["samples_per_s"],
+        "wall_s": manifest["elapsed_s"],
+        "overhead_share": manifest.get("merge_s", 0.0) / manifest["elapsed_s"],
+        "outside_model_share": None,
     }
 
 
@@ -70,13 +93,16 @@ def main() -> None:
             model = build_tiny("qwen2_vl", root / "tiny", vocab="small")
         data = make_data(root / "data", args.n)
         rows = [run(p, model, data, root / f"out{p}", args.max_new_tokens) for p in (1, 2)]
-    base = rows[0]["samples_per_s"]
-    print(f"{'processes':>9} {'samples':>8} {'samples/s':>10} {'speed-up':>9} {'overhead':>9}")
+        rows += [run_infer(p, model, data, root / f"infer{p}.jsonl", args.max_new_tokens) for p in (1, 2)]
+    base = {row["verb"]: row["samples_per_s"] for row in rows if row["processes"] == 1}
+    header = f"{'verb':>5} {'processes':>9} {'samples':>8} {'samples/s':>10} {'speed-up':>9}"
+    print(f"{header} {'merge+score':>12} {'outside model':>14}")
     for row in rows:
-        row["speed_up"] = row["samples_per_s"] / base
+        row["speed_up"] = row["samples_per_s"] / base[row["verb"]]
+        outside = "" if row["outside_model_share"] is None else f"{100 * row['outside_model_share']:.1f}%"
         print(
-            f"{row['processes']:>9} {row['samples']:>8} {row['samples_per_s']:>10.2f} {row['speed_up']:>8.2f}x "
-            f"{100 * row['overhead_share']:>8.1f}%"
+            f"{row['verb']:>5} {row['processes']:>9} {row['samples']:>8} {row['samples_per_s']:>10.2f} "
+            f"{row['speed_up']:>8.2f}x {100 * row['overhead_share']:>11.1f}% {outside:>14}"
         )
     print(json.dumps({"benchmark": "eval_dp", "rows": rows}))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eval_helpers import make_sample, write_dataset
 
-from vlmkit.eval.distributed import fold_parts, shard
+from vlmkit.distributed import fold_parts, shard
 
 WORKER = Path(__file__).with_name("dp_worker.py")
 
@@ -56,6 +56,10 @@ def test_two_processes_match_one(tmp_path):
     assert manifest["world_size"] == 2 and manifest["status"] == "complete"
     scores = json.loads((tmp_path / "two" / "scores.json").read_text())
     assert scores["counts"]["predictions"] == 24
+    timing = scores["timing"]  # rank 0's merge and scoring, apart from the model's time
+    assert timing["merge_s"] > 0 and timing["score_s"] > 0
+    assert timing["model_s"] + timing["merge_s"] + timing["score_s"] <= timing["wall_s"]
+    assert json.loads((tmp_path / "one" / "scores.json").read_text())["timing"]["merge_s"] == 0
 
 
 def test_sigkill_mid_run_then_one_process_finishes_exactly_once(tmp_path):
@@ -89,7 +93,7 @@ def test_fold_parts_survives_a_torn_line_and_duplicates(tmp_path):
     (tmp_path / "predictions.part-1-of-2.jsonl").write_text(
         '{"id": "c", "prediction": "2"}\n{"id": "b", "prediction": "9"}\n'
     )
-    assert fold_parts(tmp_path, tmp_path / "predictions.jsonl", {"a": 0, "b": 1, "c": 2}) == 3
+    assert fold_parts(tmp_path / "predictions.jsonl", {"a": 0, "b": 1, "c": 2}) == 3
     rows = _rows(tmp_path)
     assert [(r["id"], r["prediction"]) for r in rows] == [("a", "0"), ("b", "1"), ("c", "2")]
 

@@ -1,9 +1,7 @@
 """The shipped DeepSpeed configs (configs/deepspeed/) pass transformers' own DeepSpeed config handling with a run's
 TrainingArguments (every "auto" resolved, nothing contradicting the Trainer) and `vlmkit train --check`.
 
-DeepSpeed runs are not launched here: its CPU accelerator compiles a shared-memory communication op
-(deepspeed_shm_comm) with ninja at the first collective, which did not finish on the 2-core test machine
-(docs/training.md, "DeepSpeed on the CPU")."""
+Runs on 2 CPU processes are in test_train_deepspeed_runs.py (opt-in, slow)."""
 
 from __future__ import annotations
 

@@ -245,7 +245,7 @@ def eval_cmd(
     if len(task) != len(data):
         raise VlmkitError(f"{len(task)} --task but {len(data)} --data: give one dataset per task, in order")
 
-    from ..eval.distributed import current_world
+    from ..distributed import current_world
 
     main = current_world().main  # under torchrun only rank 0 reports; the others' results are its parts
 

@@ -48,6 +48,10 @@ def infer(
             raise ConfigError("--out, --slice and --save-samples go with --data")
         if question is None:
             raise ConfigError("give --question (with --image/--video), or --data DIR --out FILE for a dataset")
+        from ..distributed import current_world
+
+        if current_world().distributed:  # every process would load the model and print the same answer
+            raise ConfigError("one --question runs in one process: start it without torchrun / accelerate launch")
         request = single_question(image or (), video or (), question)
         _check_local_media(image or ())
         engine_options = fitted_to_data(engine_options, [request])  # --engine vllm: images per prompt
@@ -63,6 +67,9 @@ def infer(
         )
     if out is None:
         raise ConfigError("--data needs --out FILE (predictions.jsonl)")
+    from ..distributed import per_rank_engine
+
+    engine_options = per_rank_engine(engine_options)  # under torchrun: this rank's device; a remote engine refused
     # dataset, slice and resume are checked before the model loads
     run = PredictionRun(
         data,
@@ -74,13 +81,17 @@ def infer(
         slice_spec=slice_spec,
         retry_errors=retry_errors,
     )
+    main = run.parallel.main  # under torchrun only rank 0 reports, for the whole job
     if not run.todo:
-        typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
+        if main:
+            typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
         return
     # --engine vllm: images per prompt from the data, its log beside the predictions (preds.jsonl -> preds.vllm.log)
     engine_options = fitted_to_data(engine_options, run.todo, out.with_suffix(".vllm.log"))
     engine = engine_options.load(model, adapter, batch_size=batch_size)
     summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
+    if not main:
+        return
     typer.echo(
         f"{summary.predicted} predicted ({summary.samples_per_s:.2f} samples/s), {summary.already_done} "
         f"already done, {len(summary.errors)} failed"

@@ -6,7 +6,7 @@ in order, one string or one mapping {"prediction": str, "latency_s"?: float, "er
 `vlmkit eval` wraps the inference engine into such a callable (see `engine_predict_fn`).
 
 Data parallel (torchrun / accelerate launch): the ranks split the samples still to do, each appending to its own
-part file, and rank 0 merges and scores (eval/distributed.py).
+part file, and rank 0 merges and scores (vlmkit.distributed, the scheme `vlmkit infer --data` shares).
 
 Crash safety: each prediction line is appended and flushed before the next batch starts, and a torn last
 line (kill -9 mid-write) is dropped on reopen, so a re-run with the same arguments resumes by id and never
@@ -26,9 +26,9 @@ from typing import Any
 
 from ..data.schema import Sample, read_samples
 from ..data.slicing import select_slice, slice_bounds, slice_text
+from ..distributed import DataParallel, fold_parts, part_files
 from ..errors import DataError, EngineGone, VlmkitError
 from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
-from .distributed import current_world, fold_parts, job_group, part_files, part_path, sample_cost, shard
 from .manifest import MANIFEST_FILE, build_manifest, resume_mismatch
 from .predictions import PREDICTIONS_FILE, USAGE_KEYS, PredictionRecord, parse_prediction
 from .report import REPORT_FILE
@@ -213,39 +213,27 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     pred_path, timing_path = out / PREDICTIONS_FILE, out / TIMING_FILE
     manifest_path = out / MANIFEST_FILE
-    world = current_world()
-    group = job_group(world)
+    parallel = DataParallel(pred_path)
 
     run_info = dict(manifest or {})
     run_info.setdefault("data", source)
     run_info.setdefault("slice", _slice_text(slice))
-    run_info["world_size"] = world.size
+    run_info["world_size"] = parallel.world.size
     new_manifest = build_manifest(task.describe(), samples, batch_size=batch_size, **run_info)
     # Rank 0 alone reads and rewrites the run folder; the others learn the outcome (or its error) from it.
-    plan: tuple[str, Any] = ("error", "rank 0 did not prepare the run")
-    if world.main:
-        try:
-            plan = ("ok", _prepare(out, samples, new_manifest, overwrite=overwrite, retry_errors=retry_errors))
-        except VlmkitError as exc:
-            plan = ("error", str(exc))
-            if group is None:
-                raise
-    if group is not None:
-        plan = group.broadcast(plan, "preparing the run folder")
-    if plan[0] == "error":
-        raise VlmkitError(plan[1])
-    pending_index, done_count, created = plan[1]
+    pending_index, done_count, created = parallel.on_main(
+        "preparing the run folder",
+        lambda: _prepare(out, samples, new_manifest, overwrite=overwrite, retry_errors=retry_errors),
+    )
     new_manifest["created"] = created or new_manifest["created"]
     pending = [samples[i] for i in pending_index]
 
     parallel_started = time.perf_counter()
-    if group is None:
-        appender, timing_log = JsonlAppender(pred_path), JsonlAppender(timing_path)
-        mine, start_count = pending, done_count
-    else:  # a disjoint, size-balanced share of what is left, appended to this rank's own part file
-        share = shard([sample_cost(s) for s in pending], world.size)[world.rank]
-        mine, start_count = [pending[i] for i in share], 0
-        appender, timing_log = JsonlAppender(part_path(out, world)), None
+    # one process: everything, appended to predictions.jsonl; a job: this rank's share, to its own part file
+    mine = parallel.share(pending)
+    start_count = 0 if parallel.distributed else done_count
+    appender = JsonlAppender(parallel.output)
+    timing_log = None if parallel.distributed else JsonlAppender(timing_path)
     try:
         model_s = _run(
             predict,
@@ -256,22 +244,21 @@ def evaluate(
             timing_log,
             start_count,
             start_count + len(mine),
-            progress if world.main else None,
+            progress if parallel.main else None,
         )
     finally:
         appender.close()
         if timing_log is not None:
             timing_log.close()
-    if group is not None:
-        group.barrier("predicting its share")
-        if not world.main:
-            return EvalResult(out_dir=out, predicted=len(mine), total=len(samples), summary=None, files={})
-        fold_parts(out, pred_path, {s.id: i for i, s in enumerate(samples)})
-        # the job's rate: every rank's samples over the time the ranks ran side by side
-        model_s = time.perf_counter() - parallel_started
+    if not parallel.gather({s.id: i for i, s in enumerate(samples)}):
+        return EvalResult(out_dir=out, predicted=len(mine), total=len(samples), summary=None, files={})
+    if parallel.distributed:
+        # the job's rate: every rank's samples over the time the ranks ran side by side (the merge not included)
+        model_s = time.perf_counter() - parallel_started - parallel.merged_s
         with JsonlAppender(timing_path) as timing:
-            timing.write({"n": len(pending), "model_s": model_s, "world_size": world.size})
+            timing.write({"n": len(pending), "model_s": model_s, "world_size": parallel.world.size})
 
+    scoring_started = time.perf_counter()
     records = {r.id: r for r in _existing(pred_path)}
     ordered = [records[s.id] for s in samples if s.id in records]
     if len(ordered) != len(samples):  # cannot happen unless the file was edited while we ran
@@ -292,9 +279,9 @@ def evaluate(
             timing=read_timing(out),
             token_prices=token_prices(new_manifest),
         )
-        summary["timing"] = _timing(started, model_s, predicted)
+        summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)
         files.update(write_scores(out, summary, rows, ordered, manifest=final_manifest, make_plots=make_plots))
-        summary["timing"] = _timing(started, model_s, predicted)  # again, now including the report
+        summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)  # with the report
         write_json(out / SCORES_FILE, summary)
     write_json(manifest_path, final_manifest)
     return EvalResult(out_dir=out, predicted=predicted, total=len(samples), summary=summary, files=files)
@@ -311,9 +298,9 @@ def _prepare(
     if overwrite:  # everything a previous run wrote, so no stale score outlives its predictions
         for name in (PREDICTIONS_FILE, TIMING_FILE, MANIFEST_FILE, SCORES_FILE, SAMPLE_SCORES_FILE, REPORT_FILE):
             (out / name).unlink(missing_ok=True)
-        for part in part_files(out):
+        for part in part_files(pred_path):
             part.unlink()
-    elif manifest_path.exists() and (pred_path.exists() or part_files(out)):
+    elif manifest_path.exists() and (pred_path.exists() or part_files(pred_path)):
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
         key = resume_mismatch(old, new_manifest)
         if key:
@@ -325,7 +312,7 @@ def _prepare(
     write_json(manifest_path, {**new_manifest, "created": created or new_manifest["created"], "status": "running"})
 
     by_id = {s.id: i for i, s in enumerate(samples)}
-    fold_parts(out, pred_path, by_id)  # parts of an interrupted data-parallel job, whatever its size
+    fold_parts(pred_path, by_id)  # parts of an interrupted data-parallel job, whatever its size
     JsonlAppender(pred_path).close()  # repairs a torn tail left by a crash before we read
     existing = _existing(pred_path)
     unknown = [r.id for r in existing if r.id not in by_id]
@@ -341,11 +328,16 @@ def _prepare(
     return [i for i, s in enumerate(samples) if s.id not in done], len(done), created
 
 
-def _timing(started: float, model_s: float, predicted: int) -> dict[str, float]:
-    wall = time.perf_counter() - started
+def _timing(started: float, model_s: float, predicted: int, merge_s: float, scoring_started: float) -> dict[str, float]:
+    """Where the run's time went; merge_s is rank 0 merging a data-parallel job's part files, score_s the scoring
+    and report after it (outside_model_share also holds loading data and, in a job, waiting for the other ranks)."""
+    now = time.perf_counter()
+    wall = now - started
     return {
         "wall_s": wall,
         "model_s": model_s,
+        "merge_s": merge_s,
+        "score_s": now - scoring_started,
         "predicted": predicted,
         "outside_model_share": (wall - model_s) / wall if wall > 0 else 0.0,
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..distributed import per_rank_engine
 from ..errors import VlmkitError
 from .runner import EvalResult, PredictFn, evaluate, parse_slice, tqdm_progress
 from .scoring import DEFAULT_PRICE_PER_HOUR
@@ -91,7 +92,7 @@ def evaluate_suite(
     datasets = [read_samples(run.data) for run in resolved]  # bad data fails here, before a model is loaded
     resolved_slice = parse_slice(slice)
     if predictor is None:
-        engine_options = _per_rank(engine_options)
+        engine_options = per_rank_engine(engine_options)
         if engine_options is not None and engine_options.launched:  # vLLM is told what the data holds
             from ..infer.vllm_launcher import fitted_to_data
 
@@ -162,25 +163,6 @@ def _resolve_runs(
         if folder in folders[:i]:
             raise VlmkitError(f"task {resolved[i].task.name} is given twice; one run per task")
     return resolved
-
-
-def _per_rank(engine_options: EngineOptions | None) -> EngineOptions | None:
-    """Under torchrun / accelerate launch each rank loads its own copy on its own device (cuda:LOCAL_RANK or the
-    CPU); a remote engine scales with --concurrency instead and is refused."""
-    from .distributed import current_world
-
-    world = current_world()
-    if not world.distributed:
-        return engine_options
-    from ..infer.options import EngineOptions
-
-    options = engine_options or EngineOptions()
-    if options.engine != "hf":
-        raise VlmkitError(
-            f"--engine {options.engine} runs no model in this process: start one process and raise --concurrency "
-            f"instead of launching {world.size} with torchrun / accelerate launch"
-        )
-    return options if options.device else dataclasses.replace(options, device=world.device())
 
 
 def _load(model: str, adapter: Any, batch_size: int, engine_options: EngineOptions | None) -> tuple[Any, dict]:

@@ -7,6 +7,10 @@ The run's settings (model, adapter, pixel bounds, generation parameters) go to `
 Lines are appended (and flushed) as each batch finishes, in the order batches run (longest prompts first),
 so a crash loses at most the batch in flight. Re-running with the same `--out` skips every id that already
 has a prediction; with --retry-errors ids whose line holds an error are tried again (their old lines are dropped).
+
+Under torchrun / accelerate launch the processes split the samples still to do (vlmkit.distributed, the scheme
+`vlmkit eval` uses): each appends to its own part file beside `<out>`, and rank 0 merges the parts into `<out>`
+in dataset order; a killed job resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from ..data.collate import MediaSettings
 from ..data.schema import Sample, read_samples
 from ..data.slicing import select_slice
+from ..distributed import DataParallel, fold_parts, part_files
 from ..errors import ConfigError, VlmkitError
 from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, write_jsonl
 from .engine import Engine, GenerationParams, GenerationResult
@@ -115,7 +120,12 @@ class PredictionRun:
         }
         if engine_options is not None and engine_options.remote:  # another endpoint is another model
             self.settings["endpoint"] = engine_identity(engine_options)
-        done = _resume(self.out, self.settings, retry_errors)
+        self.order = {s.id: i for i, s in enumerate(samples)}
+        # under torchrun rank 0 alone reads (and may rewrite) `out`; every rank learns what is left
+        self.parallel = DataParallel(self.out)
+        done = self.parallel.on_main(
+            f"reading {self.out}", lambda: _resume(self.out, self.settings, retry_errors, self.order)
+        )
         self.todo = [s for s in self.selected if s.id not in done]
 
     def execute(
@@ -123,6 +133,8 @@ class PredictionRun:
     ) -> PredictionSummary:
         from ..progress import progress as progress_bar
 
+        parallel = self.parallel
+        mine = parallel.share(self.todo)  # all of it in one process; this rank's share in a job
         summary = PredictionSummary(
             self.out,
             manifest_path(self.out),
@@ -137,16 +149,19 @@ class PredictionRun:
             "data": str(self.data),
             "slice": self.slice_spec,
             "predictions": str(self.out),
+            "world_size": parallel.world.size,
             "status": "running",
             "started_at": _now(),
         }
-        write_json(summary.manifest, manifest)
+        if parallel.main:
+            write_json(summary.manifest, manifest)
         started = time.perf_counter()
-        bar = progress_bar(len(self.todo), "infer", "sample", enabled=progress)  # plain lines off a terminal
+        shown = progress and parallel.main  # rank 0's share stands for the job's progress
+        bar = progress_bar(len(mine), "infer", "sample", enabled=shown)  # plain lines off a terminal
         try:
-            with JsonlAppender(self.out) as writer:
-                for index, result in engine.iter_generate(self.todo, self.params):
-                    sample = self.todo[index]
+            with JsonlAppender(parallel.output) as writer:
+                for index, result in engine.iter_generate(mine, self.params):
+                    sample = mine[index]
                     line = prediction_line(sample, result, usage=getattr(engine, "remote", False))
                     writer.write(line)
                     if save_samples is not None:
@@ -157,24 +172,40 @@ class PredictionRun:
                     else:
                         summary.predicted += 1
                     bar.update(1)
+            if parallel.gather(self.order) and parallel.distributed:
+                self._count_job(summary)
+                manifest["merge_s"] = round(parallel.merged_s, 4)  # rank 0 merging the parts, in elapsed_s
         finally:
             bar.close()
             summary.elapsed_s = time.perf_counter() - started
-            manifest.update(
-                engine=engine.info(),  # now with what only the answers tell (an endpoint's system_fingerprint)
-                status="done" if summary.processed == len(self.todo) else "interrupted",
-                finished_at=_now(),
-                elapsed_s=round(summary.elapsed_s, 3),
-                samples_per_s=round(summary.samples_per_s, 3),
-                counts={
-                    "selected": summary.selected,
-                    "already_done": summary.already_done,
-                    "predicted": summary.predicted,
-                    "errors": len(summary.errors),
-                },
-            )
-            write_json(summary.manifest, manifest)
+            if parallel.main:
+                manifest.update(
+                    engine=engine.info(),  # now with what only the answers tell (an endpoint's system_fingerprint)
+                    status="done" if summary.processed == len(self.todo) else "interrupted",
+                    finished_at=_now(),
+                    elapsed_s=round(summary.elapsed_s, 3),
+                    samples_per_s=round(summary.samples_per_s, 3),
+                    counts={
+                        "selected": summary.selected,
+                        "already_done": summary.already_done,
+                        "predicted": summary.predicted,
+                        "errors": len(summary.errors),
+                    },
+                )
+                write_json(summary.manifest, manifest)
         return summary
+
+    def _count_job(self, summary: PredictionSummary) -> None:
+        """Rank 0, after the merge: the whole job's counts (every rank's share) from the merged file."""
+        todo = {s.id for s in self.todo}
+        summary.predicted, summary.errors = 0, []
+        for _, row in iter_jsonl(self.out, skip_torn_tail=True):
+            if row.get("id") not in todo:
+                continue
+            if row.get("error") is not None:
+                summary.errors.append((row["id"], row["error"]))
+            else:
+                summary.predicted += 1
 
 
 def predict_dataset(
@@ -210,10 +241,14 @@ def predict_dataset(
     return run.execute(engine, save_samples=save_samples, progress=progress)
 
 
-def _resume(out: Path, settings: dict[str, Any], retry_errors: bool = False) -> set[str]:
-    """Ids already predicted in `out`; with `retry_errors` (as `vlmkit eval --retry-errors`) error lines are
-    removed so those samples run again, else they count as done."""
-    if not out.exists():
+def _resume(
+    out: Path, settings: dict[str, Any], retry_errors: bool = False, order: dict[str, int] | None = None
+) -> set[str]:
+    """Ids already predicted in `out`, with the part files an interrupted data-parallel job left beside it folded
+    in first (`order`: the dataset's id -> position, the merged file's order); with `retry_errors` (as
+    `vlmkit eval --retry-errors`) error lines are removed so those samples run again, else they count as done."""
+    parts = part_files(out)
+    if not out.exists() and not parts:
         return set()
     previous = manifest_path(out)
     if previous.exists():
@@ -227,13 +262,16 @@ def _resume(out: Path, settings: dict[str, Any], retry_errors: bool = False) -> 
                 f"{out} holds predictions made with other settings ({'; '.join(changed)}); resume "
                 f"with the same settings, or write to a new --out"
             )
-    rows = [row for _, row in iter_jsonl(out, skip_torn_tail=True)]
+    rows = [row for _, row in iter_jsonl(out, skip_torn_tail=True)] if out.exists() else []
     foreign = next((row for row in rows if not (isinstance(row, dict) and "id" in row and "prediction" in row)), None)
     if foreign is not None:
         raise ConfigError(
             f"{out} exists and is not a predictions file (a line without 'id' and 'prediction'); "
             f"refusing to append to it"
         )
+    if parts:
+        fold_parts(out, order or {})
+        rows = [row for _, row in iter_jsonl(out, skip_torn_tail=True)]
     if not retry_errors:
         return {str(row["id"]) for row in rows}
     kept = [row for row in rows if row.get("error") is None]

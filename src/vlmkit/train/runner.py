@@ -82,9 +82,11 @@ def train(
     from .params import count_parameters
     from .prepare import load_for_training, make_trainable
     from .tracking import Trackers
-    from .trainer import VlmTrainer, training_arguments
+    from .trainer import VlmTrainer, deepspeed_comm_on_cpu, training_arguments
 
     args = training_arguments(config, run_dir, has_eval=bool(checked.eval_samples))  # starts the process group
+    if config.distributed.deepspeed:
+        deepspeed_comm_on_cpu()
     main = args.process_index == 0
     handler = _start_run_dir(config, run_dir, resume, overwrite) if main else None
     bar = None

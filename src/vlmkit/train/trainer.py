@@ -160,6 +160,20 @@ def fsdp_on_cpu(accelerator: Any, plugin_args: dict[str, Any]) -> bool:
     return True
 
 
+def deepspeed_comm_on_cpu() -> None:
+    """ZeRO-3 builds the model inside `deepspeed.zero.Init`, which takes the world size from DeepSpeed's own comm
+    layer; accelerate sets that layer up on accelerators only, so on the CPU every rank would see a world of one and
+    fail DeepSpeed's batch-size check. Attach it to the process group the TrainingArguments started (a no-op when
+    accelerate already did)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    import deepspeed
+
+    deepspeed.init_distributed(dist_backend=dist.get_backend())
+
+
 def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> TrainingArguments:
     t, optim, dist = config.train, config.optim, config.distributed
     on_cpu = not torch.cuda.is_available()
