@@ -106,6 +106,24 @@ def test_lora_rank_is_read_from_the_adapter_and_rounded_up_to_a_rank_vllm_accept
         adapter_rank(tmp_path)
 
 
+def test_an_adapter_vllm_cannot_load_as_a_lora_module_is_refused_with_the_merged_export_hint(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    qwen = model_folder(tmp_path / "qwen")
+    lm = "base_model.model.model.language_model.layers.0.self_attn.q_proj"
+    for name, extra in (("lm", {}), ("dora", {"use_dora": True})):
+        adapter = adapter_folder(tmp_path / name, 8)
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        (adapter / "adapter_config.json").write_text(json.dumps({**config, **extra}))
+        tensors = {f"{lm}.lora_A.weight": torch.zeros(8, 16), f"{lm}.lora_B.weight": torch.zeros(16, 8)}
+        save_file(tensors, str(adapter / "adapter_model.safetensors"))
+    args = vllm_args(str(qwen), served_name="run", port=1, adapter=str(tmp_path / "lm"))
+    assert "--enable-lora" in args  # a language-model adapter is a LoRA module
+    with pytest.raises(ConfigError, match="DoRA.*vlmkit export"):
+        vllm_args(str(qwen), served_name="run", port=1, adapter=str(tmp_path / "dora"))
+
+
 def test_arguments_carry_the_runs_adapter_media_lengths_and_pass_through_last(tmp_path):
     qwen = model_folder(tmp_path / "qwen")
     adapter = adapter_folder(tmp_path / "adapter", 12)

@@ -135,6 +135,7 @@ def vllm_args(
     adapter = str(Path(adapter).absolute()) if adapter else None
     args = ["--model", model, "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype]
     if adapter:
+        refuse_unservable_adapter(model, adapter)
         rank = vllm_lora_rank(adapter_rank(adapter))
         args += ["--served-model-name", f"{served_name}-base"]
         args += ["--enable-lora", "--lora-modules", f"{served_name}={adapter}", "--max-lora-rank", str(rank)]
@@ -153,6 +154,22 @@ def vllm_args(
     if kwargs:
         args += ["--mm-processor-kwargs", json.dumps(kwargs)]
     return args + list(extra)
+
+
+def refuse_unservable_adapter(model: str, adapter: str) -> None:
+    """Refuse, before vLLM starts, an adapter vLLM cannot load as a LoRA module (DoRA, biases, fully trained or
+    vision modules): its merged export serves the same model."""
+    family = family_of(model)
+    if family is None or not (Path(adapter) / "adapter_model.safetensors").is_file():
+        return  # vLLM itself will say what it cannot load
+    from ..models.interop import vllm_lora_problems
+
+    problems = vllm_lora_problems(adapter, family)
+    if problems:
+        raise ConfigError(
+            f"{adapter}: vLLM cannot serve this adapter as a LoRA module: {'; '.join(problems)}. "
+            "Merge it with `vlmkit export RUN --out DIR` and pass DIR as the model to --engine vllm"
+        )
 
 
 def media_per_prompt(samples: Sequence[Any]) -> tuple[int, int]:
