@@ -459,3 +459,13 @@ def _deep_copy(data: Any) -> Any:
     if isinstance(data, list):
         return [_deep_copy(v) for v in data]
     return data
+
+
+def dotted_items(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as {"lora.rank": 16, ...}: the keys the command-line overrides use."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(dotted_items(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out

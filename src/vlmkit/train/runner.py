@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, config_from_dict, load_config
+from ..config import RunConfig, config_from_dict, dotted_items, load_config
 from ..errors import ConfigError, as_disk_full
 from ..io import atomic_write_text, write_json
 from .preflight import clear_run_dir, preflight
@@ -306,22 +306,13 @@ def _start_run_dir(config: RunConfig, run_dir: Path, resume: bool, overwrite: bo
 def _warn_changes(previous: Path, config: RunConfig) -> None:
     import yaml
 
-    old = _flatten(yaml.safe_load(previous.read_text(encoding="utf-8")) or {})
-    new = _flatten(config.model_dump(mode="json"))
+    old = dotted_items(yaml.safe_load(previous.read_text(encoding="utf-8")) or {})
+    new = dotted_items(config.model_dump(mode="json"))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         log.warning(
             "resuming with a changed config (%s); the result will differ from an uninterrupted run", ", ".join(changed)
         )
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict):
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
 
 
 def _last(history: list[dict[str, Any]], key: str) -> float | None:

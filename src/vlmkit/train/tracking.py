@@ -22,7 +22,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..config import RunConfig
+from ..config import RunConfig, dotted_items
 
 log = logging.getLogger("vlmkit.train")
 
@@ -142,22 +142,13 @@ class _RunParams(TrainerCallback):
             run = mlflow.active_run()
             if run is not None:
                 trackers.mlflow_run_id = run.info.run_id
-                mlflow.log_params({f"vlmkit.{key}": _param(value) for key, value in _flatten(settings).items()})
+                mlflow.log_params({f"vlmkit.{key}": _param(value) for key, value in dotted_items(settings).items()})
         if "wandb" in trackers.backends:
             import wandb
 
             if wandb.run is not None:
                 trackers.wandb_run = wandb.run
                 wandb.run.config.update({"vlmkit": settings}, allow_val_change=True)
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict):
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
 
 
 def _param(value: Any) -> str:
