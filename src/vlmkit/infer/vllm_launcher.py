@@ -133,9 +133,10 @@ def vllm_args(
     their sampled frames, so each counts as `max_frames` (or `nframes`) images."""
     model = str(Path(model).absolute()) if Path(model).exists() else str(model)
     adapter = str(Path(adapter).absolute()) if adapter else None
+    family = family_of(model)
     args = ["--model", model, "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype]
     if adapter:
-        refuse_unservable_adapter(model, adapter)
+        refuse_unservable_adapter(family, adapter)
         rank = vllm_lora_rank(adapter_rank(adapter))
         args += ["--served-model-name", f"{served_name}-base"]
         args += ["--enable-lora", "--lora-modules", f"{served_name}={adapter}", "--max-lora-rank", str(rank)]
@@ -146,7 +147,6 @@ def vllm_args(
     if images_per_prompt is not None or videos_per_prompt is not None:
         frames = (getattr(media, "nframes", None) or getattr(media, "max_frames", 64)) if media is not None else 64
         limits = {"image": (images_per_prompt or 0) + (videos_per_prompt or 0) * frames}
-        family = family_of(model)
         if family is not None and family.supports_video:
             limits["video"] = 0  # nothing is sent as video: vLLM need not reserve memory for it
         args += ["--limit-mm-per-prompt", json.dumps(limits)]
@@ -156,10 +156,9 @@ def vllm_args(
     return args + list(extra)
 
 
-def refuse_unservable_adapter(model: str, adapter: str) -> None:
+def refuse_unservable_adapter(family: Any, adapter: str) -> None:
     """Refuse, before vLLM starts, an adapter vLLM cannot load as a LoRA module (DoRA, biases, fully trained or
-    vision modules): its merged export serves the same model."""
-    family = family_of(model)
+    vision modules): its merged export serves the same model. `family`: vlmkit's adapter, None if unknown."""
     if family is None or not (Path(adapter) / "adapter_model.safetensors").is_file():
         return  # vLLM itself will say what it cannot load
     from ..models.interop import vllm_lora_problems
