@@ -12,6 +12,7 @@ from vlmkit.data.schema import Sample
 from vlmkit.errors import VlmkitError
 from vlmkit.models.loading import load_model
 from vlmkit.models.registry import get_family
+from vlmkit.models.segment_attention import segment_bounds, use_segment_attention
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +56,14 @@ def row_of_samples(family, media):
 def loaded(tiny_model):
     cache = {}
 
-    def get(family):
-        if family not in cache:
+    def get(family, attention="sdpa"):
+        """SDPA isolates the samples of a row with a block-diagonal mask; segment_sdpa runs SDPA per sample."""
+        if (family, attention) not in cache:
             lm = load_model(tiny_model(family), dtype="float32", attn_implementation="sdpa")
-            cache[family] = lm
-        return cache[family]
+            if attention == "segment_sdpa":
+                assert use_segment_attention(lm.model)
+            cache[family, attention] = lm
+        return cache[family, attention]
 
     return get
 
@@ -69,10 +73,11 @@ def logits(model, batch):
         return model(**batch).logits
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "segment_sdpa"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_each_sample_of_a_packed_row_gets_its_own_logits(family, loaded, media):
+def test_each_sample_of_a_packed_row_gets_its_own_logits(family, attention, loaded, media):
     torch.set_num_threads(1)
-    lm = loaded(family)
+    lm = loaded(family, attention)
     base = VlmCollator(lm.processor, lm.family)
     samples = row_of_samples(family, media)
     packed = PackingCollator(base, lm.model.config)([samples])
@@ -90,11 +95,12 @@ def test_each_sample_of_a_packed_row_gets_its_own_logits(family, loaded, media):
     assert start == packed["input_ids"].shape[1]
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "segment_sdpa"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_packed_gradients_equal_the_sum_over_samples_unpacked(family, loaded, media):
+def test_packed_gradients_equal_the_sum_over_samples_unpacked(family, attention, loaded, media):
     """Two rows of unequal length (the shorter padded) against each sample alone: summed token losses, same grads."""
     torch.set_num_threads(1)
-    lm = loaded(family)
+    lm = loaded(family, attention)
     model = lm.model
     base = VlmCollator(lm.processor, lm.family)
     samples = row_of_samples(family, media)
@@ -187,3 +193,31 @@ def test_training_loss_of_a_packed_batch_is_the_unpacked_token_mean(loaded, medi
         got, _ = answer_only_loss(lm.model, packed)
         expected, _ = answer_only_loss(lm.model, unpacked)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_segment_bounds_follow_position_id_restarts():
+    positions = torch.tensor([[0, 1, 2, 0, 1, 0, 0, 1], [0, 1, 2, 3, 4, 5, 0, 1]])
+    assert segment_bounds(positions) == [[(0, 3), (3, 5), (5, 6), (6, 8)], [(0, 6), (6, 8)]]
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava"])
+def test_segment_attention_runs_one_sdpa_call_per_sample(family, loaded, media, monkeypatch):
+    """The language model's attention sees each sample alone (no row-wide masked call), the vision tower is left
+    on plain SDPA."""
+    import transformers.integrations.sdpa_attention as sdpa
+
+    lm = loaded(family, "segment_sdpa")
+    samples = row_of_samples(family, media)
+    packed = PackingCollator(VlmCollator(lm.processor, lm.family), lm.model.config)([samples])
+    lengths, real = [], sdpa.sdpa_attention_forward
+
+    def counting(module, query, *args, **kwargs):
+        lengths.append((type(module).__name__, query.shape[2]))
+        return real(module, query, *args, **kwargs)
+
+    monkeypatch.setattr(sdpa, "sdpa_attention_forward", counting)
+    logits(lm.model, packed)
+    text_layers = lm.model.config.get_text_config().num_hidden_layers
+    row = packed["input_ids"].shape[1]
+    text_calls = [n for name, n in lengths if "Vision" not in name and "CLIP" not in name and "Siglip" not in name]
+    assert len(text_calls) == text_layers * len(samples) and sum(text_calls) == text_layers * row

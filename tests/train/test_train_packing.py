@@ -51,6 +51,7 @@ def test_packed_lora_run_feeds_rows_and_records_packing(tiny_model, image_data, 
     assert packing["samples"] == 8 and 0 < packing["efficiency"] <= 1
     # no max_length: a row has room for batch_size samples of mean length, and a micro-batch is one row
     assert packing["rows"] == 2 and packing["rows_per_batch"] == 1
+    assert packing["attention"] == "segment_sdpa"  # SDPA per sample, not one block-masked call per row
     assert all(call["mask"] is None and call["shape"][0] == 1 for call in seen.calls)
     assert any(call["starts"] >= 2 for call in seen.calls)  # some row holds more than one sample
     assert len(result.losses()) == 3 and all(loss > 0 for loss in result.losses())
@@ -97,8 +98,12 @@ def test_packed_full_fine_tune_with_gradient_checkpointing(family, tiny_model, i
         optim={"lr": 1e-3},
         train={"batch_size": 2, "max_steps": 4, "gradient_checkpointing": True},
     )
-    losses = train(config).losses()
+    result = train(config)
+    losses = result.losses()
     assert len(losses) == 4 and losses[-1] < losses[0]
+    # the training-only attention is not written into the saved model: it loads as any checkpoint does
+    saved = json.loads((result.run_dir / "model" / "config.json").read_text())
+    assert "segment_sdpa" not in json.dumps(saved)
 
 
 def test_packed_video_rows(tiny_model, video_data, tmp_path):

@@ -115,6 +115,8 @@ def train(
         train_dataset, data_collator, plan = SampleDataset(checked.train_samples), collator, None
         if config.data.packing:  # rows are a pure function of (data, seed): a resumed run sees the same rows
             from ..data.packing import PackedRows, rows_per_batch
+            from ..models.segment_attention import NAME as SEGMENT_ATTENTION
+            from ..models.segment_attention import use_segment_attention
             from .packed import describe, packing_collator, plan_for_run
 
             plan = plan_for_run(config, checked.train_samples, collator)
@@ -125,6 +127,8 @@ def train(
                 PackedRows(checked.train_samples, plan),
                 packing_collator(collator, loaded.model),
             )
+            if use_segment_attention(loaded.model):  # SDPA per sample instead of one masked call per row
+                manifest["packing"]["attention"] = SEGMENT_ATTENTION
         manifest["augment"] = settings_record(config.data.augment, config.train.seed)
         if collator.augment is not None:  # items carry their epoch to the collator, which seeds each image by it
             log.info(describe_augment(config.data.augment))
