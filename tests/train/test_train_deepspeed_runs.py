@@ -108,6 +108,8 @@ def _cut_and_resume(tmp: Path, model: Path, data: Path, *, method: str, deepspee
     _run(tmp, name, model, data, method=method, deepspeed=deepspeed, extra=("--resume",))
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "finished" and Path(manifest["resumed_from"]).name == checkpoint.name
+    # the engine's step counter went on from the loaded state (a fresh engine would tag step 4's save global_step2)
+    assert (run / "checkpoints" / "checkpoint-4" / "global_step4").is_dir()
     return run
 
 
