@@ -273,8 +273,10 @@ def test_kill_9_mid_run_then_rerun_gives_every_variant_once(tmp_path):
         rerun = _augment_cli(server.url, data, out, "--n", "3", "--concurrency", "2")
         assert rerun.returncode == 0, rerun.stderr
         attempts = server.attempts
-    in_flight_at_kill = sum(attempts.values()) - 60  # asked before the kill, answered too late to be logged
-    assert 0 <= in_flight_at_kill <= 2 and sum(v > 1 for v in attempts.values()) == in_flight_at_kill
+    # only what was in flight at the kill (--concurrency 2) is asked again; such a key can count one more attempt
+    # when the client retried it before the kill (seen once on a loaded CI box: one key asked 3 times)
+    re_asked = [key for key, count in attempts.items() if count > 1]
+    assert len(re_asked) <= 2 and sum(attempts.values()) - 60 >= len(re_asked)
     assert len(attempts) == 60
     entries = [json.loads(line) for line in log.read_text().splitlines()[1:]]
     keys = Counter((e["id"], e["method"], e["variant"]) for e in entries)
