@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from vlmkit.config import config_from_dict  # noqa: E402
-from vlmkit.data.collate import VlmCollator  # noqa: E402
+from vlmkit.data.collate import IGNORE_INDEX, VlmCollator  # noqa: E402
 from vlmkit.data.schema import DatasetWriter, read_samples  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_media
@@ -168,7 +168,7 @@ def count_work(collator: VlmCollator, samples, image_token_id: int, chunk: int =
         batch = collator.training_batch(samples[i : i + chunk])
         real = batch["attention_mask"].bool()
         work.tokens += int(real.sum())
-        work.labels += int((batch["labels"][:, 1:] != -100).sum())
+        work.labels += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         images = int(((batch["input_ids"] == image_token_id) & real).sum())
         work.image_tokens += images
         pixels = batch.get("pixel_values")
@@ -185,10 +185,10 @@ def model_flops(model, family, work: Work) -> float:
     scores (short per-sample sequences) are left out: both are small here, and leaving them out keeps the count a
     property of the data and model, identical for every contender. Padding is not useful work."""
     groups = family.parameter_groups(model)
-    embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    embed, output = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    head = output.numel()
     language = sum(p.numel() for _, p in groups["language_model"])  # parameters(): a tied head counts once
-    body = language - embed.numel() - (0 if head is embed else head.numel())
-    head = head.numel()
+    body = language - embed.numel() - (0 if output is embed else head)
     vision = sum(p.numel() for _, p in groups["vision"])
     projector = sum(p.numel() for _, p in groups["projector"])
     return (
@@ -365,13 +365,12 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
 
     loaded = load_model(base)
     useful = count_work(VlmCollator(loaded.processor, loaded.family), samples, loaded.model.config.image_token_id)
-    epoch_flops = model_flops(loaded.model, loaded.family, useful)
+    flops = model_flops(loaded.model, loaded.family, useful) * opts.epochs  # the same useful work for all
     seen = len(samples) * opts.epochs
     report = {}
     for name, attempts in runs.items():
         speeds = [seen / a["meter"].seconds for a in attempts]
         median = sorted(attempts, key=lambda a: a["meter"].seconds)[len(attempts) // 2]["meter"]
-        flops = epoch_flops * opts.epochs
         report[name] = {
             "samples_per_s": statistics.median(speeds),
             "eval_loss": statistics.mean(a["eval_loss"] for a in attempts),  # mean over seeds

@@ -215,8 +215,13 @@ def test_segment_attention_runs_one_sdpa_call_per_sample(family, loaded, media, 
         lengths.append((type(module).__name__, query.shape[2]))
         return real(module, query, *args, **kwargs)
 
+    import vlmkit.models.segment_attention as segment
+
+    found, bounds = [], segment.segment_bounds
+    monkeypatch.setattr(segment, "segment_bounds", lambda positions: found.append(1) or bounds(positions))
     monkeypatch.setattr(sdpa, "sdpa_attention_forward", counting)
     logits(lm.model, packed)
+    assert len(found) == 1  # the segments are found once per forward, not once per layer
     text_layers = lm.model.config.get_text_config().num_hidden_layers
     row = packed["input_ids"].shape[1]
     text_calls = [n for name, n in lengths if "Vision" not in name and "CLIP" not in name and "Siglip" not in name]

@@ -23,15 +23,30 @@ NAME = "segment_sdpa"
 
 
 def segment_bounds(position_ids: torch.Tensor) -> list[list[tuple[int, int]]]:
-    """Per row, the (start, end) of each run of position ids that counts up by one: one packed sample each."""
-    starts = torch.ones_like(position_ids, dtype=torch.bool)
-    starts[:, 1:] = position_ids[:, 1:] - position_ids[:, :-1] != 1
-    length = position_ids.shape[-1]
+    """Per row, the (start, end) of each packed sample, by transformers' own rule (a sample starts where the position
+    ids stop counting up by one)."""
+    from transformers.masking_utils import find_packed_sequence_indices
+
+    sequence = find_packed_sequence_indices(position_ids)  # None: one sample per row
+    if sequence is None:
+        return [[(0, position_ids.shape[-1])] for _ in range(position_ids.shape[0])]
     bounds = []
-    for row in starts:
-        edges = row.nonzero().flatten().tolist() + [length]
+    for row in sequence:
+        edges = [0, *torch.unique_consecutive(row, return_counts=True)[1].cumsum(0).tolist()]
         bounds.append(list(zip(edges[:-1], edges[1:])))
     return bounds
+
+
+_last: tuple[torch.Tensor | None, list[list[tuple[int, int]]]] = (None, [])
+
+
+def _bounds_for_forward(position_ids: torch.Tensor, rows: int) -> list[list[tuple[int, int]]]:
+    """Every layer of one forward gets the same position-id tensor: find its segments once (a host sync on a GPU),
+    not once per layer."""
+    global _last
+    if _last[0] is not position_ids:
+        _last = (position_ids, segment_bounds(position_ids.expand(rows, -1)))
+    return _last[1]
 
 
 def segment_sdpa_forward(
@@ -48,7 +63,7 @@ def segment_sdpa_forward(
     packed = attention_mask is None and position_ids is not None and query.shape[2] == key.shape[2] > 1
     if not packed:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    bounds = segment_bounds(position_ids.expand(query.shape[0], -1))
+    bounds = _bounds_for_forward(position_ids, query.shape[0])
     if all(len(row) == 1 for row in bounds):  # nothing packed: one causal call over the whole batch
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
     rows = []
