@@ -203,3 +203,38 @@ def test_a_sample_over_max_length_fails_before_the_first_step_naming_it(tmp_path
     with pytest.raises(ConfigError, match=rf"sample '{longest}' is {lengths[longest]} tokens .* max_length={limit}"):
         train(config)
     assert not list((tmp_path / "run").glob("checkpoints/*"))
+
+
+@pytest.mark.parametrize(
+    "packing,num_workers", [(False, 0), (False, 1), (True, 1)], ids=["unpacked", "unpacked-worker", "packed-worker"]
+)
+def test_the_manifest_names_every_sample_dropped_for_length_also_from_dataloader_workers(
+    tmp_path, image_data, tiny_model, packing, num_workers
+):
+    """data.on_overflow: drop. The samples dropped are known from their exact lengths before training, so a batch
+    built in a DataLoader worker process cannot keep them from the manifest (its list used to stay in the worker)."""
+    import json
+
+    from vlmkit.data.collate import VlmCollator
+    from vlmkit.data.schema import read_samples
+    from vlmkit.models.loading import load_model
+
+    model = tiny_model("qwen2_vl")
+    loaded = load_model(model)
+    collator = VlmCollator(loaded.processor, loaded.family)
+    lengths = {s.id: collator.sequence_length(s) for s in read_samples(image_data)}
+    limit = max(lengths.values()) - 1
+    over = sorted(i for i, n in lengths.items() if n > limit)
+    assert 0 < len(over) < len(lengths)
+    config = config_from_dict(
+        base_config(
+            model,
+            image_data,
+            tmp_path / "run",
+            data={"max_length": limit, "on_overflow": "drop", "packing": packing},
+            train={"batch_size": 2, "max_steps": 4, "seed": 0, "num_workers": num_workers},
+        )
+    )
+    train(config, progress=False)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert sorted(manifest["dropped_for_length"]) == over

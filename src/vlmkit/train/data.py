@@ -92,13 +92,32 @@ def estimate_lengths(samples: Sequence[Sample], collator: Any) -> Lengths:
     return Lengths([int(n) + m for n, m in zip(counts, media)], answer)
 
 
+def over_length(samples: Sequence[Sample], totals: Sequence[int], max_length: int) -> list[int]:
+    """Indices of the samples whose exact length is over `max_length`. Samples with media that are not local files
+    are left out: their count is an estimate, and the collator checks them when it builds them."""
+    return [
+        i
+        for i, (sample, total) in enumerate(zip(samples, totals))
+        if total > max_length and all(_is_local(part) for message in sample.messages for part in message.content)
+    ]
+
+
 def first_over_length(samples: Sequence[Sample], totals: Sequence[int], max_length: int) -> tuple[Sample, int] | None:
-    """The first sample whose exact length is over `max_length`, with that length. Samples with media that are
-    not local files are skipped: their count is an estimate, and the collator checks them when it builds them."""
-    for sample, total in zip(samples, totals):
-        if total > max_length and all(_is_local(part) for message in sample.messages for part in message.content):
-            return sample, total
-    return None
+    """The first sample whose exact length is over `max_length`, with that length."""
+    over = over_length(samples, totals, max_length)
+    return (samples[over[0]], totals[over[0]]) if over else None
+
+
+def without_over_length(
+    samples: Sequence[Sample], lengths: Lengths, max_length: int
+) -> tuple[list[Sample], Lengths, list[str]]:
+    """`data.on_overflow: drop` decided before training, in the main process: the samples and lengths left, and
+    the ids dropped. (Left to the collator, a drop made in a DataLoader worker process never reached the
+    manifest.)"""
+    over = set(over_length(samples, lengths.total, max_length))
+    keep = [i for i in range(len(samples)) if i not in over]
+    kept = Lengths([lengths.total[i] for i in keep], [lengths.answer[i] for i in keep])
+    return [samples[i] for i in keep], kept, [samples[i].id for i in sorted(over)]
 
 
 def _is_local(part: Any) -> bool:

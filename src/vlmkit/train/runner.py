@@ -76,7 +76,7 @@ def train(
     from ..data.image_augment import settings_record
     from ..progress import on_terminal
     from .callbacks import PlainProgressLines, ProgressBar, RankRecord, RunLogger, SamplesPerSecond
-    from .data import EpochTagged, SampleDataset, estimate_lengths
+    from .data import EpochTagged, SampleDataset, estimate_lengths, without_over_length
     from .guards import TrainingGuard
     from .manifest import base_manifest, now
     from .params import count_parameters
@@ -99,8 +99,19 @@ def train(
         parameters = count_parameters(model, family)
         log.info("trainable parameters per group: %s", parameters)
         collator = _collator(config, loaded)
-        lengths = estimate_lengths(checked.train_samples, collator)
-        _check_lengths(config, checked.train_samples, lengths.total)
+        train_samples = checked.train_samples
+        lengths = estimate_lengths(train_samples, collator)
+        _check_lengths(config, train_samples, lengths.total)
+        dropped: list[str] = []
+        if config.data.max_length and config.data.on_overflow == "drop":
+            train_samples, lengths, dropped = without_over_length(train_samples, lengths, config.data.max_length)
+            if dropped:
+                log.warning(
+                    "dropped %d sample(s) over data.max_length=%d (data.on_overflow: drop): %s",
+                    len(dropped),
+                    config.data.max_length,
+                    ", ".join(dropped[:10]) + (", ..." if len(dropped) > 10 else ""),
+                )
         manifest = base_manifest(
             config=config,
             family=family.name,
@@ -112,19 +123,19 @@ def train(
             config_dir=config.source.parent if config.source else None,
         )
         manifest["resumed_from"] = checked.resume_from
-        train_dataset, data_collator, plan = SampleDataset(checked.train_samples), collator, None
+        train_dataset, data_collator, plan = SampleDataset(train_samples), collator, None
         if config.data.packing:  # rows are a pure function of (data, seed): a resumed run sees the same rows
             from ..data.packing import PackedRows, rows_per_batch
             from ..models.segment_attention import NAME as SEGMENT_ATTENTION
             from ..models.segment_attention import use_segment_attention
             from .packed import describe, packing_collator, plan_for_run
 
-            plan = plan_for_run(config, checked.train_samples, collator)
+            plan = plan_for_run(config, train_samples, collator)
             log.info(describe(plan, config.train.batch_size))
             manifest["packing"] = {**plan.summary(), "rows_per_batch": rows_per_batch(plan, config.train.batch_size)}
             args.per_device_train_batch_size = manifest["packing"]["rows_per_batch"]  # an item is now a row
             train_dataset, data_collator = (
-                PackedRows(checked.train_samples, plan),
+                PackedRows(train_samples, plan),
                 packing_collator(collator, loaded.model),
             )
             if use_segment_attention(loaded.model):  # SDPA per sample instead of one masked call per row
@@ -208,7 +219,7 @@ def train(
                 final_loss=result.final_loss,
                 eval_loss=eval_loss,
                 samples_per_second=result.samples_per_second,
-                dropped_for_length=list(collator.dropped) + (plan.dropped if plan else []),
+                dropped_for_length=dropped + list(collator.dropped) + (plan.dropped if plan else []),
                 final_dir=final_dir.name,
             )
             write_json(run_dir / "manifest.json", manifest)
