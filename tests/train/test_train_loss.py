@@ -75,3 +75,29 @@ def test_lengths_and_grouped_order(tiny_model, image_data):
     assert padding(order) < padding(torch.randperm(64).tolist()) / 2  # similar lengths share a batch
     sampler.set_epoch(1)
     assert list(sampler) != order
+
+
+def test_the_flop_count_walks_the_model_once_per_run_not_once_per_step(tmp_path, image_data, tiny_model, monkeypatch):
+    """Trainer.floating_point_ops counted the model's parameters on every step (every module and parameter
+    walked); the count is now taken once and total_flos stays 6 x parameters x input tokens."""
+    from train_helpers import base_config
+    from transformers import PreTrainedModel
+
+    from vlmkit.config import config_from_dict
+    from vlmkit.train import train
+
+    counted = []
+    original = PreTrainedModel.num_parameters
+
+    def counting(self, only_trainable=False, exclude_embeddings=False):
+        n = original(self, only_trainable=only_trainable, exclude_embeddings=exclude_embeddings)
+        if exclude_embeddings and not only_trainable:
+            counted.append(n)
+        return n
+
+    monkeypatch.setattr(PreTrainedModel, "num_parameters", counting)
+    config = config_from_dict(base_config(tiny_model("qwen2_vl"), image_data, tmp_path / "run"))
+    result = train(config, progress=False)
+    assert result.global_step == 4 and len(counted) == 1
+    total_flos = result.log_history[-1]["total_flos"]
+    assert total_flos > 0 and total_flos % (6 * counted[0]) == 0

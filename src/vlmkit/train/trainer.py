@@ -44,8 +44,19 @@ class VlmTrainer(Trainer):
             self.tokens_per_sample = sum(lengths.answer) / max(1, len(packing.rows))
         self._actual_items: Any = None
         self._staging = False
+        self._flop_parameters: int | None = None
         super().__init__(*args, **kwargs)
         self.answer_only_logits = supports_answer_only_logits(self.model)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """Trainer's count (6 x non-embedding parameters x input tokens, for `total_flos`) with the parameter count
+        taken once: counting walks every module and parameter of the model, on every step."""
+        main_input = getattr(self.model, "main_input_name", "input_ids")
+        if main_input not in inputs or not hasattr(self.model, "num_parameters"):
+            return 0
+        if self._flop_parameters is None:
+            self._flop_parameters = self.model.num_parameters(exclude_embeddings=True)
+        return 6 * inputs[main_input].numel() * self._flop_parameters
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
