@@ -198,6 +198,12 @@ class TrainSection(Section):
         "(a dead model); a warning comes after 3. null: warn only.",
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes that build batches.")
+    prefetch_batches: int = Field(
+        2,
+        ge=0,
+        description="With num_workers 0: micro-batches built ahead on a background thread while the model trains "
+        "(same batches, same results). 0 builds each batch on the training thread between steps.",
+    )
 
 
 class EvalSection(Section):

@@ -17,6 +17,7 @@ from . import checkpoints
 from .data import EpochKeys, EpochTagged, GroupedByLengthSampler, Lengths, SeededShuffle
 from .loss import answer_only_loss, report_true_mean, supports_answer_only_logits
 from .params import build_optimizer
+from .prefetch import BackgroundBatches
 
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
@@ -45,8 +46,31 @@ class VlmTrainer(Trainer):
         self._actual_items: Any = None
         self._staging = False
         self._flop_parameters: int | None = None
+        self._prefetch: tuple[Any, BackgroundBatches] | None = None
         super().__init__(*args, **kwargs)
         self.answer_only_logits = supports_answer_only_logits(self.model)
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self._stop_prefetch()
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> Any:
+        """The Trainer pulls each step's micro-batches from the epoch's iterator here; with train.prefetch_batches
+        (and no DataLoader workers) a background thread runs that iterator ahead (train/prefetch.py)."""
+        depth = self.run_config.train.prefetch_batches
+        if depth and self.args.dataloader_num_workers == 0:
+            if self._prefetch is None or self._prefetch[0] is not epoch_iterator:  # a new epoch: a new iterator
+                self._stop_prefetch()
+                self._prefetch = (epoch_iterator, BackgroundBatches(epoch_iterator, depth))
+            epoch_iterator = self._prefetch[1]
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
+
+    def _stop_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch[1].close()
+            self._prefetch = None
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
         """Trainer's count (6 x non-embedding parameters x input tokens, for `total_flos`) with the parameter count

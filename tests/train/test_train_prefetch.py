@@ -1,0 +1,121 @@
+"""`train.prefetch_batches`: batches built ahead on a background thread give the same run as batches built between
+steps, an error building a batch reaches the training thread as it would have without the thread, and no thread
+outlives the run."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_helpers import base_config, write_image_dataset
+
+from vlmkit.config import config_from_dict
+from vlmkit.data.schema import read_samples
+from vlmkit.train import train
+from vlmkit.train.prefetch import BackgroundBatches
+
+
+def _prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "vlmkit-prefetch"]
+
+
+# --- the iterator ----------------------------------------------------------------------------------
+
+
+def test_batches_come_in_order_and_the_thread_reads_at_most_depth_ahead():
+    pulled = []
+
+    def source():
+        for i in range(10):
+            pulled.append(i)
+            yield i
+
+    batches = BackgroundBatches(source(), depth=2)
+    assert next(batches) == 0
+    time.sleep(0.3)  # ample time for the thread to run ahead as far as it may
+    # batch 0 taken, 2 queued, 1 built and waiting for room: never more than depth + 1 past the consumer
+    assert len(pulled) <= 4
+    assert list(batches) == list(range(1, 10))
+    with pytest.raises(StopIteration):
+        next(batches)  # exhausted stays exhausted, without waiting on the queue
+
+
+def test_an_error_building_a_batch_is_raised_where_that_batch_was_due():
+    def source():
+        yield "a"
+        yield "b"
+        raise ValueError("sample 's3': cannot decode image x.png")
+
+    batches = BackgroundBatches(source(), depth=4)
+    assert [next(batches), next(batches)] == ["a", "b"]
+    with pytest.raises(ValueError, match="s3"):
+        next(batches)
+
+
+def test_close_stops_a_thread_that_waits_for_room():
+    batches = BackgroundBatches(iter(range(1000)), depth=1)
+    assert next(batches) == 0
+    batches.close()
+    assert not _prefetch_threads()
+
+
+# --- in a run --------------------------------------------------------------------------------------
+
+
+def _run(model, data, out, prefetch, **train_options):
+    config = base_config(
+        model,
+        data,
+        out,
+        data={"packing": False},  # packing decodes every image before training; here batches are built mid-run
+        lora={"rank": 4, "alpha": 8, "dropout": 0.1},  # dropout draws from the global RNG on the training thread
+        train={"batch_size": 2, "max_steps": 6, "seed": 0, "prefetch_batches": prefetch, **train_options},
+    )
+    return train(config_from_dict(config), progress=False)
+
+
+@pytest.mark.parametrize("packing", [False, True], ids=["grouped", "packed"])
+def test_a_prefetched_run_equals_one_built_between_steps(tmp_path, image_data, tiny_model, packing):
+    model = tiny_model("qwen2_vl")
+    runs = {}
+    for prefetch in (0, 2):
+        out = tmp_path / f"prefetch-{prefetch}"
+        extra = {} if not packing else {"group_by_length": False}
+        config = base_config(
+            model,
+            image_data,
+            out,
+            data={"packing": packing, **({"max_length": 80} if packing else {})},
+            lora={"rank": 4, "alpha": 8, "dropout": 0.1},
+            train={"batch_size": 2, "max_steps": 6, "seed": 0, "prefetch_batches": prefetch, **extra},
+        )
+        result = train(config_from_dict(config), progress=False)
+        runs[prefetch] = (result.losses(), load_file(result.adapter_dir / "adapter_model.safetensors"))
+    assert runs[0][0] == runs[2][0] and len(runs[0][0]) == 6
+    assert runs[0][1].keys() == runs[2][1].keys()
+    assert all(torch.equal(runs[0][1][k], runs[2][1][k]) for k in runs[0][1])
+    assert not _prefetch_threads()  # max_steps ended the run mid-epoch, with batches still queued
+
+
+def test_a_broken_image_fails_the_run_naming_it_as_without_prefetching(tmp_path, tiny_model):
+    image_data = write_image_dataset(tmp_path / "data")  # its own copy: one image gets broken
+    samples = read_samples(image_data)
+    broken = samples[5]
+    image = broken.messages[0].content[0].image
+    whole = open(image, "rb").read()
+    with open(image, "wb") as f:  # the header (size) still reads, so it fails at decoding: mid-run, in the collator
+        f.write(whole[:60])
+    messages = {}
+    for prefetch in (0, 2):
+        out = tmp_path / f"prefetch-{prefetch}"
+        with pytest.raises(Exception) as failure:
+            _run(tiny_model("qwen2_vl"), image_data, out, prefetch, group_by_length=False, max_steps=8)
+        messages[prefetch] = (type(failure.value), str(failure.value))
+        assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    assert messages[0] == messages[2]
+    assert str(image)[:60] in messages[2][1] and "corrupt or truncated" in messages[2][1]  # the path, shortened
+    assert not _prefetch_threads()
