@@ -202,7 +202,8 @@ class TrainSection(Section):
         2,
         ge=0,
         description="With num_workers 0: micro-batches built ahead on a background thread while the model trains "
-        "(same batches, same results). 0 builds each batch on the training thread between steps.",
+        "(same batches, same results): on a GPU, and on a CPU when torch's threads leave a core free. 0 builds each "
+        "batch on the training thread between steps.",
     )
 
 

@@ -5,6 +5,7 @@ outlives the run."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -66,6 +67,14 @@ def test_close_stops_a_thread_that_waits_for_room():
 # --- in a run --------------------------------------------------------------------------------------
 
 
+def _counting(init, started):
+    def wrapped(self, source, depth):
+        started.append(depth)
+        init(self, source, depth)
+
+    return wrapped
+
+
 def _run(model, data, out, prefetch, **train_options):
     config = base_config(
         model,
@@ -79,8 +88,12 @@ def _run(model, data, out, prefetch, **train_options):
 
 
 @pytest.mark.parametrize("packing", [False, True], ids=["grouped", "packed"])
-def test_a_prefetched_run_equals_one_built_between_steps(tmp_path, image_data, tiny_model, packing):
+def test_a_prefetched_run_equals_one_built_between_steps(tmp_path, image_data, tiny_model, packing, monkeypatch):
+    if len(os.sched_getaffinity(0)) <= torch.get_num_threads():
+        pytest.skip("no core free beside torch's threads: prefetching stays off (see the test below)")
     model = tiny_model("qwen2_vl")
+    started = []
+    monkeypatch.setattr(BackgroundBatches, "__init__", _counting(BackgroundBatches.__init__, started))
     runs = {}
     for prefetch in (0, 2):
         out = tmp_path / f"prefetch-{prefetch}"
@@ -95,6 +108,7 @@ def test_a_prefetched_run_equals_one_built_between_steps(tmp_path, image_data, t
         )
         result = train(config_from_dict(config), progress=False)
         runs[prefetch] = (result.losses(), load_file(result.adapter_dir / "adapter_model.safetensors"))
+    assert started and set(started) == {2}  # the prefetched run used the thread (one per epoch)
     assert runs[0][0] == runs[2][0] and len(runs[0][0]) == 6
     assert runs[0][1].keys() == runs[2][1].keys()
     assert all(torch.equal(runs[0][1][k], runs[2][1][k]) for k in runs[0][1])
@@ -119,3 +133,22 @@ def test_a_broken_image_fails_the_run_naming_it_as_without_prefetching(tmp_path,
     assert messages[0] == messages[2]
     assert str(image)[:60] in messages[2][1] and "corrupt or truncated" in messages[2][1]  # the path, shortened
     assert not _prefetch_threads()
+
+
+def test_on_a_cpu_prefetching_waits_for_a_core_that_torch_leaves_free():
+    """With torch's OpenMP threads on every core, a prefetch thread stalled their barriers (steps a third slower on
+    2 cores); it runs only beside fewer torch threads than cores, on an accelerator, and never beside workers."""
+    from vlmkit.train.prefetch import prefetch_depth
+
+    cores = len(os.sched_getaffinity(0))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cores)
+        assert prefetch_depth(2, 0, "cpu") == 0
+        assert prefetch_depth(2, 0, "cuda") == 2
+        if cores > 1:
+            torch.set_num_threads(cores - 1)
+            assert prefetch_depth(2, 0, "cpu") == 2
+        assert prefetch_depth(2, 1, "cuda") == 0 and prefetch_depth(0, 0, "cuda") == 0
+    finally:
+        torch.set_num_threads(threads)

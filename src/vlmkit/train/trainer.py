@@ -17,7 +17,7 @@ from . import checkpoints
 from .data import EpochKeys, EpochTagged, GroupedByLengthSampler, Lengths, SeededShuffle
 from .loss import answer_only_loss, report_true_mean, supports_answer_only_logits
 from .params import build_optimizer
-from .prefetch import BackgroundBatches
+from .prefetch import BackgroundBatches, prefetch_depth
 
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
@@ -58,9 +58,11 @@ class VlmTrainer(Trainer):
 
     def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> Any:
         """The Trainer pulls each step's micro-batches from the epoch's iterator here; with train.prefetch_batches
-        (and no DataLoader workers) a background thread runs that iterator ahead (train/prefetch.py)."""
-        depth = self.run_config.train.prefetch_batches
-        if depth and self.args.dataloader_num_workers == 0:
+        a background thread runs that iterator ahead, where that pays (train/prefetch.py)."""
+        depth = prefetch_depth(
+            self.run_config.train.prefetch_batches, self.args.dataloader_num_workers, self.args.device.type
+        )
+        if depth:
             if self._prefetch is None or self._prefetch[0] is not epoch_iterator:  # a new epoch: a new iterator
                 self._stop_prefetch()
                 self._prefetch = (epoch_iterator, BackgroundBatches(epoch_iterator, depth))
