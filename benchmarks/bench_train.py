@@ -196,6 +196,18 @@ def model_flops(model, family, work: Work) -> float:
     )
 
 
+def conventional_flops(model, family, work: Work) -> float:
+    """The same epoch by the usual 6 x parameters per token of training-FLOP (MFU) figures, which is full
+    fine-tuning's count: the frozen vision tower and projector forward per patch, 6 x the language model's
+    non-embedding parameters (head included) per token. Under LoRA it is 1.66x the matmuls that run (model_flops
+    is the real count); reported because the issue's starting figure (43 %) and target (50 %) were measured by it."""
+    groups = family.parameter_groups(model)
+    embed = model.get_input_embeddings().weight.numel()
+    language = sum(p.numel() for _, p in groups["language_model"]) - embed
+    frozen = sum(p.numel() for _, p in groups["vision"]) + sum(p.numel() for _, p in groups["projector"])
+    return 2 * frozen * work.patches + 6 * language * work.tokens
+
+
 def evaluate(base, adapter_dir, samples, batch_size=8) -> float:
     """Mean token loss of base + adapter on `samples`, batched the same way for every adapter."""
     loaded = load_model(base, adapter=adapter_dir)
@@ -366,6 +378,7 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
     loaded = load_model(base)
     useful = count_work(VlmCollator(loaded.processor, loaded.family), samples, loaded.model.config.image_token_id)
     flops = model_flops(loaded.model, loaded.family, useful) * opts.epochs  # the same useful work for all
+    flops_6n = conventional_flops(loaded.model, loaded.family, useful) * opts.epochs
     seen = len(samples) * opts.epochs
     report = {}
     for name, attempts in runs.items():
@@ -379,6 +392,7 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
             "padding_fraction": 1 - median.tokens / max(1, median.padded),
             "flops_per_s": flops / median.seconds,
             "fraction_of_matmul_peak": flops / median.seconds / peak,
+            "fraction_of_matmul_peak_6n": flops_6n / median.seconds / peak,  # the 6N convention (see its docstring)
             "runs_samples_per_s": speeds,
             "runs_eval_loss": [a["eval_loss"] for a in attempts],
         }
@@ -408,6 +422,10 @@ def bench(work: Path, opts: argparse.Namespace) -> None:
     print("\nsamples/s: median over seeds; eval loss: each trained adapter on all training samples (token mean, the")
     print("same unpacked batches for every adapter), mean +- std over seeds: the final loss compared; train loss: mean")
     print("of the last 4 logged steps (a packed step is a row, so not comparable); GFLOP/s: useful model FLOPs.")
+    print(
+        "of peak by the 6 x parameters per token convention (full fine-tuning's count, 1.66x the matmuls LoRA runs): "
+        + ", ".join(f"{name} {row['fraction_of_matmul_peak_6n']:.1%}" for name, row in report.items())
+    )
     print(f"speed ratio vlmkit / trl: {ratio:.2f}x (target >= 1.5x at equal or lower loss)")
     print(f"packing: vlmkit / vlmkit_unpacked {packing_speedup:.2f}x samples/s")
     print(
