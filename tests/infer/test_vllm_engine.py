@@ -374,6 +374,29 @@ def test_infer_puts_the_log_beside_the_predictions(tmp_path, images, vllm_python
 
 
 @pytest.mark.slow
+def test_a_resume_with_other_vllm_arguments_is_refused_by_eval_and_infer(tmp_path, images, vllm_python):
+    """--vllm-arg can change the answers (--quantization, --max-model-len, --tokenizer, ...): a run resumed with
+    other pass-through arguments would mix two servers' answers in one file, so both verbs refuse it, and the same
+    arguments (vLLM on a new port) resume."""
+    model, data = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 4, images=images[1])
+    out = tmp_path / "run"
+    assert _eval(vllm_python, model, data, out, "--vllm-arg=--quantization=fp8").returncode == 0
+    same = _eval(vllm_python, model, data, out, "--vllm-arg=--quantization=fp8")
+    assert same.returncode == 0, same.stderr
+    for other in (["--vllm-arg=--quantization=awq"], []):
+        refused = _eval(vllm_python, model, data, out, *other)
+        assert refused.returncode == 2 and "different engine.vllm_args" in refused.stderr, refused.stderr
+
+    preds = tmp_path / "preds.jsonl"
+    infer = [sys.executable, "-m", "vlmkit", "infer", "--engine", "vllm", "--vllm-python", str(vllm_python)]
+    infer += ["--model", str(model), "--data", str(data), "--out", str(preds), "--no-progress"]
+    assert subprocess.run([*infer, "--vllm-arg=-q=fp8"], env=ENV, capture_output=True).returncode == 0
+    assert subprocess.run([*infer, "--vllm-arg=-q=fp8"], env=ENV, capture_output=True).returncode == 0
+    refused = subprocess.run([*infer, "--vllm-arg=-q=awq"], env=ENV, capture_output=True, text=True)
+    assert refused.returncode == 2 and "vllm_args: ['-q=fp8'] then, ['-q=awq'] now" in refused.stderr, refused.stderr
+
+
+@pytest.mark.slow
 def test_serve_with_vllm_keeps_its_guards_and_passes_streams_through(tmp_path, vllm_python):
     import httpx
     from openai import OpenAI

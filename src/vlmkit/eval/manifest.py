@@ -29,6 +29,7 @@ RESUME_KEYS = (
     "engine.quantization",
     "engine.backend",
     "engine.base_url",
+    "engine.vllm_args",
 )
 # Keys compared by what they name rather than how: a local folder by its resolved path.
 IDENTITY_KEYS = {"model": "model_path", "adapter": "adapter_dir"}

@@ -218,9 +218,13 @@ def public_url(url: str | None) -> str | None:
 
 def engine_identity(options: EngineOptions) -> dict[str, Any]:
     """What makes a remote engine's answers comparable on resume: backend and endpoint (no credentials). A
-    launched vLLM gets a new port each time: its identity is the model, checked like the in-process engine's."""
+    launched vLLM gets a new port each time: its identity is the model, checked like the in-process engine's, and
+    the arguments passed through to it."""
     if options.launched:
-        return {"engine": options.engine, "base_url": None}
+        identity = {"engine": options.engine, "base_url": None}
+        if options.vllm.args:  # --vllm-arg can change the answers (--quantization, --max-model-len, --tokenizer)
+            identity["vllm_args"] = list(options.vllm.args)
+        return identity
     return {"engine": options.engine, "base_url": public_url(options.endpoint.base_url)}
 
 

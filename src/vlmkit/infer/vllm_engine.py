@@ -145,6 +145,8 @@ class VllmEngine(OpenAIEngine):
                 "url": self.server.url,
             },
         )
+        if self.server.extra_args:  # they can change the answers (--quantization, --max-model-len): compared on resume
+            info["vllm_args"] = list(self.server.extra_args)
         for key in ("price_input", "price_output"):
             info.pop(key, None)
         return info

@@ -233,6 +233,7 @@ class VllmServer:
     env: Mapping[str, str] = field(default_factory=dict)  # added to this process's environment
     process: subprocess.Popen | None = None
     version: str | None = None
+    extra_args: tuple[str, ...] = ()  # the user's pass-through arguments (--vllm-arg), last in `args`
 
     @property
     def url(self) -> str:
@@ -440,7 +441,9 @@ def launch(
         handle, name = tempfile.mkstemp(prefix="vlmkit-vllm-", suffix=".log")
         os.close(handle)
         log_file = Path(name)
-    server = VllmServer(python, args, port, log_file, start_timeout=settings.start_timeout, env=env)
+    server = VllmServer(
+        python, args, port, log_file, start_timeout=settings.start_timeout, env=env, extra_args=tuple(settings.args)
+    )
     server.start(announce=announce)
     server.version = server.version or found.get("version")
     return server
