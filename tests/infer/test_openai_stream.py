@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, last_user_text
 
 from vlmkit.data.schema import Sample
 from vlmkit.infer import GenerationParams
@@ -43,3 +43,16 @@ def test_stream_pieces_retries_before_the_first_piece_and_refusals(monkeypatch):
         pieces, result = collect(engine, "bad one")
         assert pieces == [] and result.finish_reason == "error" and "never work" in result.error
         assert fake.attempts["bad one"] == 1  # a 400 is final
+
+
+def test_answers_are_stripped_as_the_local_engine_strips_them_and_the_pieces_add_up():
+    """A chat model behind an API often opens with a newline or ends with one; the in-process engine strips its
+    answers (infer/text.py), so the same answer must not differ between engines (exact match, votes, reports),
+    and a stream's pieces must add up to the stripped answer."""
+    padded = lambda body: f"\n\n {last_user_text(body)} \n"  # noqa: E731
+    with FakeOpenAI(answer=padded) as fake:
+        engine = EngineOptions(engine="openai", endpoint=EndpointSettings(base_url=fake.url)).load("fake-model")
+        [result] = engine.generate([Sample(id="s", messages=[{"role": "user", "content": "yes it is"}])])
+        assert result.text == "yes it is"
+        pieces, streamed = collect(engine, "yes it is")
+        assert streamed.text == "yes it is" and "".join(pieces) == "yes it is"

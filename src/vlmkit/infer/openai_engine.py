@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from .engine import GenerationParams, GenerationResult, TextStream, as_sample
 from .openai_client import ChatClient, Completion
 from .options import EndpointSettings, public_url
+from .text import StreamText
 
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp"}
 
@@ -149,8 +150,18 @@ class OpenAIEngine:
     ) -> AsyncIterator[str | GenerationResult]:
         """Text pieces as the endpoint streams them, then the GenerationResult. Bad input raises before any."""
         body = await self._abody(sample, params, media)
+        shown = StreamText(stop=())  # the pieces add up to the stripped answer, as the local engine's stream
         async for item in self.client.astream(body):
-            yield to_result(item) if isinstance(item, Completion) else item
+            if isinstance(item, Completion):
+                result = to_result(item)
+                rest = shown.finish(result.text)
+                if rest:
+                    yield rest
+                yield result
+            else:
+                piece = shown.feed(item)
+                if piece:
+                    yield piece
 
     async def _abody(self, sample: Any, params: GenerationParams | None, media: MediaSettings | None) -> dict:
         import asyncio
@@ -166,7 +177,7 @@ def to_result(completion: Completion) -> GenerationResult:
     if completion.error is not None:
         return GenerationResult(text="", finish_reason="error", error=completion.error, latency_s=completion.latency_s)
     return GenerationResult(
-        text=completion.text,
+        text=completion.text.strip(),  # as the in-process engine's answers (infer/text.py)
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
         latency_s=completion.latency_s,
