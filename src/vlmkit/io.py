@@ -86,6 +86,30 @@ def open_new(path: str | os.PathLike, mode: str = "w", encoding: str | None = "u
     return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
 
 
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, command: str) -> Iterator[None]:
+    """Hold an advisory lock on `path` (created if missing) while the block runs, or refuse at once when another
+    process holds it. The kernel drops the lock when its process ends, kill -9 included: no stale lock to clear."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock
+        yield
+        return
+    path = Path(path)
+    refuse_symlink(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"another {command} is writing to {path.parent}; wait for it to end, or choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def refuse_symlink(path: Path) -> None:
     """Outputs are never written through a symlink (it could point anywhere on the machine)."""
     if path.is_symlink():

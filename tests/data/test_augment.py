@@ -286,6 +286,31 @@ def test_kill_9_mid_run_then_rerun_gives_every_variant_once(tmp_path):
     assert "kept 60 variants" in rerun.stdout and "requests sent now" in rerun.stdout
 
 
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    """Two runs appending to one request log would each write the dataset from a log the other is changing; the
+    second is refused at once (exit 2, naming the folder), and once the first has ended (a lock the kernel drops
+    with the process, kill -9 included) the folder is free again."""
+    many = {
+        f"Câu hỏi số {i} về bức ảnh là gì?": ("x", [f"Bức ảnh số {i}, lần {k}?" for k in range(2)]) for i in range(8)
+    }
+    data = make_dataset(tmp_path / "data", many, images=False)
+    out = tmp_path / "out"
+    with FakeOpenAI(answer=rewriter(many), latency=0.2) as server:
+        first = _augment_cli(server.url, data, out, "--n", "2", "--concurrency", "1", wait=False)
+        log = out / "augment_requests.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 2):
+            time.sleep(0.02)
+        second = _augment_cli(server.url, data, out, "--n", "2")
+        assert second.returncode == 2, second.stderr
+        assert "another `vlmkit data augment` is writing" in second.stderr and str(out) in second.stderr
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        rerun = _augment_cli(server.url, data, out, "--n", "2")
+        assert rerun.returncode == 0, rerun.stderr
+    assert len(read_samples(out)) == 8 + 16
+
+
 def test_cli_usage_errors_are_one_line(tmp_path, capsys):
     data = make_dataset(tmp_path / "data")
     with pytest.raises(SystemExit) as exit_info:

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError, DataError
-from ...io import check_output_dir, write_json
+from ...io import check_output_dir, exclusive_lock, write_json
 from ..schema import SAMPLES_FILE, DatasetWriter, Sample, read_samples
 from .filters import Limits, answer_matches, clean_output, first_failure, normalize_question
 from .language import checkable, dataset_language, language_name, question_language
 from .log import LOG_FILE, Key, RequestLog, question_hash
 from .prompts import Template, fingerprint, load_prompts
 from .report import REPORT_FILE, Tally, build_report
+
+LOCK_FILE = ".augment.lock"  # held while a run writes OUT (io.exclusive_lock)
 
 METHODS = ("paraphrase", "backtranslate")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -110,61 +112,67 @@ def augment_dataset(
         "seed": settings.seed,
     }
     out.mkdir(parents=True, exist_ok=True)
-    log = RequestLog(out, header, overwrite=overwrite)
-    tally = Tally()
-    jobs = _jobs(samples, settings, tally, root)
-    client = ChatClient(endpoint, model=model)
-    try:
-        generator = _Generator(client, log, tally, progress)
-        generator.run(
-            "augment",
-            [(j.key("variant"), _body(prompts["paraphrase"], j, settings)) for j in jobs if j.method == "paraphrase"]
-            + [
-                (j.key("pivot"), _body(prompts["translate"], j, settings, leg=0))
-                for j in jobs
-                if j.method != "paraphrase"
-            ],
-        )
-        generator.run(
-            "back-translate",
-            [
-                (j.key("variant"), _body(prompts["translate"], j, settings, leg=1, pivot=pivot["text"]))
-                for j in jobs
-                if j.method == "backtranslate" and (pivot := log.done(j.key("pivot")))
-            ],
-        )
-        kept = _filter(jobs, log, settings, tally)
-        if settings.check_answer:
+    # one run at a time: two appending to one request log would each build the dataset from a log the other changes
+    with exclusive_lock(out / LOCK_FILE, "`vlmkit data augment`"):
+        log = RequestLog(out, header, overwrite=overwrite)
+        tally = Tally()
+        jobs = _jobs(samples, settings, tally, root)
+        client = ChatClient(endpoint, model=model)
+        try:
+            generator = _Generator(client, log, tally, progress)
             generator.run(
-                "check",
-                [(j.key("check"), _check_body(prompts["check"], j, text, root, settings)) for j, text in kept],
+                "augment",
+                [
+                    (j.key("variant"), _body(prompts["paraphrase"], j, settings))
+                    for j in jobs
+                    if j.method == "paraphrase"
+                ]
+                + [
+                    (j.key("pivot"), _body(prompts["translate"], j, settings, leg=0))
+                    for j in jobs
+                    if j.method != "paraphrase"
+                ],
             )
-            kept = _checked(kept, log, settings, tally)
-    finally:
-        client.close()
-        log.close()
-    if tally.requests_sent and not any(not e.get("error") for e in log.entries.values()):
-        raise ConfigError(
-            f"every request to {base_url} failed ({tally.requests_sent}), e.g. {tally.first_error}; "
-            f"nothing written to {out} but the request log (rerun to try again)"
+            generator.run(
+                "back-translate",
+                [
+                    (j.key("variant"), _body(prompts["translate"], j, settings, leg=1, pivot=pivot["text"]))
+                    for j in jobs
+                    if j.method == "backtranslate" and (pivot := log.done(j.key("pivot")))
+                ],
+            )
+            kept = _filter(jobs, log, settings, tally)
+            if settings.check_answer:
+                generator.run(
+                    "check",
+                    [(j.key("check"), _check_body(prompts["check"], j, text, root, settings)) for j, text in kept],
+                )
+                kept = _checked(kept, log, settings, tally)
+        finally:
+            client.close()
+            log.close()
+        if tally.requests_sent and not any(not e.get("error") for e in log.entries.values()):
+            raise ConfigError(
+                f"every request to {base_url} failed ({tally.requests_sent}), e.g. {tally.first_error}; "
+                f"nothing written to {out} but the request log (rerun to try again)"
+            )
+        provenance = {"base_url": base_url, "model": model}
+        written = _write(root, out, samples, kept, settings, provenance, log, prompts)
+        report = build_report(
+            dataset=root,
+            out=out,
+            settings=settings,
+            endpoint=endpoint,
+            provenance=provenance,
+            sources=len(samples),
+            jobs=len(jobs),
+            kept=len(kept),
+            written=written,
+            tally=tally,
+            log=log,
         )
-    provenance = {"base_url": base_url, "model": model}
-    written = _write(root, out, samples, kept, settings, provenance, log, prompts)
-    report = build_report(
-        dataset=root,
-        out=out,
-        settings=settings,
-        endpoint=endpoint,
-        provenance=provenance,
-        sources=len(samples),
-        jobs=len(jobs),
-        kept=len(kept),
-        written=written,
-        tally=tally,
-        log=log,
-    )
-    write_json(out / REPORT_FILE, report)
-    return report
+        write_json(out / REPORT_FILE, report)
+        return report
 
 
 def _jobs(samples: list[Sample], settings: AugmentSettings, tally: Tally, root: Path) -> list[_Job]:
