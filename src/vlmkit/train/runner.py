@@ -11,6 +11,7 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -20,10 +21,11 @@ from typing import Any
 
 from ..config import RunConfig, config_from_dict, dotted_items, load_config
 from ..errors import ConfigError, as_disk_full
-from ..io import atomic_write_text, write_json
+from ..io import atomic_write_text, exclusive_lock, write_json
 from .preflight import clear_run_dir, preflight
 
 log = logging.getLogger("vlmkit.train")
+LOCK_FILE = ".train.lock"  # held by the main process while it writes the run directory (io.exclusive_lock)
 
 
 @dataclass
@@ -88,7 +90,15 @@ def train(
     if config.distributed.deepspeed:
         deepspeed_comm_on_cpu()
     main = args.process_index == 0
-    handler = _start_run_dir(config, run_dir, resume, overwrite) if main else None
+    lock = contextlib.ExitStack()
+    if main:  # before --overwrite clears anything: a second train on a running run directory is refused untouched
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock.enter_context(exclusive_lock(run_dir / LOCK_FILE, "`vlmkit train`"))
+    try:
+        handler = _start_run_dir(config, run_dir, resume, overwrite) if main else None
+    except BaseException:
+        lock.close()
+        raise
     bar = None
     trackers = None
     try:
@@ -241,6 +251,7 @@ def train(
         if handler is not None:
             logging.getLogger("vlmkit").removeHandler(handler)
             handler.close()
+        lock.close()
 
 
 def _check_lengths(config: RunConfig, samples: Sequence[Any], totals: Sequence[int]) -> None:
