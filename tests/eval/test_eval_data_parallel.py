@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from eval_helpers import make_sample, write_dataset
+from torchrun_jobs import kill_job
 
 from vlmkit.distributed import fold_parts, shard
 
@@ -77,8 +77,7 @@ def test_sigkill_mid_run_then_one_process_finishes_exactly_once(tmp_path):
         if len(parts) == 2 and all(p.stat().st_size > 0 for p in parts):
             break
         time.sleep(0.1)
-    os.killpg(job.pid, signal.SIGKILL)  # the launcher and both ranks at once
-    job.wait(timeout=30)
+    kill_job(job, str(out))  # the launcher and both ranks at once
     assert list(out.glob("predictions.part-*.jsonl"))
     resumed = subprocess.run(_command(1, data, out), env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

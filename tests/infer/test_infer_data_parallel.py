@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from infer_helpers import write_dataset
+from torchrun_jobs import kill_job
 
 WORKER = Path(__file__).with_name("dp_infer_worker.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
@@ -167,8 +167,7 @@ def test_sigkill_mid_run_then_one_process_finishes_exactly_once(tiny_model, imag
         if len(parts) == 2 and all(p.stat().st_size > 0 for p in parts):
             break
         time.sleep(0.1)
-    os.killpg(job.pid, signal.SIGKILL)  # the launcher and both ranks at once
-    job.wait(timeout=30)
+    kill_job(job, str(out.parent))  # the launcher and both ranks at once
     assert len(list(out.parent.glob("preds.part-*-of-2.jsonl"))) == 2
     resumed = subprocess.run(_worker(1, model, data, out), env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -254,6 +254,30 @@ def test_kill_9_and_resume_gives_every_sample_exactly_once(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_second_eval_on_a_running_out_is_refused_and_the_folder_is_free_after_a_kill(tmp_path):
+    """Two evals appending to one predictions.jsonl would ask every sample twice and race on the manifest and the
+    scores; the second is refused at once (exit 2), and the lock goes with the first process, kill -9 included."""
+    data = _dataset(tmp_path / "data", 40)
+    out = tmp_path / "run"
+    with FakeOpenAI(latency=0.2) as server:
+        first = _eval(server.url, data, out, "--concurrency", "1", wait=False)
+        predictions = out / "predictions.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and (not predictions.exists() or predictions.read_text().count("\n") < 2):
+            time.sleep(0.05)
+        second = _eval(server.url, data, out, "--concurrency", "4")
+        assert second.returncode == 2, second.stderr
+        assert "another `vlmkit eval` is writing to" in second.stderr and str(out) in second.stderr
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        assert predictions.read_text().count("\n") < 40  # the second asked nothing: the first was still running
+        rerun = _eval(server.url, data, out, "--concurrency", "8")
+        assert rerun.returncode == 0, rerun.stderr
+    ids = [json.loads(line)["id"] for line in predictions.read_text().splitlines()]
+    assert sorted(ids) == [f"s{i:03d}" for i in range(40)]
+
+
+@pytest.mark.slow
 def test_vlmkit_serve_as_endpoint_gives_the_in_process_predictions(tiny_model, tmp_path):
     """Greedy answers through `vlmkit serve` + --engine openai equal the in-process engine's on the same model:
     prompts, images and decoding match end to end."""

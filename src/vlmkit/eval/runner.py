@@ -15,6 +15,7 @@ duplicates or loses a sample. The manifest guards against resuming with another 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from ..data.schema import Sample, read_samples
 from ..data.slicing import select_slice, slice_bounds, slice_text
 from ..distributed import DataParallel, fold_parts, part_files
 from ..errors import DataError, EngineGone, VlmkitError
-from ..io import JsonlAppender, iter_jsonl, write_json, write_jsonl
+from ..io import JsonlAppender, exclusive_lock, iter_jsonl, write_json, write_jsonl
 from .manifest import MANIFEST_FILE, build_manifest, resume_mismatch
 from .predictions import PREDICTIONS_FILE, USAGE_KEYS, PredictionRecord, parse_prediction
 from .report import REPORT_FILE
@@ -38,6 +39,7 @@ from .submission import write_submission
 from .tasks import GenerationSettings, Task, get_task
 
 log = logging.getLogger(__name__)
+LOCK_FILE = ".eval.lock"  # held by rank 0 while a run writes its folder (io.exclusive_lock)
 
 
 @dataclass
@@ -220,71 +222,76 @@ def evaluate(
     run_info.setdefault("slice", _slice_text(slice))
     run_info["world_size"] = parallel.world.size
     new_manifest = build_manifest(task.describe(), samples, batch_size=batch_size, **run_info)
-    # Rank 0 alone reads and rewrites the run folder; the others learn the outcome (or its error) from it.
-    pending_index, done_count, created = parallel.on_main(
-        "preparing the run folder",
-        lambda: _prepare(out, samples, new_manifest, overwrite=overwrite, retry_errors=retry_errors),
-    )
-    new_manifest["created"] = created or new_manifest["created"]
-    pending = [samples[i] for i in pending_index]
+    # Rank 0 alone reads and rewrites the run folder; the others learn the outcome (or its error) from it. Rank 0
+    # holds the folder's lock until the run ends: a second eval there would ask every sample again beside this one.
+    with contextlib.ExitStack() as lock:
 
-    parallel_started = time.perf_counter()
-    # one process: everything, appended to predictions.jsonl; a job: this rank's share, to its own part file
-    mine = parallel.share(pending)
-    start_count = 0 if parallel.distributed else done_count
-    appender = JsonlAppender(parallel.output)
-    timing_log = None if parallel.distributed else JsonlAppender(timing_path)
-    try:
-        model_s = _run(
-            predict,
-            task,
-            mine,
-            batch_size,
-            appender,
-            timing_log,
-            start_count,
-            start_count + len(mine),
-            progress if parallel.main else None,
-        )
-    finally:
-        appender.close()
-        if timing_log is not None:
-            timing_log.close()
-    if not parallel.gather({s.id: i for i, s in enumerate(samples)}):
-        return EvalResult(out_dir=out, predicted=len(mine), total=len(samples), summary=None, files={})
-    if parallel.distributed:
-        # the job's rate: every rank's samples over the time the ranks ran side by side (the merge not included)
-        model_s = time.perf_counter() - parallel_started - parallel.merged_s
-        with JsonlAppender(timing_path) as timing:
-            timing.write({"n": len(pending), "model_s": model_s, "world_size": parallel.world.size})
+        def prepare() -> tuple[list[int], int, str | None]:
+            lock.enter_context(exclusive_lock(out / LOCK_FILE, "`vlmkit eval`"))
+            return _prepare(out, samples, new_manifest, overwrite=overwrite, retry_errors=retry_errors)
 
-    scoring_started = time.perf_counter()
-    records = {r.id: r for r in _existing(pred_path)}
-    ordered = [records[s.id] for s in samples if s.id in records]
-    if len(ordered) != len(samples):  # cannot happen unless the file was edited while we ran
-        raise VlmkitError(f"{pred_path} is missing {len(samples) - len(ordered)} predictions after the run")
+        pending_index, done_count, created = parallel.on_main("preparing the run folder", prepare)
+        new_manifest["created"] = created or new_manifest["created"]
+        pending = [samples[i] for i in pending_index]
 
-    files: dict[str, Path] = {"predictions": pred_path, "manifest": manifest_path}
-    predicted = len(pending)
-    if submission is not None:
-        files["submission"] = write_submission(ordered, task, submission, source=pred_path)
-    summary = None
-    final_manifest = {**new_manifest, "status": "complete"}
-    if any(r.answers for r in ordered):
-        summary, rows = score_records(
-            ordered,
-            task,
-            tokenizer=tokenizer,
-            price_per_hour=price_per_hour,
-            timing=read_timing(out),
-            token_prices=token_prices(new_manifest),
-        )
-        summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)
-        files.update(write_scores(out, summary, rows, ordered, manifest=final_manifest, make_plots=make_plots))
-        summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)  # with the report
-        write_json(out / SCORES_FILE, summary)
-    write_json(manifest_path, final_manifest)
-    return EvalResult(out_dir=out, predicted=predicted, total=len(samples), summary=summary, files=files)
+        parallel_started = time.perf_counter()
+        # one process: everything, appended to predictions.jsonl; a job: this rank's share, to its own part file
+        mine = parallel.share(pending)
+        start_count = 0 if parallel.distributed else done_count
+        appender = JsonlAppender(parallel.output)
+        timing_log = None if parallel.distributed else JsonlAppender(timing_path)
+        try:
+            model_s = _run(
+                predict,
+                task,
+                mine,
+                batch_size,
+                appender,
+                timing_log,
+                start_count,
+                start_count + len(mine),
+                progress if parallel.main else None,
+            )
+        finally:
+            appender.close()
+            if timing_log is not None:
+                timing_log.close()
+        if not parallel.gather({s.id: i for i, s in enumerate(samples)}):
+            return EvalResult(out_dir=out, predicted=len(mine), total=len(samples), summary=None, files={})
+        if parallel.distributed:
+            # the job's rate: every rank's samples over the time the ranks ran side by side (the merge not included)
+            model_s = time.perf_counter() - parallel_started - parallel.merged_s
+            with JsonlAppender(timing_path) as timing:
+                timing.write({"n": len(pending), "model_s": model_s, "world_size": parallel.world.size})
+
+        scoring_started = time.perf_counter()
+        records = {r.id: r for r in _existing(pred_path)}
+        ordered = [records[s.id] for s in samples if s.id in records]
+        if len(ordered) != len(samples):  # cannot happen unless the file was edited while we ran
+            raise VlmkitError(f"{pred_path} is missing {len(samples) - len(ordered)} predictions after the run")
+
+        files: dict[str, Path] = {"predictions": pred_path, "manifest": manifest_path}
+        predicted = len(pending)
+        if submission is not None:
+            files["submission"] = write_submission(ordered, task, submission, source=pred_path)
+        summary = None
+        final_manifest = {**new_manifest, "status": "complete"}
+        if any(r.answers for r in ordered):
+            summary, rows = score_records(
+                ordered,
+                task,
+                tokenizer=tokenizer,
+                price_per_hour=price_per_hour,
+                timing=read_timing(out),
+                token_prices=token_prices(new_manifest),
+            )
+            summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)
+            files.update(write_scores(out, summary, rows, ordered, manifest=final_manifest, make_plots=make_plots))
+            # again, now that the report is written: the timing includes it
+            summary["timing"] = _timing(started, model_s, predicted, parallel.merged_s, scoring_started)
+            write_json(out / SCORES_FILE, summary)
+        write_json(manifest_path, final_manifest)
+        return EvalResult(out_dir=out, predicted=predicted, total=len(samples), summary=summary, files=files)
 
 
 def _prepare(
