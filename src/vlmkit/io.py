@@ -87,9 +87,10 @@ def open_new(path: str | os.PathLike, mode: str = "w", encoding: str | None = "u
 
 
 @contextmanager
-def exclusive_lock(path: str | os.PathLike, command: str) -> Iterator[None]:
+def exclusive_lock(path: str | os.PathLike, command: str, target: str | os.PathLike | None = None) -> Iterator[None]:
     """Hold an advisory lock on `path` (created if missing) while the block runs, or refuse at once when another
-    process holds it. The kernel drops the lock when its process ends, kill -9 included: no stale lock to clear."""
+    process holds it; `target` names what the lock guards (default: the lock's folder). The kernel drops the lock
+    when its process ends, kill -9 included: no stale lock to clear."""
     try:
         import fcntl
     except ImportError:  # not on POSIX: no lock
@@ -103,7 +104,7 @@ def exclusive_lock(path: str | os.PathLike, command: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigError(
-                f"another {command} is writing to {path.parent}; wait for it to end, or choose another --out"
+                f"another {command} is writing to {target or path.parent}; wait for it to end, or choose another --out"
             ) from None
         yield
     finally:

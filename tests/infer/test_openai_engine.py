@@ -278,6 +278,29 @@ def test_a_second_eval_on_a_running_out_is_refused_and_the_folder_is_free_after_
 
 
 @pytest.mark.slow
+def test_a_second_infer_on_a_predictions_file_being_written_is_refused(tmp_path):
+    data = _dataset(tmp_path / "data", 40)
+    preds = tmp_path / "preds.jsonl"
+    command = [sys.executable, "-m", "vlmkit", "infer", "--engine", "openai", "--base-url"]
+    with FakeOpenAI(latency=0.2) as server:
+        command += [server.url, "--model", "fake-model", "--api-key-env", "VLMKIT_TEST_KEY", "--data", str(data)]
+        command += ["--out", str(preds), "--no-progress"]
+        first = subprocess.Popen([*command, "--concurrency", "1"], env=ENV, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and (not preds.exists() or preds.read_text().count("\n") < 2):
+            time.sleep(0.05)
+        second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2, second.stderr
+        assert "another `vlmkit infer` is writing to" in second.stderr and str(preds) in second.stderr
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        rerun = subprocess.run([*command, "--concurrency", "8"], env=ENV, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+    ids = [json.loads(line)["id"] for line in preds.read_text().splitlines()]
+    assert sorted(ids) == [f"s{i:03d}" for i in range(40)]
+
+
+@pytest.mark.slow
 def test_vlmkit_serve_as_endpoint_gives_the_in_process_predictions(tiny_model, tmp_path):
     """Greedy answers through `vlmkit serve` + --engine openai equal the in-process engine's on the same model:
     prompts, images and decoding match end to end."""

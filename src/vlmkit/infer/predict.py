@@ -15,6 +15,7 @@ in dataset order; a killed job resumes with any number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from ..data.schema import Sample, read_samples
 from ..data.slicing import select_slice
 from ..distributed import DataParallel, fold_parts, part_files
 from ..errors import ConfigError, VlmkitError
-from ..io import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json, write_jsonl
+from ..io import JsonlAppender, atomic_write_bytes, exclusive_lock, iter_jsonl, write_json, write_jsonl
 from .engine import Engine, GenerationParams, GenerationResult
 from .options import EngineOptions, engine_identity
 
@@ -42,6 +43,12 @@ RESUME_KEYS = ("model", "adapter", "quantization", "generation", "media", "endpo
 def manifest_path(out: str | os.PathLike) -> Path:
     """`predictions.jsonl` -> `predictions.jsonl.manifest.json`, beside it."""
     return Path(f"{out}.manifest.json")
+
+
+def lock_path(out: str | os.PathLike) -> Path:
+    """The lock a run holds while it writes `out` (io.exclusive_lock): a hidden file beside it."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.lock")
 
 
 def parse_slice(spec: str | None, total: int) -> slice:
@@ -121,11 +128,17 @@ class PredictionRun:
         if engine_options is not None and engine_options.remote:  # another endpoint is another model
             self.settings["endpoint"] = engine_identity(engine_options)
         self.order = {s.id: i for i, s in enumerate(samples)}
-        # under torchrun rank 0 alone reads (and may rewrite) `out`; every rank learns what is left
+        # under torchrun rank 0 alone reads (and may rewrite) `out`; every rank learns what is left. Rank 0 holds a
+        # lock beside `out` until the run ends: a second infer writing the same file would answer samples twice.
         self.parallel = DataParallel(self.out)
-        done = self.parallel.on_main(
-            f"reading {self.out}", lambda: _resume(self.out, self.settings, retry_errors, self.order)
-        )
+        self._lock = contextlib.ExitStack()
+
+        def resume() -> set[str]:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.enter_context(exclusive_lock(lock_path(self.out), "`vlmkit infer`", target=self.out))
+            return _resume(self.out, self.settings, retry_errors, self.order)
+
+        done = self.parallel.on_main(f"reading {self.out}", resume)
         self.todo = [s for s in self.selected if s.id not in done]
 
     def execute(
@@ -193,6 +206,7 @@ class PredictionRun:
                     },
                 )
                 write_json(summary.manifest, manifest)
+            self._lock.close()
         return summary
 
     def _count_job(self, summary: PredictionSummary) -> None:
