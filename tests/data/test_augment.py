@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from augment_script import ScriptedRewriter
 from fake_openai import FakeOpenAI
 from fixtures_data import image_bytes
+from waiting import wait_for_lines
 
 from vlmkit.cli import main
 from vlmkit.data.augment import AugmentSettings, augment_dataset
@@ -263,9 +263,7 @@ def test_kill_9_mid_run_then_rerun_gives_every_variant_once(tmp_path):
     with FakeOpenAI(answer=rewriter(many), latency=0.1) as server:
         process = _augment_cli(server.url, data, out, "--n", "3", "--concurrency", "2", wait=False)
         log = out / "augment_requests.jsonl"
-        deadline = time.time() + 120
-        while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 12):
-            time.sleep(0.02)
+        wait_for_lines(log, 12)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         logged = log.read_text().count("\n") - 1
@@ -298,9 +296,7 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(tmp_path):
     with FakeOpenAI(answer=rewriter(many), latency=0.2) as server:
         first = _augment_cli(server.url, data, out, "--n", "2", "--concurrency", "1", wait=False)
         log = out / "augment_requests.jsonl"
-        deadline = time.time() + 120
-        while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 2):
-            time.sleep(0.02)
+        wait_for_lines(log, 2)
         second = _augment_cli(server.url, data, out, "--n", "2")
         assert second.returncode == 2, second.stderr
         assert "another `vlmkit data augment` is writing" in second.stderr and str(out) in second.stderr

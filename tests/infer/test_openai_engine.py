@@ -10,11 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zlib
 
 import pytest
 from fake_openai import FakeOpenAI, last_user_text
+from waiting import wait_for_lines
 
 from vlmkit.data.schema import DatasetWriter, Sample
 from vlmkit.errors import ConfigError
@@ -238,9 +238,7 @@ def test_kill_9_and_resume_gives_every_sample_exactly_once(tmp_path):
     with FakeOpenAI(latency=0.05) as server:
         process = _eval(server.url, data, out, "--concurrency", "2", wait=False)
         predictions = out / "predictions.jsonl"
-        deadline = time.time() + 120
-        while time.time() < deadline and (not predictions.exists() or predictions.read_text().count("\n") < 10):
-            time.sleep(0.05)
+        wait_for_lines(predictions, 10)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         killed_at = predictions.read_text().count("\n")
@@ -262,9 +260,7 @@ def test_a_second_eval_on_a_running_out_is_refused_and_the_folder_is_free_after_
     with FakeOpenAI(latency=0.2) as server:
         first = _eval(server.url, data, out, "--concurrency", "1", wait=False)
         predictions = out / "predictions.jsonl"
-        deadline = time.time() + 120
-        while time.time() < deadline and (not predictions.exists() or predictions.read_text().count("\n") < 2):
-            time.sleep(0.05)
+        wait_for_lines(predictions, 2)
         second = _eval(server.url, data, out, "--concurrency", "4")
         assert second.returncode == 2, second.stderr
         assert "another `vlmkit eval` is writing to" in second.stderr and str(out) in second.stderr
@@ -286,9 +282,7 @@ def test_a_second_infer_on_a_predictions_file_being_written_is_refused(tmp_path)
         command += [server.url, "--model", "fake-model", "--api-key-env", "VLMKIT_TEST_KEY", "--data", str(data)]
         command += ["--out", str(preds), "--no-progress"]
         first = subprocess.Popen([*command, "--concurrency", "1"], env=ENV, stdout=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while time.time() < deadline and (not preds.exists() or preds.read_text().count("\n") < 2):
-            time.sleep(0.05)
+        wait_for_lines(preds, 2)
         second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
         assert second.returncode == 2, second.stderr
         assert "another `vlmkit infer` is writing to" in second.stderr and str(preds) in second.stderr
