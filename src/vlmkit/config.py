@@ -199,11 +199,11 @@ class TrainSection(Section):
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes that build batches.")
     prefetch_batches: int = Field(
-        2,
+        1,
         ge=0,
         description="With num_workers 0: micro-batches built ahead on a background thread while the model trains "
-        "(same batches, same results): on a GPU, and on a CPU when torch's threads leave a core free. 0 builds each "
-        "batch on the training thread between steps.",
+        "(same batches, same results): on a GPU (each waits there for its step), and on a CPU when torch's threads "
+        "leave a core free. 0 builds each batch on the training thread between steps.",
     )
 
 

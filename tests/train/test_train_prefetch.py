@@ -38,11 +38,28 @@ def test_batches_come_in_order_and_the_thread_reads_at_most_depth_ahead():
     batches = BackgroundBatches(source(), depth=2)
     assert next(batches) == 0
     time.sleep(0.3)  # ample time for the thread to run ahead as far as it may
-    # batch 0 taken, 2 queued, 1 built and waiting for room: never more than depth + 1 past the consumer
-    assert len(pulled) <= 4
+    assert len(pulled) == 3  # batch 0 taken, 2 built ahead: never more than depth past the consumer
     assert list(batches) == list(range(1, 10))
     with pytest.raises(StopIteration):
         next(batches)  # exhausted stays exhausted, without waiting on the queue
+
+
+def test_no_batch_is_built_while_paused():
+    pulled = []
+
+    def source():
+        for i in range(10):
+            pulled.append(i)
+            yield i
+
+    batches = BackgroundBatches(source(), depth=1)
+    assert next(batches) == 0
+    time.sleep(0.3)  # batch 1 is built ahead
+    with batches.paused():
+        assert next(batches) == 1  # what was built before the pause is still handed out
+        time.sleep(0.3)
+        assert pulled == [0, 1]  # and nothing after it
+    assert list(batches) == list(range(2, 10))
 
 
 def test_an_error_building_a_batch_is_raised_where_that_batch_was_due():
@@ -105,11 +122,14 @@ def test_a_prefetched_run_equals_one_built_between_steps(tmp_path, image_data, t
             data={"packing": packing, **({"max_length": 80} if packing else {})},
             lora={"rank": 4, "alpha": 8, "dropout": 0.1},
             train={"batch_size": 2, "max_steps": 6, "seed": 0, "prefetch_batches": prefetch, **extra},
+            eval={"every": 2},  # evaluation mid-training uses the same collator: the thread waits meanwhile
         )
+        config["data"]["eval"] = str(image_data)
         result = train(config_from_dict(config), progress=False)
-        runs[prefetch] = (result.losses(), load_file(result.adapter_dir / "adapter_model.safetensors"))
+        evals = [row["eval_loss"] for row in result.log_history if "eval_loss" in row]
+        runs[prefetch] = (result.losses() + evals, load_file(result.adapter_dir / "adapter_model.safetensors"))
     assert started and set(started) == {2}  # the prefetched run used the thread (one per epoch)
-    assert runs[0][0] == runs[2][0] and len(runs[0][0]) == 6
+    assert runs[0][0] == runs[2][0] and len(runs[0][0]) == 6 + 4  # 6 steps, 3 evaluations and the final one
     assert runs[0][1].keys() == runs[2][1].keys()
     assert all(torch.equal(runs[0][1][k], runs[2][1][k]) for k in runs[0][1])
     assert not _prefetch_threads()  # max_steps ended the run mid-epoch, with batches still queued

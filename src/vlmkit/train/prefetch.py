@@ -9,6 +9,7 @@ no numbers from the global RNG, so a run gives the same results with or without 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -32,34 +33,38 @@ def prefetch_depth(requested: int, num_workers: int, device_type: str) -> int:
 
 
 class BackgroundBatches:
-    """Iterates `source` on a daemon thread, at most `depth` batches ahead of the consumer. An error raised while
-    building a batch is raised to the consumer in its place; `close()` stops the thread (a run can end mid-epoch
-    at max_steps with batches still queued)."""
+    """Iterates `source` on a daemon thread, at most `depth` built batches ahead of the consumer (on an accelerator
+    each of them is already on the device). An error raised while building a batch is raised to the consumer in
+    its place. `paused()` holds the thread between two batches (the Trainer's evaluation uses the same collator and
+    tokenizer, which are not made for two threads); `close()` stops it, waiting for a batch in progress (a run can
+    end mid-epoch at max_steps)."""
 
     def __init__(self, source: Iterator[Any], depth: int):
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._room = threading.Semaphore(max(1, depth))  # a batch is built only with room for it
+        self._building = threading.Lock()  # held while the thread builds a batch; paused() takes it
         self._stop = threading.Event()
         self._finished = False
-        self._thread = threading.Thread(target=self._fill, args=(source,), name="vlmkit-prefetch", daemon=True)
+        self._thread = threading.Thread(target=self._fill, args=(iter(source),), name="vlmkit-prefetch", daemon=True)
         self._thread.start()
 
     def _fill(self, source: Iterator[Any]) -> None:
-        try:
-            for batch in source:
-                if not self._put(("batch", batch)):
+        while True:
+            while not self._room.acquire(timeout=0.1):
+                if self._stop.is_set():
                     return
-            self._put(("done", None))
-        except BaseException as exc:  # handed to the training thread, which raises it where the batch was due
-            self._put(("error", exc))
-
-    def _put(self, item: tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+            with self._building:
+                if self._stop.is_set():
+                    return
+                try:
+                    item: tuple[str, Any] = ("batch", next(source))
+                except StopIteration:
+                    item = ("done", None)
+                except BaseException as exc:  # handed to the training thread, raised where the batch was due
+                    item = ("error", exc)
+            self._queue.put(item)
+            if item[0] != "batch":
+                return
 
     def __iter__(self) -> BackgroundBatches:
         return self
@@ -69,16 +74,26 @@ class BackgroundBatches:
             raise StopIteration
         kind, value = self._queue.get()
         if kind == "batch":
+            self._room.release()
             return value
         self._finished = True
         if kind == "error":
             raise value
         raise StopIteration
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No batch is built while the block runs (one in progress finishes first). Batches built before are
+        still handed out; waiting in the block for one more would wait for ever."""
+        with self._building:
+            yield
+
     def close(self) -> None:
         self._stop.set()
         self._finished = True
-        while True:  # free the queued batches, and a put waiting for room
+        with self._building:  # a batch in progress is finished before the run goes on
+            pass
+        while True:  # free the queued batches
             try:
                 self._queue.get_nowait()
             except queue.Empty:

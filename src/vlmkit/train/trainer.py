@@ -3,6 +3,7 @@ and TrainingArguments derived from the run config."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,13 @@ class VlmTrainer(Trainer):
                 self._prefetch = (epoch_iterator, BackgroundBatches(epoch_iterator, depth))
             epoch_iterator = self._prefetch[1]
         return super().get_batch_samples(epoch_iterator, num_batches, device)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        """Evaluation (also mid-training, eval.every) builds its batches with the same collator and tokenizer as the
+        prefetch thread: the thread waits meanwhile."""
+        paused = self._prefetch[1].paused() if self._prefetch is not None else contextlib.nullcontext()
+        with paused:
+            return super().evaluate(*args, **kwargs)
 
     def _stop_prefetch(self) -> None:
         if self._prefetch is not None:
