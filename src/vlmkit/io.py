@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -86,11 +88,32 @@ def open_new(path: str | os.PathLike, mode: str = "w", encoding: str | None = "u
     return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
 
 
+_HELD_LOCKS: set[int] = set()  # descriptors of the locks this process holds
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): drop the copies of the parent's lock descriptors, so the lock goes
+    with the parent (a flock lasts while any descriptor of it is open)."""
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+_NO_LOCKING = {getattr(errno, name) for name in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS") if hasattr(errno, name)}
+
+
 @contextmanager
 def exclusive_lock(path: str | os.PathLike, command: str, target: str | os.PathLike | None = None) -> Iterator[None]:
     """Hold an advisory lock on `path` (created if missing) while the block runs, or refuse at once when another
     process holds it; `target` names what the lock guards (default: the lock's folder). The kernel drops the lock
-    when its process ends, kill -9 included: no stale lock to clear."""
+    when its process ends, kill -9 included: no stale lock to clear. Where the filesystem has no locks (some
+    network mounts) the block runs unlocked, with a warning."""
     try:
         import fcntl
     except ImportError:  # not on POSIX: no lock
@@ -98,7 +121,10 @@ def exclusive_lock(path: str | os.PathLike, command: str, target: str | os.PathL
         return
     path = Path(path)
     refuse_symlink(path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:  # read-only is enough for flock, and opens a lock file another user created
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the lock file {path}: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -106,8 +132,16 @@ def exclusive_lock(path: str | os.PathLike, command: str, target: str | os.PathL
             raise ConfigError(
                 f"another {command} is writing to {target or path.parent}; wait for it to end, or choose another --out"
             ) from None
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKING:
+                raise ConfigError(f"cannot lock {path}: {exc.strerror}") from None
+            logging.getLogger("vlmkit").warning(
+                "%s: this filesystem has no file locks; nothing stops a second %s writing there", path.parent, command
+            )
+        _HELD_LOCKS.add(fd)
         yield
     finally:
+        _HELD_LOCKS.discard(fd)
         os.close(fd)
 
 

@@ -156,3 +156,25 @@ def test_media_overrides_replace_config_values_and_keep_frame_modes_exclusive(tm
     with pytest.raises(ConfigError, match="model: required key is missing"):
         (tmp_path / "bad.yaml").write_text("data: {train: x}\n")
         media_from_config(tmp_path / "bad.yaml")
+
+
+def test_a_refused_resume_lets_go_of_the_predictions_file(tmp_path, images):
+    """A run refused on resume (other settings) must not keep the file's lock: the same process can then open
+    the run with the right settings (a notebook retrying), and another process can too."""
+    import json
+
+    from infer_helpers import write_dataset
+
+    from vlmkit.errors import ConfigError
+    from vlmkit.infer import GenerationParams
+    from vlmkit.infer.predict import PredictionRun, manifest_path
+
+    data = write_dataset(tmp_path / "data", images, n=3)
+    out = tmp_path / "preds.jsonl"
+    out.write_text(json.dumps({"id": "q0", "prediction": "x"}) + "\n")
+    manifest_path(out).write_text(json.dumps({"model": "model-b"}))
+    with pytest.raises(ConfigError, match="other settings") as refused:  # its traceback keeps the run alive
+        PredictionRun(data, out, GenerationParams(), model="model-a")
+    run = PredictionRun(data, out, GenerationParams(), model="model-b")  # not refused by the first one's lock
+    assert len(run.todo) == 2 and refused.value is not None
+    run.close()

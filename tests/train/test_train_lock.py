@@ -49,3 +49,26 @@ def test_a_second_train_on_a_running_run_directory_is_refused(tmp_path, image_da
     short = write_config(tmp_path / "short.yaml", {**long_run, "train": {"batch_size": 2, "max_steps": 2}})
     again = _train(short, "--overwrite")
     assert again.returncode == 0, again.stderr
+
+
+def test_under_torchrun_every_rank_stops_when_the_run_directory_is_taken(tmp_path, image_data, tiny_model):
+    """Rank 0 finds the run directory locked by another train; the other ranks must stop with it instead of waiting
+    for rank 0 in their first collective (until the job's timeout)."""
+    from pathlib import Path
+
+    from vlmkit.io import exclusive_lock
+    from vlmkit.train.runner import LOCK_FILE
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = write_config(tmp_path / "run.yaml", base_config(tiny_model("qwen2_vl"), image_data, run))
+    worker = Path(__file__).with_name("dist_worker.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(worker)]
+    with exclusive_lock(run / LOCK_FILE, "`vlmkit train`"):  # as a train already running there holds it
+        job = subprocess.run(
+            [*command, str(config)], env={**ENV, "VLMKIT_DIST_TIMEOUT_S": "600"}, capture_output=True, text=True,
+            timeout=240,
+        )  # fmt: skip
+    assert job.returncode != 0
+    assert job.stderr.count("another `vlmkit train` is writing to") >= 2, job.stderr[-3000:]  # both ranks
+    assert not (run / "manifest.json").exists()

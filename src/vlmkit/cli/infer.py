@@ -85,10 +85,15 @@ def infer(
     if not run.todo:
         if main:
             typer.echo(f"nothing to do: all {len(run.selected)} selected samples are already in {out}", err=True)
+        run.close()
         return
     # --engine vllm: images per prompt from the data, its log beside the predictions (preds.jsonl -> preds.vllm.log)
     engine_options = fitted_to_data(engine_options, run.todo, out.with_suffix(".vllm.log"))
-    engine = engine_options.load(model, adapter, batch_size=batch_size)
+    try:
+        engine = engine_options.load(model, adapter, batch_size=batch_size)
+    except BaseException:
+        run.close()
+        raise
     summary = run.execute(engine, save_samples=save_samples, progress=not no_progress)
     if not main:
         return

@@ -136,14 +136,28 @@ class PredictionRun:
         def resume() -> set[str]:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             self._lock.enter_context(exclusive_lock(lock_path(self.out), "`vlmkit infer`", target=self.out))
-            return _resume(self.out, self.settings, retry_errors, self.order)
+            try:
+                return _resume(self.out, self.settings, retry_errors, self.order)
+            except BaseException:
+                self.close()
+                raise
 
         done = self.parallel.on_main(f"reading {self.out}", resume)
         self.todo = [s for s in self.selected if s.id not in done]
 
+    def close(self) -> None:
+        """Let go of `out` (the lock); `execute` does it when it ends."""
+        self._lock.close()
+
     def execute(
         self, engine: Engine, *, save_samples: str | os.PathLike | None = None, progress: bool = True
     ) -> PredictionSummary:
+        try:
+            return self._execute(engine, save_samples, progress)
+        finally:
+            self.close()
+
+    def _execute(self, engine: Engine, save_samples: str | os.PathLike | None, progress: bool) -> PredictionSummary:
         from ..progress import progress as progress_bar
 
         parallel = self.parallel
@@ -206,7 +220,6 @@ class PredictionRun:
                     },
                 )
                 write_json(summary.manifest, manifest)
-            self._lock.close()
         return summary
 
     def _count_job(self, summary: PredictionSummary) -> None:

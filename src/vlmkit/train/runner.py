@@ -91,9 +91,16 @@ def train(
         deepspeed_comm_on_cpu()
     main = args.process_index == 0
     lock = contextlib.ExitStack()
+    refusal = None
     if main:  # before --overwrite clears anything: a second train on a running run directory is refused untouched
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock.enter_context(exclusive_lock(run_dir / LOCK_FILE, "`vlmkit train`"))
+        try:
+            lock.enter_context(exclusive_lock(run_dir / LOCK_FILE, "`vlmkit train`"))
+        except ConfigError as exc:
+            refusal = str(exc)
+    refusal = _from_main_process(refusal)  # every rank stops, not rank 0 alone (the others would wait for it)
+    if refusal:
+        raise ConfigError(refusal)
     try:
         handler = _start_run_dir(config, run_dir, resume, overwrite) if main else None
     except BaseException:
@@ -252,6 +259,17 @@ def train(
             logging.getLogger("vlmkit").removeHandler(handler)
             handler.close()
         lock.close()
+
+
+def _from_main_process(value: Any) -> Any:
+    """The main process's `value`, on every process of a distributed run (itself alone otherwise)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _check_lengths(config: RunConfig, samples: Sequence[Any], totals: Sequence[int]) -> None:
