@@ -381,11 +381,21 @@ def test_a_resume_with_other_vllm_arguments_is_refused_by_eval_and_infer(tmp_pat
     model, data = model_folder(tmp_path / "m"), dataset(tmp_path / "data", 4, images=images[1])
     out = tmp_path / "run"
     assert _eval(vllm_python, model, data, out, "--vllm-arg=--quantization=fp8").returncode == 0
-    same = _eval(vllm_python, model, data, out, "--vllm-arg=--quantization=fp8")
+    # the same arguments however spelled, and flags that only size the server (--gpu-memory-utilization after an
+    # out-of-memory), resume
+    same = _eval(vllm_python, model, data, out, "--vllm-arg=--quantization", "--vllm-arg=fp8")
     assert same.returncode == 0, same.stderr
+    sized = _eval(
+        vllm_python, model, data, out, "--vllm-arg=--quantization=fp8", "--vllm-arg=--gpu-memory-utilization=0.5"
+    )
+    assert sized.returncode == 0, sized.stderr
     for other in (["--vllm-arg=--quantization=awq"], []):
         refused = _eval(vllm_python, model, data, out, *other)
         assert refused.returncode == 2 and "different engine.vllm_args" in refused.stderr, refused.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["engine"]["vllm_args"]  # as written before the arguments were recorded: resumes, unknown then
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert _eval(vllm_python, model, data, out, "--vllm-arg=--quantization=awq").returncode == 0
 
     preds = tmp_path / "preds.jsonl"
     infer = [sys.executable, "-m", "vlmkit", "infer", "--engine", "vllm", "--vllm-python", str(vllm_python)]

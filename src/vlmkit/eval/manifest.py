@@ -77,8 +77,8 @@ def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
             continue
         if key == "fingerprint" and "fingerprint" not in old:  # a run from before fingerprints were recorded
             continue
-        if key in ("engine.backend", "engine.base_url") and _get(old, key) is None:
-            continue  # older manifests: the in-process engine, whose info had no such keys
+        if key in ("engine.backend", "engine.base_url", "engine.vllm_args") and _get(old, key) is None:
+            continue  # older manifests: the in-process engine's info had no such keys, nor vLLM's its arguments
         if _get(old, key) != _get(new, key):
             return key
     return None

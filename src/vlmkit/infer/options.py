@@ -221,10 +221,10 @@ def engine_identity(options: EngineOptions) -> dict[str, Any]:
     launched vLLM gets a new port each time: its identity is the model, checked like the in-process engine's, and
     the arguments passed through to it."""
     if options.launched:
-        identity = {"engine": options.engine, "base_url": None}
-        if options.vllm.args:  # --vllm-arg can change the answers (--quantization, --max-model-len, --tokenizer)
-            identity["vllm_args"] = list(options.vllm.args)
-        return identity
+        from .vllm_launcher import answer_args
+
+        # --vllm-arg can change the answers (--quantization, --max-model-len, --tokenizer)
+        return {"engine": options.engine, "base_url": None, "vllm_args": answer_args(options.vllm.args)}
     return {"engine": options.engine, "base_url": public_url(options.endpoint.base_url)}
 
 

@@ -313,9 +313,9 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if key not in old or old[key] == new.get(key):
             continue
         if isinstance(old[key], dict) and isinstance(new.get(key), dict):
-            changed += [
+            changed += [  # a key the old manifest lacks was added by a later version: not known then, not compared
                 f"{key}.{k}: {old[key].get(k)!r} then, {new[key].get(k)!r} now"
-                for k in sorted(set(old[key]) | set(new[key]))
+                for k in sorted(old[key])
                 if old[key].get(k) != new[key].get(k)
             ]
         else:

@@ -21,7 +21,7 @@ from ..data.media_settings import MediaSettings
 from .engine import GenerationParams, GenerationResult
 from .openai_engine import EndpointFamily, OpenAIEngine
 from .options import EndpointSettings, VllmSettings
-from .vllm_launcher import VllmServer, launch, resizes_by_pixels
+from .vllm_launcher import VllmServer, answer_args, launch, resizes_by_pixels
 
 DEFAULT_SERVED_NAME = "vlmkit-model"
 
@@ -145,8 +145,8 @@ class VllmEngine(OpenAIEngine):
                 "url": self.server.url,
             },
         )
-        if self.server.extra_args:  # they can change the answers (--quantization, --max-model-len): compared on resume
-            info["vllm_args"] = list(self.server.extra_args)
+        # the pass-through arguments that can change the answers (--quantization, --max-model-len): compared on resume
+        info["vllm_args"] = answer_args(self.server.extra_args)
         for key in ("price_input", "price_output"):
             info.pop(key, None)
         return info

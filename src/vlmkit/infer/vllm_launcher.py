@@ -156,6 +156,39 @@ def vllm_args(
     return args + list(extra)
 
 
+# vLLM flags that size or log the server but leave its answers as they are: not part of a run's identity, so a
+# run that ran out of memory resumes with a lower --gpu-memory-utilization.
+RESOURCE_FLAGS = frozenset(
+    {
+        "--gpu-memory-utilization",
+        "--max-num-seqs",
+        "--max-num-batched-tokens",
+        "--swap-space",
+        "--disable-log-stats",
+        "--disable-log-requests",
+        "--uvicorn-log-level",
+    }
+)
+
+
+def answer_args(args: Sequence[str]) -> list[str]:
+    """The pass-through arguments that can change the answers (`args` without RESOURCE_FLAGS and their values),
+    as `--flag=value` pairs so that `--flag value` and `--flag=value` compare equal."""
+    kept: list[str] = []
+    tokens = list(args)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        value = None
+        if token.startswith("-") and "=" not in token and i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
+            value, i = tokens[i + 1], i + 1
+        name = token.split("=", 1)[0]
+        if name not in RESOURCE_FLAGS:
+            kept.append(token if value is None else f"{token}={value}")
+        i += 1
+    return kept
+
+
 def refuse_unservable_adapter(family: Any, adapter: str) -> None:
     """Refuse, before vLLM starts, an adapter vLLM cannot load as a LoRA module (DoRA, biases, fully trained or
     vision modules): its merged export serves the same model. `family`: vlmkit's adapter, None if unknown."""
