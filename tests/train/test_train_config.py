@@ -238,3 +238,14 @@ def test_the_manifest_names_every_sample_dropped_for_length_also_from_dataloader
     train(config, progress=False)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert sorted(manifest["dropped_for_length"]) == over
+
+
+def test_every_sample_over_max_length_with_drop_is_one_clear_error(tmp_path, image_data, tiny_model):
+    config = base_config(
+        tiny_model("qwen2_vl"),
+        image_data,
+        tmp_path / "run",
+        data={"max_length": 8, "on_overflow": "drop", "packing": False},
+    )
+    with pytest.raises(ConfigError, match="every training sample is over max_length=8"):
+        train(config_from_dict(config), progress=False)

@@ -122,6 +122,11 @@ def train(
         dropped: list[str] = []
         if config.data.max_length and config.data.on_overflow == "drop":
             train_samples, lengths, dropped = without_over_length(train_samples, lengths, config.data.max_length)
+            if not train_samples:
+                raise ConfigError(
+                    f"data.max_length: every training sample is over max_length={config.data.max_length} tokens "
+                    "(media included); raise it, or lower max_pixels / nframes"
+                )
             if dropped:
                 log.warning(
                     "dropped %d sample(s) over data.max_length=%d (data.on_overflow: drop): %s",
@@ -133,7 +138,7 @@ def train(
             config=config,
             family=family.name,
             model_source=loaded.source,
-            train_samples=len(checked.train_samples),
+            train_samples=len(checked.train_samples),  # the data folder's count (what was dropped is listed at the end)
             eval_samples=len(checked.eval_samples),
             world_size=args.world_size,
             parameters=parameters,
@@ -168,7 +173,7 @@ def train(
             config.method,
             family.name,
             loaded.source,
-            len(checked.train_samples),
+            len(train_samples),
             len(checked.eval_samples),
             args.world_size,
             f", resuming from {checked.resume_from}" if checked.resume_from else "",
