@@ -89,6 +89,9 @@ def timeout_s() -> float:
         raise VlmkitError(f"VLMKIT_DIST_TIMEOUT_S must be a number of seconds (got '{value}')") from None
 
 
+PREDICTIONS_KEPT = "What was predicted is kept; rerun the same command (any number of processes) to finish the run"
+
+
 class Group:
     """The few collectives a data-parallel run needs, over gloo (CPU tensors, works beside GPUs too)."""
 
@@ -121,21 +124,20 @@ class Group:
         except RuntimeError as exc:
             raise self._lost(what, exc) from None
 
-    def broadcast(self, value: Any, what: str) -> Any:
-        """Rank 0's value on every rank."""
+    def broadcast(self, value: Any, what: str, advice: str = PREDICTIONS_KEPT) -> Any:
+        """Rank 0's value on every rank; `advice` ends the error if a rank is lost."""
         box = [value]
         try:
             self._dist.broadcast_object_list(box, src=0, group=self._group)
         except RuntimeError as exc:
-            raise self._lost(what, exc) from None
+            raise self._lost(what, exc, advice) from None
         return box[0]
 
-    def _lost(self, what: str, exc: Exception) -> VlmkitError:
+    def _lost(self, what: str, exc: Exception, advice: str = PREDICTIONS_KEPT) -> VlmkitError:
         reason = str(exc).splitlines()[0][:300]
         return VlmkitError(
             f"rank {self.world.rank} of {self.world.size}: another process of the job died or stopped answering "
-            f"while {what} (waited up to {self.timeout:.0f} s, VLMKIT_DIST_TIMEOUT_S): {reason}. What was "
-            "predicted is kept; rerun the same command (any number of processes) to finish the run"
+            f"while {what} (waited up to {self.timeout:.0f} s, VLMKIT_DIST_TIMEOUT_S): {reason}. {advice}"
         )
 
     def close(self) -> None:

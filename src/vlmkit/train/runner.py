@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, config_from_dict, dotted_items, load_config
+from ..distributed import current_world, job_group
 from ..errors import ConfigError, as_disk_full
 from ..io import atomic_write_text, exclusive_lock, write_json
 from .preflight import clear_run_dir, preflight
@@ -98,7 +99,11 @@ def train(
             lock.enter_context(exclusive_lock(run_dir / LOCK_FILE, "`vlmkit train`"))
         except ConfigError as exc:
             refusal = str(exc)
-    refusal = _from_main_process(refusal)  # every rank stops, not rank 0 alone (the others would wait for it)
+    group = job_group(current_world())
+    if group is not None:  # every rank stops, not rank 0 alone (the others would wait for it)
+        refusal = group.broadcast(
+            refusal, "checking the run directory", advice="Nothing was trained; rerun the command"
+        )
     if refusal:
         raise ConfigError(refusal)
     try:
@@ -264,17 +269,6 @@ def train(
             logging.getLogger("vlmkit").removeHandler(handler)
             handler.close()
         lock.close()
-
-
-def _from_main_process(value: Any) -> Any:
-    """The main process's `value`, on every process of a distributed run (itself alone otherwise)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def _check_lengths(config: RunConfig, samples: Sequence[Any], totals: Sequence[int]) -> None:
