@@ -48,10 +48,15 @@ class VlmTrainer(Trainer):
         self._staging = False
         self._flop_parameters: int | None = None
         self._prefetch: tuple[Any, BackgroundBatches] | None = None
+        self._prefetch_depth = 0  # set by train()
         super().__init__(*args, **kwargs)
         self.answer_only_logits = supports_answer_only_logits(self.model)
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
+        t = self.run_config.train  # decided once per run, not on every step
+        self._prefetch_depth = prefetch_depth(
+            t.prefetch_batches, self.args.dataloader_num_workers, self.args.device.type
+        )
         try:
             return super().train(*args, **kwargs)
         finally:
@@ -60,13 +65,10 @@ class VlmTrainer(Trainer):
     def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> Any:
         """The Trainer pulls each step's micro-batches from the epoch's iterator here; with train.prefetch_batches
         a background thread runs that iterator ahead, where that pays (train/prefetch.py)."""
-        depth = prefetch_depth(
-            self.run_config.train.prefetch_batches, self.args.dataloader_num_workers, self.args.device.type
-        )
-        if depth:
+        if self._prefetch_depth:
             if self._prefetch is None or self._prefetch[0] is not epoch_iterator:  # a new epoch: a new iterator
                 self._stop_prefetch()
-                self._prefetch = (epoch_iterator, BackgroundBatches(epoch_iterator, depth))
+                self._prefetch = (epoch_iterator, BackgroundBatches(epoch_iterator, self._prefetch_depth))
             epoch_iterator = self._prefetch[1]
         return super().get_batch_samples(epoch_iterator, num_batches, device)
 
